@@ -1,0 +1,63 @@
+/** A map of event names to payload types. */
+export type EventMap = Record<string, unknown>;
+
+/** A listener of one event. */
+export type EventListener<Payload> = (payload: Payload) => void;
+
+/**
+ * A small synchronous, typed event emitter. Packages emit facts (`mission.skipped`,
+ * `decrypt.audited`, …); the runner maps them to metrics, logs and spans. A throwing listener
+ * never breaks the emitter or the other listeners.
+ */
+export interface EventBus<Events extends EventMap> {
+  /** Subscribes to `name`; returns the function that unsubscribes. */
+  on<Name extends keyof Events>(name: Name, listener: EventListener<Events[Name]>): () => void;
+  /** Subscribes to every event. */
+  onAny(listener: (name: keyof Events, payload: Events[keyof Events]) => void): () => void;
+  /** Delivers `payload` to the listeners of `name`. */
+  emit<Name extends keyof Events>(name: Name, payload: Events[Name]): void;
+}
+
+/** Options of {@link createEventBus}. */
+export interface EventBusOptions {
+  /** Called when a listener throws (default: ignored). */
+  onListenerError?: (error: unknown, eventName: string) => void;
+}
+
+/** Creates an {@link EventBus}. */
+export function createEventBus<Events extends EventMap>(options: EventBusOptions = {}): EventBus<Events> {
+  const listeners = new Map<keyof Events, Set<EventListener<never>>>();
+  const anyListeners = new Set<(name: keyof Events, payload: Events[keyof Events]) => void>();
+  const safely = (name: keyof Events, call: () => void): void => {
+    try {
+      call();
+    } catch (error) {
+      options.onListenerError?.(error, String(name));
+    }
+  };
+  return {
+    on(name, listener) {
+      let set = listeners.get(name);
+      if (!set) {
+        set = new Set();
+        listeners.set(name, set);
+      }
+      set.add(listener as EventListener<never>);
+      return () => {
+        set.delete(listener as EventListener<never>);
+      };
+    },
+    onAny(listener) {
+      anyListeners.add(listener);
+      return () => {
+        anyListeners.delete(listener);
+      };
+    },
+    emit(name, payload) {
+      for (const listener of listeners.get(name) ?? []) {
+        safely(name, () => (listener as EventListener<Events[typeof name]>)(payload));
+      }
+      for (const listener of anyListeners) safely(name, () => listener(name, payload));
+    },
+  };
+}

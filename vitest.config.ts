@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vitest/config';
+
+const packages = ['core', 'projection', 'crypto', 'resolvers', 'planner', 'research'];
+
+/** Tests run against the sources: every `@mana-ai/<pkg>[/sub]` import resolves to `src/`. */
+const alias = packages.flatMap((name) => {
+  const source = fileURLToPath(new URL(`./packages/${name}/src/`, import.meta.url));
+  return [
+    { find: new RegExp(`^@mana-ai/${name}$`), replacement: `${source}index.ts` },
+    { find: new RegExp(`^@mana-ai/${name}/(fastify|testing)$`), replacement: `${source}$1/index.ts` },
+  ];
+});
+
+/** Migration files are imported as text, the same way tsup's `.sql` loader bundles them. */
+const sqlText: Plugin = {
+  name: 'mana-ai:sql-text',
+  enforce: 'pre',
+  load(id) {
+    if (!id.endsWith('.sql')) return null;
+    return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
+  },
+};
+
+export default defineConfig({
+  plugins: [sqlText],
+  resolve: { alias },
+  test: {
+    globalSetup: ['./test/global-setup.ts'],
+    projects: packages
+      .map((name) => ({ extends: true as const, test: { name, root: `./packages/${name}` } }))
+      .concat([{ extends: true as const, test: { name: 'runner', root: './apps/runner' } }]),
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+  },
+});
