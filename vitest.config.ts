@@ -27,10 +27,11 @@ export default defineConfig({
   plugins: [sqlText],
   resolve: { alias },
   test: {
-    globalSetup: ['./test/global-setup.ts'],
-    projects: packages
-      .map((name) => ({ extends: true as const, test: { name, root: `./packages/${name}` } }))
-      .concat([{ extends: true as const, test: { name: 'runner', root: './apps/runner' } }]),
+    // One Postgres for the whole run; projects inherit everything else but not this hook.
+    globalSetup: [fileURLToPath(new URL('./test/global-setup.ts', import.meta.url))],
+    projects: [...packages.map((name) => ({ name, root: `./packages/${name}` })), { name: 'runner', root: './apps/runner' }].map(
+      ({ name, root }) => ({ extends: true as const, test: { name, root, globalSetup: [] } }),
+    ),
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -1,0 +1,62 @@
+import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allMigrations, migrate } from './migrate.js';
+
+describe('migrate', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(() => db.drop());
+
+  it('records every migration in the template the tests are cloned from', async () => {
+    const rows = await db.sql<{ id: string }[]>`SELECT id FROM mana_ai.schema_migrations ORDER BY applied_at, id`;
+    expect(rows.map((row) => row.id).sort()).toEqual(allMigrations.map((m) => m.id).sort());
+  });
+
+  it('applies nothing and changes nothing when run twice', async () => {
+    const before = await db.sql`SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('public', 'mana_ai') ORDER BY 1, 2`;
+    const report = await migrate(db.sql);
+    expect(report.applied).toEqual([]);
+    expect(report.skipped).toHaveLength(allMigrations.length);
+    const after = await db.sql`SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('public', 'mana_ai') ORDER BY 1, 2`;
+    expect(after).toEqual(before);
+  });
+
+  it('creates every table and re-applies cleanly on a fresh database when run twice', async () => {
+    const fresh = db.connect();
+    await fresh.unsafe('DROP SCHEMA mana_ai CASCADE; DROP TABLE public.sync_changes;');
+    const first = await migrate(fresh);
+    expect(first.applied).toEqual(allMigrations.map((m) => m.id));
+    await fresh`DELETE FROM mana_ai.schema_migrations`;
+    const second = await migrate(fresh);
+    expect(second.applied).toEqual(allMigrations.map((m) => m.id));
+    const tables = await fresh<{ name: string }[]>`
+      SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
+      WHERE table_schema IN ('public', 'mana_ai') ORDER BY 1`;
+    expect(tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining([
+        'mana_ai.agent_snapshots',
+        'mana_ai.decrypt_audit',
+        'mana_ai.mission_research_jobs',
+        'mana_ai.mission_snapshots',
+        'mana_ai.schema_migrations',
+        'mana_ai.token_usage',
+        'public.sync_changes',
+      ]),
+    );
+    const [rls] = await fresh<{ enabled: boolean; forced: boolean }[]>`
+      SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class WHERE oid = 'public.sync_changes'::regclass`;
+    expect(rls).toEqual({ enabled: true, forced: true });
+  });
+
+  it('leaves an existing sync_changes table alone', async () => {
+    const fresh = db.connect();
+    await fresh.unsafe('DROP SCHEMA mana_ai CASCADE; DROP TABLE public.sync_changes;');
+    await fresh.unsafe('CREATE TABLE public.sync_changes (id UUID PRIMARY KEY, owned_by_mana_sync BOOLEAN)');
+    await migrate(fresh);
+    const columns = await fresh<{ column_name: string }[]>`
+      SELECT column_name FROM information_schema.columns WHERE table_name = 'sync_changes' ORDER BY ordinal_position`;
+    expect(columns.map((c) => c.column_name)).toEqual(['id', 'owned_by_mana_sync']);
+  });
+});

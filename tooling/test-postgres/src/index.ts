@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import postgres, { type Options, type Sql } from 'postgres';
+import { inject } from 'vitest';
+
+/** What the root global setup provides to every test file. */
+export interface TestPostgresContext {
+  /** Superuser URL of the maintenance database. */
+  adminUrl: string;
+  /** Name of the migrated template database every test database is cloned from. */
+  template: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    manaAiTestPostgres: TestPostgresContext;
+  }
+}
+
+/** A fresh database for one test file, cloned from the migrated template. */
+export interface TestDatabase {
+  /** Database name. */
+  readonly name: string;
+  /** Superuser connection URL of this database. */
+  readonly url: string;
+  /** A superuser client on this database (closed by {@link TestDatabase.drop}). */
+  readonly sql: Sql;
+  /** The URL of this database for another role (`user`/`password`). */
+  urlFor(user: string, password: string): string;
+  /** Opens another client on this database (closed by {@link TestDatabase.drop}). */
+  connect(options?: Options<Record<string, postgres.PostgresType>> & { url?: string }): Sql;
+  /** Closes every client and drops the database. */
+  drop(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** Creates a database cloned from the migrated template; call once per test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const context = inject('manaAiTestPostgres');
+  if (!context) throw new Error('the mana-ai test global setup did not run (use the root vitest config)');
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name} TEMPLATE ${context.template}`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(context.adminUrl, name);
+  const clients: Sql[] = [];
+  const connect: TestDatabase['connect'] = (options = {}) => {
+    const { url: target, ...rest } = options;
+    const client = postgres(target ?? url, { max: 4, onnotice: () => {}, ...rest });
+    clients.push(client);
+    return client;
+  };
+  const sql = connect();
+  return {
+    name,
+    url,
+    sql,
+    urlFor(user, password) {
+      const parsed = new URL(url);
+      parsed.username = encodeURIComponent(user);
+      parsed.password = encodeURIComponent(password);
+      return parsed.toString();
+    },
+    connect,
+    async drop() {
+      await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
+      const dropper = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await dropper.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await dropper.end();
+      }
+    },
+  };
+}
