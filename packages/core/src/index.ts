@@ -70,3 +70,21 @@ export {
 export { type EventBus, type EventBusOptions, type EventListener, type EventMap, createEventBus } from './events.js';
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
+export { type PlannedCall, buildServerIteration } from './iteration.js';
+export {
+  type AgentDecision,
+  type InputsPort,
+  type MissionClaim,
+  type MissionStage,
+  type PlanOutcome,
+  type PlannerPort,
+  type RefreshSummary,
+  type ResearchOutcome,
+  type ResearchPort,
+  type TickEvents,
+  type TickOptions,
+  type TickPorts,
+  type TickStorePort,
+  type WriteBackRequest,
+  runTick,
+} from './tick.js';
