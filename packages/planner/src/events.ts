@@ -1,0 +1,117 @@
+import type { PolicyDecision, TokenUsage } from '@mana-ai/core';
+import type { ProviderErrorKind } from './errors.js';
+import type { FinishReason } from './llm.js';
+import type { ReminderProducer, ReminderSeverity } from './reminders.js';
+import type { ToolCallRejectReason } from './tool-set.js';
+
+/** What an LLM call was for. */
+export type LlmCallPurpose = 'plan' | 'compaction';
+
+/** Identifiers a caller attaches to a run so that events can be correlated (never content). */
+export interface PlannerEventContext {
+  missionId?: string;
+  agentId?: string;
+}
+
+/** How a planner run ended (UPSTREAM §3.11 plus `llm-error`, which we do produce). */
+export type LoopStopReason = 'assistant-stop' | 'no-tool-calls' | 'max-rounds' | 'llm-error';
+
+/**
+ * Events the planner emits on the injected event bus. The runner maps them to the metrics of
+ * UPSTREAM §12.4 (`mana_ai_planner_request_duration_seconds`, `mana_ai_tool_calls_total`,
+ * `mana_ai_planner_rounds`, `mana_ai_provider_errors_total`, `mana_ai_reminders_emitted_total`,
+ * `mana_ai_compactions_triggered_total`, `mana_ai_compacted_turns`).
+ */
+export type PlannerEvents = {
+  /** An LLM call is about to be sent. */
+  'planner.llm-call.started': {
+    context: PlannerEventContext;
+    purpose: LlmCallPurpose;
+    round: number;
+    model: string;
+    messageCount: number;
+    toolCount: number;
+  };
+  /** An LLM call answered. */
+  'planner.llm-call.finished': {
+    context: PlannerEventContext;
+    purpose: LlmCallPurpose;
+    round: number;
+    model: string;
+    durationMs: number;
+    usage: TokenUsage | undefined;
+    finishReason: FinishReason;
+    toolCallCount: number;
+  };
+  /** An LLM call failed for good (after the adapter's retries). */
+  'planner.provider-error': {
+    context: PlannerEventContext;
+    purpose: LlmCallPurpose;
+    round: number;
+    provider: string;
+    kind: ProviderErrorKind;
+    status: number | undefined;
+    attempts: number;
+    durationMs: number;
+  };
+  /** The adapter is about to retry a failed attempt. */
+  'planner.provider-retry': {
+    provider: string;
+    kind: ProviderErrorKind;
+    status: number | undefined;
+    attempt: number;
+    delayMs: number;
+  };
+  /** A valid tool call was recorded as a plan step. */
+  'planner.tool-call.recorded': {
+    context: PlannerEventContext;
+    round: number;
+    tool: string;
+    module: string;
+    policy: PolicyDecision;
+  };
+  /** A tool call was refused and answered with an error tool result. */
+  'planner.tool-call.rejected': {
+    context: PlannerEventContext;
+    round: number;
+    /** The requested name, truncated to 64 characters (may be hallucinated: do not use as a metric label as is). */
+    tool: string;
+    /** True when the name is one of the offered tools. */
+    offered: boolean;
+    reason: ToolCallRejectReason;
+  };
+  /** A tool call's arguments carry an injection marker (`POLICY_MODE` log-only or enforce). */
+  'planner.tool-call.flagged': {
+    context: PlannerEventContext;
+    round: number;
+    tool: string;
+    marker: string;
+    mode: 'log-only' | 'enforce';
+  };
+  /** A reminder was added to a request. */
+  'planner.reminder.emitted': {
+    context: PlannerEventContext;
+    round: number;
+    producer: ReminderProducer;
+    severity: ReminderSeverity;
+  };
+  /** Older turns were folded into a summary. */
+  'planner.compaction': {
+    context: PlannerEventContext;
+    round: number;
+    compactedTurns: number;
+    contextTokensBefore: number;
+    contextTokensAfter: number;
+    usage: TokenUsage | undefined;
+  };
+  /** A planner run ended. */
+  'planner.run.finished': {
+    context: PlannerEventContext;
+    rounds: number;
+    stopReason: LoopStopReason;
+    recordedCalls: number;
+    rejectedCalls: number;
+    usage: TokenUsage;
+    durationMs: number;
+  };
+};

@@ -1,0 +1,48 @@
+import type { MissionIteration, PlanStep } from '@mana-ai/core';
+import type { ExecutedCall } from './reminders.js';
+
+/** A step the planner proposes (UPSTREAM §3.11 `PlannedStep`). */
+export interface PlannedStep {
+  summary: string;
+  toolName: string;
+  params: Record<string, unknown>;
+  rationale: string;
+}
+
+/** A plan: steps and the final summary (UPSTREAM §3.11 `AiPlanOutput`). */
+export interface AiPlanOutput {
+  steps: PlannedStep[];
+  summary: string;
+}
+
+/** Turns recorded calls, in execution order, into planned steps (UPSTREAM §6.5). */
+export function planStepsFromCalls(calls: readonly ExecutedCall[]): PlannedStep[] {
+  return calls.map(({ call }) => ({ summary: call.name, toolName: call.name, params: call.arguments, rationale: '' }));
+}
+
+/** Builds a plan from a loop result: recorded calls become steps, the final text the summary. */
+export function planFromLoop(result: { executedCalls: readonly ExecutedCall[]; summary: string | null }): AiPlanOutput {
+  return { steps: planStepsFromCalls(result.executedCalls), summary: result.summary ?? '' };
+}
+
+/**
+ * The iteration the runner writes back (UPSTREAM §8.2), keys in wire order: step ids
+ * `<iterationId>-<index>`, status `planned`, `approved` when empty, else `awaiting-review`.
+ */
+export function planToIteration(plan: AiPlanOutput, iterationId: string, nowIso: string): MissionIteration {
+  const steps: PlanStep[] = plan.steps.map((step, index) => ({
+    id: `${iterationId}-${index}`,
+    summary: step.summary,
+    intent: { kind: 'toolCall', toolName: step.toolName, params: step.params },
+    status: 'planned',
+  }));
+  return {
+    id: iterationId,
+    startedAt: nowIso,
+    finishedAt: nowIso,
+    plan: steps,
+    summary: plan.summary,
+    overallStatus: steps.length === 0 ? 'approved' : 'awaiting-review',
+    source: 'server',
+  };
+}

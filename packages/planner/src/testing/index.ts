@@ -1,0 +1,13 @@
+export {
+  type FakeChatBody,
+  type FakeLlmMatcher,
+  type FakeLlmRequest,
+  type FakeLlmRule,
+  type FakeLlmServer,
+  type FakeLlmServerOptions,
+  type FakeReply,
+  type FakeToolCall,
+  type FakeUsage,
+  createFakeLlmServer,
+  fakeReplies,
+} from './fake-llm-server.js';

@@ -1,0 +1,77 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ToolSchema } from './catalog-types.js';
+import { type FunctionToolSpec, toFunctionSchema } from './function-schema.js';
+
+/** Why a tool call was refused. */
+export type ToolCallRejectReason = 'unknown-tool' | 'invalid-arguments' | 'injection-marker';
+
+/** The outcome of checking one tool call against a {@link ToolSet}. */
+export type ToolCallCheck =
+  | { readonly ok: true; readonly tool: ToolSchema }
+  | { readonly ok: false; readonly reason: ToolCallRejectReason; readonly message: string };
+
+/**
+ * The tools offered in one planner run: their function specs for the provider and a validator
+ * for the calls the model makes. Argument validators are compiled once, when the set is created.
+ */
+export interface ToolSet {
+  /** The tools, in offer order. */
+  readonly tools: readonly ToolSchema[];
+  /** Names of the tools, for membership checks. */
+  readonly names: ReadonlySet<string>;
+  /** The tools in OpenAI function-calling format, in offer order. */
+  readonly functionSchemas: readonly FunctionToolSpec[];
+  /** Checks a call's name against the offered tools and its arguments against the tool's schema. */
+  check(name: string, args: unknown): ToolCallCheck;
+}
+
+const MAX_REPORTED_ERRORS = 5;
+
+/**
+ * Builds a {@link ToolSet}. Arguments are validated against the offered function schema with
+ * `additionalProperties: false` added, so a misspelt parameter is reported to the model instead
+ * of being dropped silently by the client that executes the step.
+ */
+export function createToolSet(tools: readonly ToolSchema[]): ToolSet {
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  const functionSchemas = tools.map(toFunctionSchema);
+  const byName = new Map<string, { tool: ToolSchema; validate: ValidateFunction }>();
+  tools.forEach((tool, index) => {
+    const parameters = functionSchemas[index]!.function.parameters;
+    byName.set(tool.name, { tool, validate: ajv.compile({ ...parameters, additionalProperties: false }) });
+  });
+  const names = new Set(byName.keys());
+  return {
+    tools,
+    names,
+    functionSchemas,
+    check(name, args) {
+      const entry = byName.get(name);
+      if (!entry) {
+        return { ok: false, reason: 'unknown-tool', message: `Unknown tool "${name}": only the offered tools can be called.` };
+      }
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+        return { ok: false, reason: 'invalid-arguments', message: `Arguments of "${name}" must be a JSON object.` };
+      }
+      if (entry.validate(args)) return { ok: true, tool: entry.tool };
+      return {
+        ok: false,
+        reason: 'invalid-arguments',
+        message: `Invalid arguments for "${name}": ${describeErrors(entry.validate.errors ?? [])}.`,
+      };
+    },
+  };
+}
+
+function describeErrors(errors: readonly ErrorObject[]): string {
+  return errors
+    .slice(0, MAX_REPORTED_ERRORS)
+    .map((error) => {
+      const where = error.instancePath === '' ? 'arguments' : error.instancePath.slice(1).replaceAll('/', '.');
+      if (error.keyword === 'additionalProperties') return `unknown parameter "${String(error.params.additionalProperty)}"`;
+      if (error.keyword === 'required') return `missing required parameter "${String(error.params.missingProperty)}"`;
+      if (error.keyword === 'enum') return `${where} must be one of ${(error.params.allowedValues as unknown[]).join(', ')}`;
+      return `${where} ${error.message ?? 'is invalid'}`;
+    })
+    .join('; ');
+}
