@@ -1,0 +1,48 @@
+import type { GrantDerivation, MissionInputRef, ResolvedInput } from '@mana-ai/core';
+
+/**
+ * Replays one synced record from the `sync_changes` log (UPSTREAM §2.4) under the user's RLS
+ * scope; `null` when the record has no rows, was deleted or carries `deletedAt`.
+ * `@mana-ai/projection` provides the real one.
+ */
+export type ReplayRecord = (
+  userId: string,
+  appId: string,
+  table: string,
+  recordId: string,
+) => Promise<Record<string, unknown> | null>;
+
+/** A mission grant unwrapped by the crypto port. */
+export interface UnwrappedGrant {
+  /** Non-extractable AES-GCM decrypt key. */
+  key: CryptoKey;
+  /** The grant's derivation: its `tables` and `recordIds` form the allowlist. */
+  derivation: GrantDerivation;
+}
+
+/** The outcome of {@link ResolverCrypto.unwrapGrant}. */
+export type GrantUnwrapOutcome = ({ ok: true } & UnwrappedGrant) | { ok: false; reason: string };
+
+/**
+ * The crypto collaborator, filled by the runner from `@mana-ai/crypto`
+ * (`{ unwrapGrant: (grant, binding) => unwrapper.unwrap(grant, binding), decryptValue }`).
+ */
+export interface ResolverCrypto {
+  /** Unwraps a grant bound to the mission; resolves (never rejects) with a reason on failure. */
+  unwrapGrant(grant: unknown, binding: { missionId: string }): Promise<GrantUnwrapOutcome>;
+  /** Decrypts one `enc:1:` value; rejects with `CRYPTO_MALFORMED_VALUE` or `CRYPTO_DECRYPT_FAILED`. */
+  decryptValue(key: CryptoKey, value: string): Promise<unknown>;
+}
+
+/** What a resolver knows about the mission it resolves for. */
+export interface ResolverContext {
+  userId: string;
+  missionId: string;
+  /** The iteration being planned, written into audit rows. */
+  iterationId?: string | undefined;
+  /** The unwrapped grant; absent = encrypted inputs are skipped without an audit row. */
+  grant?: UnwrappedGrant | undefined;
+}
+
+/** Resolves one input reference to prompt text, or `null` when there is nothing to show. */
+export type InputResolver = (ref: MissionInputRef, context: ResolverContext) => Promise<ResolvedInput | null>;
