@@ -61,6 +61,17 @@ export const OPENAI_ADAPTER_DEFAULTS = {
   retryMaxDelayMs: 10_000,
 } as const;
 
+const DETAIL_KIND = Symbol('detailKind');
+
+/** The `openai` client keeps only `body.error`; mana-llm reports its kind in `body.detail`. */
+class ProviderClient extends OpenAI {
+  protected override makeStatusError(status: number, error: object, message: string | undefined, headers: Headers) {
+    const apiError = super.makeStatusError(status, error, message, headers);
+    Object.defineProperty(apiError, DETAIL_KIND, { value: providerDetailKind(error), enumerable: false });
+    return apiError;
+  }
+}
+
 interface Failure {
   kind: ProviderErrorKind;
   status?: number;
@@ -104,7 +115,7 @@ export function createOpenAiCompatibleAdapter(
       : settings.apiKey
         ? {}
         : { Authorization: null };
-  const client = new OpenAI({
+  const client = new ProviderClient({
     baseURL: `${settings.baseUrl.replace(/\/+$/, '')}${settings.apiPrefix}`,
     // The client insists on a key; the placeholder never leaves the process (its header is removed).
     apiKey: settings.apiKey && settings.authStyle === 'bearer' ? settings.apiKey : 'unused',
@@ -194,7 +205,7 @@ function classify(error: unknown, timedOut: boolean): Failure {
   if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
     const status = error.status;
     const retryAfterMs = parseRetryAfter(error.headers);
-    const detailKind = providerDetailKind(error.error);
+    const detailKind = (error as { [DETAIL_KIND]?: string })[DETAIL_KIND] ?? providerDetailKind(error.error);
     let kind: ProviderErrorKind;
     if (status === 401 || status === 403 || detailKind === 'auth') kind = 'auth';
     else if (status === 429 || detailKind === 'rate_limit') kind = 'rate-limit';

@@ -1,0 +1,184 @@
+import { createEventBus } from '@mana-ai/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ProviderCallError } from './errors.js';
+import type { PlannerEvents } from './events.js';
+import { createOpenAiCompatibleAdapter, type OpenAiCompatibleAdapterOptions } from './openai-adapter.js';
+import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from './testing/index.js';
+
+const noSleep = { sleep: async () => {} };
+const request = { messages: [{ role: 'user' as const, content: 'Plane meine Woche' }], tools: [] };
+
+async function failure(promise: Promise<unknown>): Promise<ProviderCallError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProviderCallError);
+    return error as ProviderCallError;
+  }
+  throw new Error('expected a ProviderCallError');
+}
+
+describe('createOpenAiCompatibleAdapter', () => {
+  let llm: FakeLlmServer;
+  beforeEach(async () => {
+    llm = await createFakeLlmServer();
+  });
+  afterEach(() => llm.close());
+  const adapter = (options: Partial<OpenAiCompatibleAdapterOptions> = {}, deps = {}) =>
+    createOpenAiCompatibleAdapter({ ...noSleep, ...deps }, { baseUrl: llm.url, ...options });
+
+  it('sends the upstream request body and parses content, tool calls, finish reason and usage', async () => {
+    llm.enqueue(
+      fakeReplies.toolCalls([{ id: 'call_1', name: 'create_task', arguments: { title: 'Einkaufen' } }], {
+        usage: { prompt_tokens: 100, completion_tokens: 20 },
+      }),
+    );
+    const tools = [
+      { type: 'function' as const, function: { name: 'create_task', description: 'd', parameters: { type: 'object' as const, properties: {}, required: [] } } },
+    ];
+    const response = await adapter().complete({ ...request, tools });
+    expect(response).toEqual({
+      content: null,
+      toolCalls: [{ id: 'call_1', name: 'create_task', arguments: { title: 'Einkaufen' } }],
+      finishReason: 'tool_calls',
+      usage: { promptTokens: 100, completionTokens: 20, totalTokens: 120 },
+    });
+    const sent = llm.requests[0]!;
+    expect(sent.path).toBe('/v1/chat/completions');
+    expect(sent.body).toMatchObject({ model: 'mana/reasoning', temperature: 0.3, stream: false, tool_choice: 'auto', tools });
+    expect(sent.body!.messages).toEqual([{ role: 'user', content: 'Plane meine Woche' }]);
+  });
+
+  it('omits tools and tool_choice when no tools are offered', async () => {
+    llm.enqueue(fakeReplies.text('ok', { usage: null }));
+    const response = await adapter().complete(request);
+    expect(response.usage).toBeUndefined();
+    expect(llm.requests[0]!.body).not.toHaveProperty('tools');
+    expect(llm.requests[0]!.body).not.toHaveProperty('tool_choice');
+  });
+
+  it('marks arguments that are not a JSON object', async () => {
+    llm.enqueue(fakeReplies.toolCalls([{ name: 'create_task', arguments: '{"title": ' }, { name: 'create_task', arguments: '[1]' }]));
+    const { toolCalls } = await adapter().complete(request);
+    expect(toolCalls.map((call) => [call.arguments, call.argumentsError])).toEqual([
+      [{}, 'not-json'],
+      [{}, 'not-object'],
+    ]);
+  });
+
+  it('sends Authorization Bearer when the auth style is bearer', async () => {
+    await llm.close();
+    llm = await createFakeLlmServer({ auth: { style: 'bearer', key: 'k-1' } });
+    llm.enqueue(fakeReplies.text('ok'));
+    await adapter({ apiKey: 'k-1' }).complete(request);
+    expect(llm.requests[0]!.headers.authorization).toBe('Bearer k-1');
+    expect(llm.requests[0]!.headers['x-api-key']).toBeUndefined();
+  });
+
+  it('sends X-API-Key and no Authorization when the auth style is x-api-key', async () => {
+    await llm.close();
+    llm = await createFakeLlmServer({ auth: { style: 'x-api-key', key: 'k-2' } });
+    llm.enqueue(fakeReplies.text('ok'));
+    await adapter({ apiKey: 'k-2', authStyle: 'x-api-key' }).complete(request);
+    expect(llm.requests[0]!.headers['x-api-key']).toBe('k-2');
+    expect(llm.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('sends no auth header when no key is configured', async () => {
+    llm.enqueue(fakeReplies.text('ok'));
+    await adapter().complete(request);
+    expect(llm.requests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  it('fails with kind auth without retrying when the key is wrong', async () => {
+    await llm.close();
+    llm = await createFakeLlmServer({ auth: { style: 'bearer', key: 'right' } });
+    const error = await failure(adapter({ apiKey: 'wrong' }).complete(request));
+    expect(error).toMatchObject({ kind: 'auth', status: 401, attempts: 1, code: 'PLANNER_PROVIDER_ERROR', retryable: false });
+    expect(error.message).not.toContain('wrong');
+    expect(llm.requests).toHaveLength(1);
+  });
+
+  it('retries 5xx with backoff and succeeds when the server recovers', async () => {
+    const events = createEventBus<PlannerEvents>();
+    const retries: PlannerEvents['planner.provider-retry'][] = [];
+    events.on('planner.provider-retry', (event) => retries.push(event));
+    const delays: number[] = [];
+    llm.enqueue(fakeReplies.error(500), fakeReplies.error(503), fakeReplies.text('ok'));
+    const response = await createOpenAiCompatibleAdapter(
+      { events, random: () => 0, sleep: async (ms) => void delays.push(ms) },
+      { baseUrl: llm.url, retryBaseDelayMs: 100 },
+    ).complete(request);
+    expect(response.content).toBe('ok');
+    expect(llm.requests).toHaveLength(3);
+    expect(delays).toEqual([50, 100]);
+    expect(retries.map((retry) => [retry.kind, retry.status, retry.attempt])).toEqual([
+      ['server', 500, 1],
+      ['server', 503, 2],
+    ]);
+  });
+
+  it('fails with kind server after the last retry', async () => {
+    llm.script({ reply: fakeReplies.error(502) });
+    const error = await failure(adapter({ maxRetries: 2 }).complete(request));
+    expect(error).toMatchObject({ kind: 'server', status: 502, attempts: 3, retryable: true, provider: new URL(llm.url).host });
+    expect(llm.requests).toHaveLength(3);
+  });
+
+  it('waits retry-after on 429 and reports kind rate-limit when it persists', async () => {
+    const delays: number[] = [];
+    llm.script({ reply: fakeReplies.rateLimited(2) });
+    const error = await failure(
+      createOpenAiCompatibleAdapter({ sleep: async (ms) => void delays.push(ms) }, { baseUrl: llm.url, maxRetries: 1 }).complete(request),
+    );
+    expect(error).toMatchObject({ kind: 'rate-limit', status: 429, attempts: 2 });
+    expect(delays).toEqual([2000]);
+  });
+
+  it('maps a mana-llm auth detail on 502 to kind auth', async () => {
+    llm.script({ reply: fakeReplies.error(502, { body: { detail: { kind: 'auth', message: 'upstream key rejected' } } }) });
+    const error = await failure(adapter().complete(request));
+    expect(error).toMatchObject({ kind: 'auth', status: 502, attempts: 1 });
+  });
+
+  it('fails with kind rejected without retrying on other 4xx', async () => {
+    llm.script({ reply: fakeReplies.error(400) });
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'rejected', status: 400, attempts: 1 });
+  });
+
+  it('fails with kind bad-response when the body is malformed JSON or has no choices', async () => {
+    llm.enqueue(fakeReplies.malformedJson(), fakeReplies.raw('{"choices": []}'));
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'bad-response', attempts: 1 });
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'bad-response', attempts: 1 });
+  });
+
+  it('fails with kind timeout when the server never answers', async () => {
+    llm.script({ reply: fakeReplies.hang() });
+    const started = Date.now();
+    expect(await failure(adapter({ timeoutMs: 150 }).complete(request))).toMatchObject({ kind: 'timeout', attempts: 1 });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('fails with kind timeout when the body arrives after the timeout', async () => {
+    llm.script({ reply: fakeReplies.slowBody(1000, fakeReplies.text('late')) });
+    expect(await failure(adapter({ timeoutMs: 150 }).complete(request))).toMatchObject({ kind: 'timeout' });
+  });
+
+  it('answers when a delayed reply arrives within the timeout', async () => {
+    llm.script({ reply: fakeReplies.delayed(50, fakeReplies.text('in time')) });
+    expect((await adapter({ timeoutMs: 2000 }).complete(request)).content).toBe('in time');
+  });
+
+  it('retries and then fails with kind unreachable when nothing listens', async () => {
+    const url = llm.url;
+    await llm.close();
+    const error = await failure(createOpenAiCompatibleAdapter(noSleep, { baseUrl: url, maxRetries: 1 }).complete(request));
+    expect(error).toMatchObject({ kind: 'unreachable', attempts: 2, retryable: true });
+    llm = await createFakeLlmServer();
+  });
+
+  it('rejects invalid options with PLANNER_INVALID_OPTIONS', () => {
+    expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: 'not a url' })).toThrow(expect.objectContaining({ code: 'PLANNER_INVALID_OPTIONS' }));
+    expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, maxRetries: -1 })).toThrow(/maxRetries/);
+  });
+});
