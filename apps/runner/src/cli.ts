@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+import { isoNow, systemClock } from '@mana-ai/core';
+import { pino } from 'pino';
+import { type RunnerConfig, loadConfig } from './config.js';
+import { openDatabase } from './database.js';
+import { ConfigError } from './errors.js';
+import { createLogger } from './logger.js';
+import { migrate } from './migrate.js';
+import { createPlaceholderTick } from './placeholder-tick.js';
+import { createScheduler } from './scheduler.js';
+import { startServer } from './server.js';
+import { RUNNER_VERSION } from './version.js';
+
+const USAGE = `mana-ai ${RUNNER_VERSION}: the mana-ai mission runner
+
+Usage:
+  mana-ai start          run the HTTP server and the tick scheduler
+  mana-ai migrate        apply database migrations and print the report (JSON)
+  mana-ai tick --once    run one tick without HTTP and print its TickStats (JSON)
+  mana-ai --help         show this help
+  mana-ai --version      print the version
+
+Configuration comes from the environment (see the runner README). Without DATABASE_URL an
+embedded PostgreSQL is started with its data in ./.mana-ai/pg.
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`mana-ai: ${message}\n`);
+  process.exit(1);
+}
+
+function config(): RunnerConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (ConfigError.isInstance(error) && error.code === 'RUNNER_CONFIG_INVALID') fail(error.message);
+    throw error;
+  }
+}
+
+async function withDatabase<T>(
+  settings: RunnerConfig,
+  run: (database: Awaited<ReturnType<typeof openDatabase>>, logger: pino.Logger) => Promise<T>,
+): Promise<T> {
+  // stdout carries the command's JSON result; logs go to stderr.
+  const logger = createLogger({ level: settings.logLevel, destination: pino.destination(2) });
+  const database = await openDatabase(settings, logger);
+  try {
+    return await run(database, logger);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    if (command === undefined) process.exitCode = 1;
+    return;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${RUNNER_VERSION}\n`);
+    return;
+  }
+  const unexpected = rest.filter((arg) => !(command === 'tick' && arg === '--once'));
+  if (unexpected.length > 0) fail(`unexpected argument ${JSON.stringify(unexpected[0])} for "${command}"\n\n${USAGE}`);
+
+  switch (command) {
+    case 'start': {
+      await startServer(config());
+      return;
+    }
+    case 'migrate': {
+      const report = await withDatabase(config(), (database, logger) => migrate(database.sql, { logger }));
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      return;
+    }
+    case 'tick': {
+      if (!rest.includes('--once')) fail(`"tick" needs --once (the scheduler runs inside "start")\n\n${USAGE}`);
+      const settings = config();
+      const stats = await withDatabase(settings, async (database, logger) => {
+        await migrate(database.sql, { logger });
+        const tick = createPlaceholderTick({ sql: database.sql, clock: systemClock, logger });
+        const scheduler = createScheduler(
+          { tick, clock: systemClock, logger },
+          { intervalMs: settings.tickIntervalMs, enabled: false, shutdownTimeoutMs: settings.shutdownTimeoutMs },
+        );
+        return scheduler.runOnce();
+      });
+      process.stdout.write(`${JSON.stringify(stats)}\n`);
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : 'unknown error';
+  process.stderr.write(`mana-ai: ${isoNow(systemClock)} failed: ${message}\n`);
+  process.exit(1);
+});

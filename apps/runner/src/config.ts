@@ -1,0 +1,287 @@
+import { assertTimeZone } from '@mana-ai/core';
+import { z } from 'zod';
+import { type ConfigIssue, ConfigError } from './errors.js';
+
+/** The `MANA_SERVICE_KEY` default: fine for development, refused when `NODE_ENV=production`. */
+export const DEFAULT_SERVICE_KEY = 'dev-service-key';
+
+/** The policy modes of `POLICY_MODE` (UPSTREAM §6.9). */
+export type PolicyMode = 'off' | 'log-only' | 'enforce';
+
+/** pino log levels accepted by `LOG_LEVEL`. */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** The runner's configuration, parsed once from the environment by {@link loadConfig}. */
+export interface RunnerConfig {
+  /** `PORT`: HTTP port. */
+  port: number;
+  /** `HOST`: address the HTTP server binds to. */
+  host: string;
+  /** `DATABASE_URL` (alias `SYNC_DATABASE_URL`); undefined ⇒ embedded Postgres in `.mana-ai/pg`. */
+  databaseUrl: string | undefined;
+  /** `MANA_LLM_URL`: OpenAI-compatible LLM base URL, trailing `/` stripped. */
+  llmUrl: string;
+  /** `MANA_API_URL`: news-research base URL. */
+  apiUrl: string;
+  /** `MANA_RESEARCH_URL`: deep-research base URL. */
+  researchUrl: string;
+  /** `MANA_AI_DEEP_RESEARCH_ENABLED`. */
+  deepResearchEnabled: boolean;
+  /** `MANA_SERVICE_KEY`: inbound `X-Service-Key` and outbound service credential. */
+  serviceKey: string;
+  /** `TICK_INTERVAL_MS`. */
+  tickIntervalMs: number;
+  /** `TICK_ENABLED`. */
+  tickEnabled: boolean;
+  /** `MANA_AI_PRIVATE_KEY_PEM`: PKCS#8 PEM of the grant key; undefined ⇒ grants not configured. */
+  privateKeyPem: string | undefined;
+  /** `POLICY_MODE`. */
+  policyMode: PolicyMode;
+  /** `MANA_AI_COMPACT_MAX_CTX`: context size that triggers compaction; 0 disables it. */
+  compactMaxContext: number;
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`: enables tracing when set. */
+  otelEndpoint: string | undefined;
+  /** `NODE_ENV`. */
+  nodeEnv: string | undefined;
+  /** `MANA_AUTH_URL`: base URL of the auth service (JWKS). */
+  authUrl: string;
+  /** `JWT_ISSUER`: an extra accepted JWT issuer. */
+  jwtIssuer: string | undefined;
+  /** `JWT_AUDIENCE`. */
+  jwtAudience: string;
+  /** `DEV_BYPASS_AUTH`: JWT bypass, honoured only when `NODE_ENV=development`. */
+  devBypassAuth: boolean;
+  /** `DEV_USER_ID`: user of the JWT bypass. */
+  devUserId: string;
+  /** `DEV_USER_TIER`: tier of the JWT bypass user. */
+  devUserTier: string | undefined;
+  /** `MANA_AI_CONCURRENCY`: missions planned at once per instance. */
+  concurrency: number;
+  /** `MANA_AI_DEFAULT_TIMEZONE`: zone of `daily`/`weekly` cadences of missions without one. */
+  defaultTimeZone: string;
+  /** `LOG_LEVEL`. */
+  logLevel: LogLevel;
+  /** `MANA_AI_SHUTDOWN_TIMEOUT_MS`: how long shutdown waits for an in-flight tick. */
+  shutdownTimeoutMs: number;
+}
+
+/** Reference metadata of one environment variable (for docs and generated references). */
+export interface ConfigVariable {
+  /** Variable name. */
+  name: string;
+  /** Other names read when `name` is unset. */
+  aliases: readonly string[];
+  /** The default as written in the environment; undefined when unset is meaningful. */
+  default: string | undefined;
+  /** What the variable does. */
+  description: string;
+  /** What a valid value looks like. */
+  expected: string;
+  /** True when the value is a credential (never logged, never echoed). */
+  secret: boolean;
+}
+
+interface VariableSpec<T> extends Omit<ConfigVariable, 'aliases' | 'secret'> {
+  aliases?: readonly string[];
+  secret?: boolean;
+  schema: z.ZodType<T, string | undefined>;
+}
+
+const TRUE_WORDS = ['true', '1', 'yes', 'on'];
+const FALSE_WORDS = ['false', '0', 'no', 'off'];
+
+const integer = (min: number, max: number) =>
+  z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
+
+const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum([...TRUE_WORDS, ...FALSE_WORDS]))
+  .transform((word) => TRUE_WORDS.includes(word));
+
+function isUrl(value: string, protocols: readonly string[]): boolean {
+  try {
+    return protocols.includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((value) => isUrl(value, ['http:', 'https:']))
+  .transform((value) => value.replace(/\/+$/, ''));
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((value) => isUrl(value, ['postgres:', 'postgresql:']));
+
+const text = z.string().trim().min(1);
+
+const timeZone = z
+  .string()
+  .trim()
+  .refine((zone) => {
+    try {
+      assertTimeZone(zone);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+// Env files often carry PEMs on one line with literal "\n".
+const pem = z
+  .string()
+  .transform((value) => value.replace(/\\n/g, '\n').trim())
+  .refine((value) => /-----BEGIN PRIVATE KEY-----[\s\S]+-----END PRIVATE KEY-----/.test(value));
+
+const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
+  port: { name: 'PORT', default: '3067', description: 'HTTP port.', expected: 'an integer from 1 to 65535', schema: integer(1, 65_535) },
+  host: { name: 'HOST', default: '0.0.0.0', description: 'Address the HTTP server binds to.', expected: 'a host name or IP address', schema: text },
+  databaseUrl: {
+    name: 'DATABASE_URL',
+    aliases: ['SYNC_DATABASE_URL'],
+    default: undefined,
+    description: 'PostgreSQL URL of the mana_sync database. Unset: an embedded PostgreSQL with its data in .mana-ai/pg.',
+    expected: 'a postgres:// or postgresql:// URL',
+    secret: true,
+    schema: postgresUrl.optional(),
+  },
+  llmUrl: { name: 'MANA_LLM_URL', default: 'http://localhost:3020', description: 'OpenAI-compatible LLM base URL (trailing / stripped).', expected: 'an http(s) URL', schema: httpUrl },
+  apiUrl: { name: 'MANA_API_URL', default: 'http://localhost:3060', description: 'Base URL of the news-research API (shallow research).', expected: 'an http(s) URL', schema: httpUrl },
+  researchUrl: { name: 'MANA_RESEARCH_URL', default: 'http://localhost:3068', description: 'Base URL of mana-research (deep research).', expected: 'an http(s) URL', schema: httpUrl },
+  deepResearchEnabled: {
+    name: 'MANA_AI_DEEP_RESEARCH_ENABLED',
+    default: 'false',
+    description: 'Use deep research (mana-research) instead of shallow web research.',
+    expected: 'true/false (also 1/0, yes/no, on/off)',
+    schema: flag,
+  },
+  serviceKey: {
+    name: 'MANA_SERVICE_KEY',
+    default: DEFAULT_SERVICE_KEY,
+    description: 'Shared service key: inbound X-Service-Key of /internal/*, outbound LLM bearer and mana-research key. Must be changed in production.',
+    expected: 'a non-empty string (not the default when NODE_ENV=production)',
+    secret: true,
+    schema: text,
+  },
+  tickIntervalMs: { name: 'TICK_INTERVAL_MS', default: '60000', description: 'Milliseconds between scheduled ticks.', expected: 'an integer from 100 to 86400000', schema: integer(100, 86_400_000) },
+  tickEnabled: { name: 'TICK_ENABLED', default: 'true', description: 'Run ticks on a schedule (POST /internal/tick works either way).', expected: 'true/false (also 1/0, yes/no, on/off)', schema: flag },
+  privateKeyPem: {
+    name: 'MANA_AI_PRIVATE_KEY_PEM',
+    default: undefined,
+    description: 'PKCS#8 PEM private key that unwraps mission grants; literal \\n are read as newlines. Unset: grants are skipped as not-configured.',
+    expected: 'a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)',
+    secret: true,
+    schema: pem.optional(),
+  },
+  policyMode: {
+    name: 'POLICY_MODE',
+    default: 'log-only',
+    description: 'Prompt-injection marker policy: off, log-only or enforce (case-insensitive).',
+    expected: 'off, log-only or enforce',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['off', 'log-only', 'enforce'])),
+  },
+  compactMaxContext: {
+    name: 'MANA_AI_COMPACT_MAX_CTX',
+    default: '1000000',
+    description: 'Context size (tokens) at which the planner compacts its history; 0 disables compaction.',
+    expected: 'a non-negative integer',
+    schema: integer(0, Number.MAX_SAFE_INTEGER),
+  },
+  otelEndpoint: {
+    name: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    default: undefined,
+    description: 'OTLP/HTTP endpoint; enables tracing when set.',
+    expected: 'an http(s) URL',
+    schema: httpUrl.optional(),
+  },
+  nodeEnv: { name: 'NODE_ENV', default: undefined, description: 'production refuses the default service key; development allows DEV_BYPASS_AUTH.', expected: 'a non-empty string', schema: text.optional() },
+  authUrl: { name: 'MANA_AUTH_URL', default: 'http://localhost:3001', description: 'Base URL of mana-auth; JWKS at /api/v1/auth/jwks.', expected: 'an http(s) URL', schema: httpUrl },
+  jwtIssuer: { name: 'JWT_ISSUER', default: undefined, description: 'An additional accepted JWT issuer.', expected: 'a non-empty string', schema: text.optional() },
+  jwtAudience: { name: 'JWT_AUDIENCE', default: 'mana', description: 'Expected JWT audience.', expected: 'a non-empty string', schema: text },
+  devBypassAuth: {
+    name: 'DEV_BYPASS_AUTH',
+    default: 'false',
+    description: 'Skip JWT verification (only when NODE_ENV=development).',
+    expected: 'true/false (also 1/0, yes/no, on/off)',
+    schema: flag,
+  },
+  devUserId: { name: 'DEV_USER_ID', default: '00000000-0000-0000-0000-000000000000', description: 'User id of the JWT bypass.', expected: 'a non-empty string', schema: text },
+  devUserTier: { name: 'DEV_USER_TIER', default: undefined, description: 'Tier of the JWT bypass user.', expected: 'a non-empty string', schema: text.optional() },
+  concurrency: { name: 'MANA_AI_CONCURRENCY', default: '8', description: 'Missions planned in parallel per instance.', expected: 'an integer from 1 to 1024', schema: integer(1, 1024) },
+  defaultTimeZone: {
+    name: 'MANA_AI_DEFAULT_TIMEZONE',
+    default: 'Europe/Berlin',
+    description: 'IANA zone for daily/weekly cadences of missions without a timezone.',
+    expected: 'an IANA time zone such as Europe/Berlin',
+    schema: timeZone,
+  },
+  logLevel: {
+    name: 'LOG_LEVEL',
+    default: 'info',
+    description: 'pino log level.',
+    expected: 'fatal, error, warn, info, debug, trace or silent',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
+  },
+  shutdownTimeoutMs: {
+    name: 'MANA_AI_SHUTDOWN_TIMEOUT_MS',
+    default: '30000',
+    description: 'On SIGTERM/SIGINT, how long to wait for an in-flight tick before abandoning it.',
+    expected: 'an integer from 0 to 3600000',
+    schema: integer(0, 3_600_000),
+  },
+};
+
+/** Every variable the runner reads, in reference order, with default and description. */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.values(specs).map(
+  (spec: VariableSpec<unknown>): ConfigVariable => ({
+    name: spec.name,
+    aliases: spec.aliases ?? [],
+    default: spec.default,
+    description: spec.description,
+    expected: spec.expected,
+    secret: spec.secret ?? false,
+  }),
+);
+
+/** An environment to parse: `process.env` or a plain object in tests. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+function read(env: Environment, spec: VariableSpec<unknown>): string | undefined {
+  for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+    const value = env[name];
+    // An empty variable means "unset", as in most env-file tooling.
+    if (value !== undefined && value !== '') return value;
+  }
+  return spec.default;
+}
+
+/**
+ * Parses and validates `env`. Throws one {@link ConfigError} naming every bad variable; values are
+ * never part of the error, since a secret may be among them.
+ */
+export function parseConfig(env: Environment): RunnerConfig {
+  const issues: ConfigIssue[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs) as [keyof RunnerConfig, VariableSpec<unknown>][]) {
+    const result = spec.schema.safeParse(read(env, spec));
+    if (result.success) values[key] = result.data;
+    else issues.push({ variable: spec.name, expected: spec.expected });
+  }
+  const config = values as unknown as RunnerConfig;
+  if (!issues.some((issue) => issue.variable === specs.serviceKey.name) && config.nodeEnv === 'production' && config.serviceKey === DEFAULT_SERVICE_KEY) {
+    issues.push({ variable: specs.serviceKey.name, expected: 'a non-default value when NODE_ENV=production' });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return Object.freeze(config);
+}
+
+/** Parses the process environment once; the only place the runner reads `process.env`. */
+export function loadConfig(): RunnerConfig {
+  return parseConfig(process.env);
+}

@@ -1,0 +1,99 @@
+import { resolve } from 'node:path';
+import { type Logger, describeError } from '@mana-ai/core';
+import postgres, { type Sql } from 'postgres';
+import type { RunnerConfig } from './config.js';
+import { detachEmbeddedPostgresExitHooks } from './process-hooks.js';
+
+/** Where the embedded cluster keeps its data, relative to the current directory. */
+export const EMBEDDED_DATA_DIR = '.mana-ai/pg';
+
+/** Name of the database the runner uses inside the embedded cluster (as upstream's `mana_sync`). */
+export const EMBEDDED_DATABASE = 'mana_sync';
+
+// An embedded cluster can take a while to shut down cleanly; never hang the process on it.
+const EMBEDDED_STOP_TIMEOUT_MS = 15_000;
+
+/** The process's database: one postgres.js pool, and the embedded cluster when one was started. */
+export interface Database {
+  /** The one pool of the process. */
+  sql: Sql;
+  /** True when the runner started its own embedded PostgreSQL. */
+  embedded: boolean;
+  /** Closes the pool, then stops the embedded cluster (if any). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** Data directory of the embedded cluster (default `.mana-ai/pg` in the current directory). */
+  dataDir?: string;
+}
+
+function createPool(url: string, config: Pick<RunnerConfig, 'concurrency'>): Sql {
+  // A few connections beyond the planning concurrency for refresh, health checks and HTTP.
+  return postgres(url, { max: config.concurrency + 4, onnotice: () => {}, connection: { application_name: 'mana-ai' } });
+}
+
+/**
+ * Connects to `DATABASE_URL`, or when it is unset starts an embedded PostgreSQL in `.mana-ai/pg`
+ * (created on first use) and connects to its `mana_sync` database.
+ */
+export async function openDatabase(
+  config: Pick<RunnerConfig, 'databaseUrl' | 'concurrency'>,
+  logger: Logger,
+  options: OpenDatabaseOptions = {},
+): Promise<Database> {
+  if (config.databaseUrl) {
+    const sql = createPool(config.databaseUrl, config);
+    let closing: Promise<void> | undefined;
+    return { sql, embedded: false, close: () => (closing ??= sql.end({ timeout: 5 })) };
+  }
+
+  // Imported lazily: the module installs process exit hooks on import (see process-hooks.ts).
+  const { startEmbeddedPostgres } = await import('./embedded-postgres.js');
+  detachEmbeddedPostgresExitHooks();
+  const dataDir = resolve(options.dataDir ?? EMBEDDED_DATA_DIR);
+  logger.info({ dataDir }, 'DATABASE_URL is unset: starting embedded PostgreSQL');
+  const cluster = await startEmbeddedPostgres({ dataDir, logger });
+  // Last resort if the process dies without closing: stop() signals postgres synchronously.
+  const onExit = () => void cluster.stop().catch(() => {});
+  process.once('exit', onExit);
+  const stopCluster = async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      cluster.stop().then(() => true),
+      new Promise<false>((done) => {
+        timer = setTimeout(() => done(false), EMBEDDED_STOP_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    process.removeListener('exit', onExit);
+    if (stopped) logger.info({}, 'embedded PostgreSQL stopped');
+    else logger.warn({ timeoutMs: EMBEDDED_STOP_TIMEOUT_MS }, 'embedded PostgreSQL did not confirm its shutdown in time');
+  };
+
+  let sql: Sql;
+  try {
+    const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await admin<{ exists: boolean }[]>`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${EMBEDDED_DATABASE}) AS exists`;
+      if (!row?.exists) await admin.unsafe(`CREATE DATABASE ${EMBEDDED_DATABASE}`);
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+    const url = new URL(cluster.url);
+    url.pathname = `/${EMBEDDED_DATABASE}`;
+    sql = createPool(url.toString(), config);
+  } catch (error) {
+    logger.error({ error: describeError(error) }, 'embedded PostgreSQL unusable');
+    await stopCluster();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    await sql.end({ timeout: 5 });
+    await stopCluster();
+  };
+  return { sql, embedded: true, close: () => (closing ??= close()) };
+}

@@ -1,0 +1,33 @@
+import { ManaAiError, type ManaAiErrorOptions } from '@mana-ai/core';
+
+/** Error codes raised by the runner host itself. */
+export type RunnerErrorCode = 'RUNNER_CONFIG_INVALID' | 'RUNNER_BAD_REQUEST' | 'RUNNER_NOT_FOUND' | 'RUNNER_INTERNAL';
+
+/** An error raised by the runner host. */
+export class RunnerError extends ManaAiError<RunnerErrorCode> {
+  constructor(code: RunnerErrorCode, message: string, options?: ManaAiErrorOptions) {
+    super(code, message, options);
+    this.name = 'RunnerError';
+  }
+}
+
+/** One rejected environment variable: its name and what was expected (never its value). */
+export interface ConfigIssue {
+  variable: string;
+  expected: string;
+}
+
+/** The configuration could not be parsed; names every bad variable and never echoes a value. */
+export class ConfigError extends RunnerError {
+  /** Every rejected variable, in reference order (cross-variable checks last). */
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    const list = issues.map((issue) => `${issue.variable} (expected ${issue.expected})`).join('; ');
+    super('RUNNER_CONFIG_INVALID', `invalid configuration: ${list}`, {
+      details: { variables: issues.map((issue) => issue.variable) },
+    });
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}

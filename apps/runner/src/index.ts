@@ -1,0 +1,32 @@
+export { type AppConfig, type AppDeps, buildApp } from './app.js';
+export {
+  CONFIG_VARIABLES,
+  type ConfigVariable,
+  DEFAULT_SERVICE_KEY,
+  type Environment,
+  type LogLevel,
+  type PolicyMode,
+  type RunnerConfig,
+  loadConfig,
+  parseConfig,
+} from './config.js';
+export { type Database, EMBEDDED_DATA_DIR, EMBEDDED_DATABASE, type OpenDatabaseOptions, openDatabase } from './database.js';
+export { type ConfigIssue, ConfigError, RunnerError, type RunnerErrorCode } from './errors.js';
+export { type CreateLoggerOptions, REDACT_PATHS, createLogger } from './logger.js';
+export { type MigrationReport, allMigrations, migrate } from './migrate.js';
+export { createPlaceholderTick } from './placeholder-tick.js';
+export { statusForErrorCode } from './plugins/error-handler.js';
+export { type RunnerMetrics, UNMATCHED_PATH, createRunnerMetrics } from './plugins/metrics.js';
+export { SERVICE_KEY_REJECTED, createServiceKeyCheck } from './plugins/service-auth.js';
+export {
+  type Scheduler,
+  type SchedulerDeps,
+  type SchedulerHooks,
+  type SchedulerOptions,
+  type TickContext,
+  type TickFunction,
+  createScheduler,
+  emptyTickStats,
+} from './scheduler.js';
+export { type RunningServer, type StartServerOptions, startServer } from './server.js';
+export { RUNNER_VERSION } from './version.js';

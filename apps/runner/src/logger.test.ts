@@ -1,0 +1,47 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from './logger.js';
+
+function capture() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
+describe('createLogger', () => {
+  it('redacts credential headers and secret fields when they are logged', () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ level: 'info', destination });
+    logger.info(
+      {
+        req: { headers: { authorization: 'Bearer jwt-secret', 'x-service-key': 'svc-secret', cookie: 'sid=cookie-secret', accept: 'json' } },
+        grant: { wrappedKey: 'wrapped-secret' },
+        mission: { grant: 'grant-secret', id: 'm1' },
+        user: { auth: { password: 'pw-secret', privateKey: 'pk-secret' } },
+        err: { message: 'insert failed', parameters: ['param-secret'] },
+      },
+      'request',
+    );
+    const line = lines.join('');
+    for (const secret of ['jwt-secret', 'svc-secret', 'cookie-secret', 'wrapped-secret', 'grant-secret', 'pw-secret', 'pk-secret', 'param-secret']) {
+      expect(line).not.toContain(secret);
+    }
+    const parsed = JSON.parse(line);
+    expect(parsed).toMatchObject({ service: 'mana-ai', msg: 'request', mission: { id: 'm1', grant: '[redacted]' } });
+    expect(parsed.req.headers).toEqual({ authorization: '[redacted]', 'x-service-key': '[redacted]', cookie: '[redacted]', accept: 'json' });
+  });
+
+  it('drops lines below the configured level', () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ level: 'warn', destination });
+    logger.info({}, 'hidden');
+    logger.warn({}, 'shown');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] ?? '{}').msg).toBe('shown');
+  });
+});

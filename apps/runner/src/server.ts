@@ -1,0 +1,96 @@
+import { type Clock, describeError, systemClock } from '@mana-ai/core';
+import type { FastifyInstance } from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import { buildApp } from './app.js';
+import type { RunnerConfig } from './config.js';
+import { type Database, openDatabase } from './database.js';
+import { createLogger } from './logger.js';
+import { migrate } from './migrate.js';
+import { createPlaceholderTick } from './placeholder-tick.js';
+import type { TickFunction } from './scheduler.js';
+
+// Beyond the in-flight tick bound, shutdown gets this long for HTTP, the pool and Postgres.
+const SHUTDOWN_SLACK_MS = 20_000;
+
+/** Options of {@link startServer}. */
+export interface StartServerOptions {
+  logger?: PinoLogger;
+  clock?: Clock;
+  /** The tick to schedule (default: the placeholder; planning is not wired yet). */
+  tick?: TickFunction;
+  /** Install SIGTERM/SIGINT handlers that shut down and exit the process (default true). */
+  handleSignals?: boolean;
+  /** Embedded cluster data directory (default `.mana-ai/pg`). */
+  dataDir?: string;
+}
+
+/** A listening runner. */
+export interface RunningServer {
+  app: FastifyInstance;
+  /** The address it listens on, e.g. `http://127.0.0.1:3067`. */
+  address: string;
+  /** Stops the scheduler (bounded wait for an in-flight tick), the HTTP server, the pool and the embedded cluster. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Boots the runner: database (embedded when `DATABASE_URL` is unset), migrations, app, listen.
+ * With `handleSignals`, SIGTERM/SIGINT stop it gracefully and exit 0; a second signal exits at once.
+ */
+export async function startServer(config: RunnerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const clock = options.clock ?? systemClock;
+  const database: Database = await openDatabase(config, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  let app: FastifyInstance;
+  let address: string;
+  try {
+    const report = await migrate(database.sql, { logger });
+    logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
+    const tick = options.tick ?? createPlaceholderTick({ sql: database.sql, clock, logger });
+    app = buildApp({ sql: database.sql, logger, clock, tick }, config);
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw error;
+  }
+  logger.info({ address, tick: config.tickEnabled ? 'on' : 'off', embeddedDatabase: database.embedded }, 'listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        await app.close();
+      } finally {
+        await database.close();
+      }
+    })());
+
+  if (options.handleSignals ?? true) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      logger.info({ signal }, 'shutting down');
+      const deadline = setTimeout(() => {
+        logger.fatal({ timeoutMs: config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS }, 'shutdown took too long: exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS);
+      deadline.unref();
+      stop().then(
+        () => {
+          logger.info({}, 'stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ error: describeError(error) }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+
+  return { app, address, stop };
+}
