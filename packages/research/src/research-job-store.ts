@@ -1,4 +1,4 @@
-import type { Sql } from 'postgres';
+import type { JSONValue, Sql } from 'postgres';
 import type { DeepResearchAnswer } from './deep-research.js';
 import { isRecord } from './http.js';
 import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } from './research-machine.js';
@@ -50,7 +50,8 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
 
     async save(userId, missionId, state) {
       const completed = state.phase === 'completed';
-      const result = completed ? JSON.stringify(state.answer) : null;
+      // sql.json: a string bound to a jsonb parameter would be stored as a JSON string scalar.
+      const result = completed ? sql.json(state.answer as unknown as JSONValue) : null;
       await sql`
         INSERT INTO mana_ai.mission_research_jobs (
           user_id, mission_id, task_id, provider_id, submitted_at, last_polled_at,
@@ -59,7 +60,7 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
           ${userId}, ${missionId}, ${state.taskId}, ${state.providerId}, ${new Date(state.submittedAt)},
           ${state.lastPolledAt === null ? null : new Date(state.lastPolledAt)},
           ${state.phase}, ${completed ? 'completed' : state.remoteStatus}, ${completed ? 0 : state.failedPolls},
-          ${result}::jsonb, ${completed ? new Date(state.completedAt) : null}, now()
+          ${result}, ${completed ? new Date(state.completedAt) : null}, now()
         )
         ON CONFLICT (user_id, mission_id) DO UPDATE SET
           task_id = EXCLUDED.task_id,
