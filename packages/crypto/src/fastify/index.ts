@@ -32,7 +32,8 @@ async function manaCryptoPlugin(fastify: FastifyInstance, options: ManaCryptoPlu
     { clock: fastify.manaCore.clock },
     { privateKeyPem: options.privateKeyPem },
   );
-  if (!grants.configured) fastify.log.info({ grants: 'not-configured' }, 'mission grants disabled: no private key');
+  if (grants.configured) fastify.log.info({ grants: 'configured' }, 'mission grants enabled');
+  else fastify.log.info({ grants: 'not-configured' }, 'mission grants disabled: no private key');
   fastify.decorate('manaCrypto', { grants, decryptValue, decryptRecordFields });
 }
 

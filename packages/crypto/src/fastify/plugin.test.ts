@@ -7,10 +7,11 @@ import { generateTestKeyPair, testMasterKey } from '../testing/index.js';
 import { manaCrypto } from './index.js';
 
 describe('manaCrypto plugin', () => {
-  it('decorates an unwrapper that unwraps grants when given a private key PEM', async () => {
+  it('decorates an unwrapper that unwraps grants and logs no key material when given a private key PEM', async () => {
     const pair = await generateTestKeyPair();
     const clock = createManualClock('2026-04-20T08:00:00.000Z');
-    const app = Fastify();
+    const lines: string[] = [];
+    const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => lines.push(line) } } });
     await app.register(manaCore, { clock });
     await app.register(manaCrypto, { privateKeyPem: pair.privateKeyPem });
     await app.ready();
@@ -24,6 +25,12 @@ describe('manaCrypto plugin', () => {
     clock.advance(8 * 86_400_000);
     expect(await app.manaCrypto.grants.unwrap(grant, { missionId: 'm1' })).toEqual({ ok: false, reason: 'expired' });
     await app.close();
+    expect(lines.length).toBeGreaterThan(0);
+    const output = lines.join('');
+    for (const line of pair.privateKeyPem.split('\n').filter((text) => text && !text.startsWith('-----'))) {
+      expect(output).not.toContain(line);
+    }
+    expect(output).not.toContain(grant.wrappedKey);
   });
 
   it('decorates a not-configured unwrapper when no PEM is given', async () => {
