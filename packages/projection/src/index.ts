@@ -1,1 +1,50 @@
+export type { ClaimOptions, ClaimedMission, MissionKey } from './claims.js';
+export { type ProjectionErrorCode, ProjectionError } from './errors.js';
+export type {
+  FeedCursor,
+  IterationWrittenEvent,
+  MissionsClaimedEvent,
+  MissionsReleasedEvent,
+  ProjectionEvents,
+  RefreshProgressEvent,
+  RefreshResult,
+  RowSkippedEvent,
+} from './events.js';
+export { ITERATION_ID_NAMESPACE, deriveIterationId } from './iteration-id.js';
+export {
+  type BadRowListener,
+  type BadRowReason,
+  type ChangeRow,
+  FIELD_META_KEY,
+  type MergeState,
+  type MergeVariant,
+  applyChange,
+  createMergeState,
+  finishMerge,
+  mergeChanges,
+  mergeStateFromSnapshot,
+  snapshotRecord,
+} from './lww.js';
 export { migrations } from './migrations.js';
+export {
+  DEFAULT_LEASE_MS,
+  type Projection,
+  type ProjectionDeps,
+  type ProjectionOptions,
+  createProjection,
+} from './projection.js';
+export type { MissionOverview } from './read-model.js';
+export { canonicalInstant, toAgent, toMission } from './records.js';
+export { REFRESH_LOCK_KEY, type RefreshOptions, SNAPSHOT_CURSOR } from './refresh.js';
+export type { ReplayRecord } from './replay.js';
+export type { TokenUsageEntry } from './token-usage.js';
+export { setTransactionUser, withUser } from './with-user.js';
+export {
+  type IterationPlan,
+  type PlannedToolCall,
+  RUNNER_CLIENT_ID,
+  type WriteIterationInput,
+  type WriteIterationResult,
+  nextRunAtAfterRun,
+  planToIteration,
+} from './write-back.js';

@@ -1,0 +1,16 @@
+import type { Clock, EventBus, Logger } from '@mana-ai/core';
+import type { Sql } from 'postgres';
+import type { ProjectionEvents } from './events.js';
+
+/** Collaborators shared by every part of the projection. */
+export interface ProjectionContext {
+  sql: Sql;
+  clock: Clock;
+  events: EventBus<ProjectionEvents>;
+  logger: Logger;
+}
+
+/** `timestamptz` → `toISOString()` layout, rendered by Postgres (never via a JS Date). */
+export const MILLISECOND_STAMP = 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"';
+/** `timestamptz` → ISO with all six fractional digits: the cursor's exact text form. */
+export const MICROSECOND_STAMP = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"';

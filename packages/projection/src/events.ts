@@ -1,0 +1,84 @@
+import type { BadRowReason } from './lww.js';
+
+/** A position in the log: `created_at` (UTC, microseconds) and the row id. */
+export interface FeedCursor {
+  /** `created_at` as `YYYY-MM-DDTHH:mm:ss.ssssssZ`, full precision. */
+  createdAt: string;
+  id: string;
+}
+
+/** Payload of `refresh.progress`: emitted after every committed batch. */
+export interface RefreshProgressEvent {
+  batch: number;
+  /** Rows read so far in this refresh. */
+  rowsRead: number;
+  /** Rows merged into snapshots so far in this refresh. */
+  rowsApplied: number;
+  cursor: FeedCursor;
+}
+
+/** What one call of `refresh()` did (also the payload of `refresh.done`). */
+export interface RefreshResult {
+  /** True when another instance held the refresh lock and nothing was done. */
+  skipped: boolean;
+  /** Why it was skipped or stopped early. */
+  reason?: 'locked' | 'max-batches';
+  /** True when the feed was drained up to its horizon. */
+  completed: boolean;
+  batches: number;
+  rowsRead: number;
+  rowsApplied: number;
+  /** Rows of tombstoned records (never replayed) and rows after a delete in the same batch. */
+  rowsIgnored: number;
+  badRows: number;
+  newSnapshots: number;
+  updatedSnapshots: number;
+  deletedSnapshots: number;
+  usersProcessed: number;
+  cursor: FeedCursor | null;
+  durationMs: number;
+}
+
+/** Payload of `row.skipped`: a row that could not be (fully) applied. Ids only, never content. */
+export interface RowSkippedEvent {
+  changeId: string;
+  table: string;
+  userId: string;
+  recordId: string;
+  reason: BadRowReason;
+}
+
+/** Payload of `missions.claimed`. */
+export interface MissionsClaimedEvent {
+  owner: string;
+  limit: number;
+  claimed: number;
+}
+
+/** Payload of `missions.released`. */
+export interface MissionsReleasedEvent {
+  owner: string;
+  released: number;
+}
+
+/** Payload of `iteration.written`. */
+export interface IterationWrittenEvent {
+  userId: string;
+  missionId: string;
+  iterationId: string;
+  /** True when the iteration already existed (a retried write) and nothing new was inserted. */
+  duplicate: boolean;
+  nextRunAt: string | null;
+  steps: number;
+}
+
+/** Every event the projection emits, by name. */
+export interface ProjectionEvents {
+  'refresh.progress': RefreshProgressEvent;
+  'refresh.done': RefreshResult;
+  'row.skipped': RowSkippedEvent;
+  'missions.claimed': MissionsClaimedEvent;
+  'missions.released': MissionsReleasedEvent;
+  'iteration.written': IterationWrittenEvent;
+  [name: string]: unknown;
+}

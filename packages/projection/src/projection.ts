@@ -1,0 +1,111 @@
+import {
+  type Agent,
+  type Clock,
+  DEFAULT_TIME_ZONE,
+  type EventBus,
+  type Logger,
+  assertTimeZone,
+  createEventBus,
+  noopLogger,
+  systemClock,
+} from '@mana-ai/core';
+import type { Sql, TransactionSql } from 'postgres';
+import { type ClaimOptions, type ClaimedMission, type MissionKey, claimDueMissions, releaseMissions } from './claims.js';
+import type { ProjectionContext } from './context.js';
+import { ProjectionError } from './errors.js';
+import type { ProjectionEvents, RefreshResult } from './events.js';
+import { type MissionOverview, listUserMissions, loadAgent, loadAgents } from './read-model.js';
+import { type RefreshOptions, refreshSnapshots } from './refresh.js';
+import { replayRecord } from './replay.js';
+import { type TokenUsageEntry, recordTokenUsage, tokenUsageLast24h } from './token-usage.js';
+import { withUser } from './with-user.js';
+import { type WriteIterationInput, type WriteIterationResult, writeIteration } from './write-back.js';
+
+/** Collaborators of {@link createProjection}. */
+export interface ProjectionDeps {
+  /** The process's postgres.js client (a role without BYPASSRLS, e.g. `mana_ai_runner`). */
+  sql: Sql;
+  /** Time source for due checks, leases and stamps (default: the system clock). */
+  clock?: Clock;
+  /** Where refresh/claim/write-back events go (default: a private bus). */
+  events?: EventBus<ProjectionEvents>;
+  logger?: Logger;
+}
+
+/** Options of {@link createProjection}. */
+export interface ProjectionOptions {
+  /** Feed rows per refresh batch and transaction (default 2000, max 10000). */
+  batchSize?: number;
+  /** Lease length of claimed missions in ms (default 600000 = 10 minutes). */
+  leaseMs?: number;
+  /** IANA zone for `daily`/`weekly` cadences of missions without `timezone` (default `Europe/Berlin`). */
+  defaultTimeZone?: string;
+}
+
+/** The projection's API: everything the runner does with the sync log. */
+export interface Projection {
+  /** Brings mission and agent snapshots up to date (see {@link refreshSnapshots}). */
+  refresh(options?: RefreshOptions): Promise<RefreshResult>;
+  /** Leases due missions (see {@link claimDueMissions}). */
+  claimDue(options: ClaimOptions): Promise<ClaimedMission[]>;
+  /** Ends `owner`'s leases on `missions`, or all of them. */
+  release(owner: string, missions?: readonly MissionKey[]): Promise<number>;
+  /** Writes a planned iteration and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
+  writeIteration(input: WriteIterationInput): Promise<WriteIterationResult>;
+  /** Replays one record of any synced table under `withUser` (UPSTREAM §2.4): the resolvers' port. */
+  replayRecord(userId: string, appId: string, table: string, recordId: string): Promise<Record<string, unknown> | null>;
+  /** A user's agents that are not soft-deleted. */
+  loadAgents(userId: string): Promise<Agent[]>;
+  /** One agent, or null when unknown or soft-deleted. */
+  loadAgent(userId: string, agentId: string): Promise<Agent | null>;
+  /** An agent's token spend over the last 24 hours. */
+  tokenUsageLast24h(userId: string, agentId: string): Promise<number>;
+  /** Records token spend outside a write-back (failed loops, compaction). */
+  recordTokenUsage(entry: TokenUsageEntry): Promise<void>;
+  /** Operator view: a user's missions with state, next run, lease and last iteration. */
+  listUserMissions(userId: string): Promise<MissionOverview[]>;
+  /** Runs `fn` in a transaction scoped to `userId` for row-level security. */
+  withUser<T>(userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T>;
+  /** The bus the projection emits on. */
+  readonly events: EventBus<ProjectionEvents>;
+}
+
+/** Default lease length: long enough for a planner loop with retries. */
+export const DEFAULT_LEASE_MS = 600_000;
+
+/** Creates the projection over an injected postgres.js client. */
+export function createProjection(deps: ProjectionDeps, options: ProjectionOptions = {}): Projection {
+  if (!deps?.sql) throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'createProjection needs a sql client');
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  if (!Number.isFinite(leaseMs) || leaseMs <= 0) throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'leaseMs must be positive');
+  const batchSize = options.batchSize ?? 2000;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'batchSize must be an integer 1..10000');
+  }
+  const defaultTimeZone = options.defaultTimeZone ?? DEFAULT_TIME_ZONE;
+  try {
+    assertTimeZone(defaultTimeZone);
+  } catch (cause) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'defaultTimeZone is not a known IANA zone', { cause });
+  }
+  const context: ProjectionContext = {
+    sql: deps.sql,
+    clock: deps.clock ?? systemClock,
+    events: deps.events ?? createEventBus<ProjectionEvents>(),
+    logger: deps.logger ?? noopLogger,
+  };
+  return {
+    refresh: (refreshOptions) => refreshSnapshots(context, { batchSize, ...refreshOptions }),
+    claimDue: (claimOptions) => claimDueMissions(context, { ...claimOptions, defaultLeaseMs: leaseMs }),
+    release: (owner, missions) => releaseMissions(context, owner, missions),
+    writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
+    replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),
+    loadAgents: (userId) => loadAgents(context, userId),
+    loadAgent: (userId, agentId) => loadAgent(context, userId, agentId),
+    tokenUsageLast24h: (userId, agentId) => tokenUsageLast24h(context, userId, agentId),
+    recordTokenUsage: (entry) => recordTokenUsage(context, entry),
+    listUserMissions: (userId) => listUserMissions(context, userId),
+    withUser: (userId, fn) => withUser(context.sql, userId, fn),
+    events: context.events,
+  };
+}

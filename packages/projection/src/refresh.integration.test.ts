@@ -1,0 +1,238 @@
+import { type EventBus, createEventBus } from '@mana-ai/core';
+import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import type { Sql } from 'postgres';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { connectAsRunner, insertChanges, missionData, snapshotsOf } from '../test/helpers.js';
+import type { ProjectionEvents, RefreshProgressEvent, RowSkippedEvent } from './events.js';
+import { type Projection, createProjection } from './projection.js';
+import { REFRESH_LOCK_KEY } from './refresh.js';
+
+let db: TestDatabase;
+let runner: Sql;
+let events: EventBus<ProjectionEvents>;
+let projection: Projection;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  runner = await connectAsRunner(db);
+});
+afterAll(() => db.drop());
+
+beforeEach(async () => {
+  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors`;
+  events = createEventBus<ProjectionEvents>();
+  projection = createProjection({ sql: runner, events });
+});
+
+describe('refreshSnapshots', () => {
+  it('bootstraps missions and agents from an existing log when no cursor exists', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1', { title: 'old' }), createdAt: '2026-04-20T08:00:00.000001Z' },
+      {
+        userId: 'u-1',
+        recordId: 'm-1',
+        op: 'update',
+        data: { title: 'new' },
+        fieldMeta: { title: '2026-04-20T09:00:00.000Z' },
+        createdAt: '2026-04-20T09:00:00.000002Z',
+      },
+      { userId: 'u-2', recordId: 'm-2', data: missionData('m-2'), createdAt: '2026-04-20T08:00:01Z' },
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', data: { name: 'Mana', role: 'helper', state: 'active' } },
+      { userId: 'u-1', recordId: 'n-1', table: 'notes', appId: 'notes', data: { title: 'not projected' } },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ skipped: false, completed: true, rowsRead: 4, rowsApplied: 4, newSnapshots: 3, usersProcessed: 2 });
+    const missions = await snapshotsOf(db.sql, 'mission_snapshots');
+    expect(missions.get('u-1/m-1')).toMatchObject({ id: 'm-1', title: 'new', __fieldMeta: { title: '2026-04-20T09:00:00.000Z' } });
+    expect(missions.get('u-2/m-2')).toMatchObject({ state: 'active' });
+    expect((await snapshotsOf(db.sql, 'agent_snapshots')).get('u-1/a-1')).toMatchObject({ name: 'Mana' });
+    const [cursor] = await db.sql<{ position: string }[]>`SELECT created_at::text AS position FROM mana_ai.projection_cursors`;
+    expect(cursor?.position).toMatch(/\.\d{6}|\+00$/);
+  });
+
+  it('reads nothing again when no row arrived since the last refresh (B5)', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1'), createdAt: '2026-04-20T08:00:00.123456Z' }]);
+    expect((await projection.refresh()).rowsRead).toBe(1);
+    const again = await projection.refresh();
+    expect(again).toMatchObject({ rowsRead: 0, rowsApplied: 0, updatedSnapshots: 0, completed: true });
+  });
+
+  it('keeps microsecond precision when rows share a millisecond', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1'), createdAt: '2026-04-20T08:00:00.123100Z' }]);
+    await projection.refresh();
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'later' }, createdAt: '2026-04-20T08:00:00.123900Z' },
+    ]);
+    const second = await projection.refresh();
+    expect(second.rowsRead).toBe(1);
+    expect(second.cursor?.createdAt).toBe('2026-04-20T08:00:00.123900Z');
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1')).toMatchObject({ title: 'later' });
+    expect((await projection.refresh()).rowsRead).toBe(0);
+  });
+
+  it('reads only the new rows when the log already holds many', async () => {
+    const base = Array.from({ length: 40 }, (_, index) => ({ userId: 'u-1', recordId: `m-${index}`, data: missionData(`m-${index}`) }));
+    await insertChanges(db.sql, base);
+    await projection.refresh();
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-3', op: 'update', data: { title: 'x' } },
+      { userId: 'u-1', recordId: 'm-7', op: 'update', data: { title: 'y' } },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsRead: 2, rowsApplied: 2, updatedSnapshots: 2, newSnapshots: 0 });
+  });
+
+  it('streams the log in batches with progress events when bootstrapping', async () => {
+    await insertChanges(
+      db.sql,
+      Array.from({ length: 10 }, (_, index) => ({ userId: `u-${index % 3}`, recordId: `m-${index}`, data: missionData(`m-${index}`) })),
+    );
+    const progress: RefreshProgressEvent[] = [];
+    events.on('refresh.progress', (event) => progress.push(event));
+    const result = await projection.refresh({ batchSize: 3 });
+    expect(result).toMatchObject({ batches: 4, rowsRead: 10, newSnapshots: 10, completed: true });
+    expect(progress.map((event) => event.rowsRead)).toEqual([3, 6, 9, 10]);
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).size).toBe(10);
+  });
+
+  it('stops after maxBatches and continues from the cursor next time', async () => {
+    await insertChanges(db.sql, Array.from({ length: 5 }, (_, index) => ({ userId: 'u-1', recordId: `m-${index}`, data: missionData(`m-${index}`) })));
+    const first = await projection.refresh({ batchSize: 2, maxBatches: 1 });
+    expect(first).toMatchObject({ rowsRead: 2, completed: false, reason: 'max-batches' });
+    const rest = await projection.refresh({ batchSize: 2 });
+    expect(rest).toMatchObject({ rowsRead: 3, completed: true });
+  });
+
+  it('never replays a record again after its delete, even when rows follow (B6)', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1') },
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'edited' } },
+    ]);
+    await projection.refresh();
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'delete', data: { deletedAt: '2026-04-22T10:00:00.000Z' } }]);
+    const deleting = await projection.refresh();
+    expect(deleting).toMatchObject({ rowsRead: 1, deletedSnapshots: 1 });
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).has('u-1/m-1')).toBe(false);
+    const idle = await projection.refresh();
+    expect(idle).toMatchObject({ rowsRead: 0, rowsApplied: 0, updatedSnapshots: 0 });
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'zombie' } }]);
+    const after = await projection.refresh();
+    expect(after).toMatchObject({ rowsRead: 1, rowsApplied: 0, rowsIgnored: 1, newSnapshots: 0 });
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).has('u-1/m-1')).toBe(false);
+  });
+
+  it('tombstones a record deleted within the same batch it was created in', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', data: { name: 'A' } },
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', op: 'delete', data: {} },
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', op: 'insert', data: { name: 'B' } },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsApplied: 2, rowsIgnored: 1, newSnapshots: 0 });
+    const [tombstone] = await db.sql`SELECT table_name, user_id, record_id FROM mana_ai.snapshot_tombstones`;
+    expect(tombstone).toEqual({ table_name: 'agents', user_id: 'u-1', record_id: 'a-1' });
+  });
+
+  it('skips bad rows with an event and keeps refreshing when the log holds malformed data', async () => {
+    const skipped: RowSkippedEvent[] = [];
+    events.on('row.skipped', (event) => skipped.push(event));
+    const [, badId] = await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1') },
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: ['not', 'an', 'object'] },
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'fine' }, fieldMeta: 'garbage' },
+      { userId: 'u-2', recordId: 'm-2', data: 'just text' },
+      { userId: 'u-2', recordId: 'm-3', data: missionData('m-3') },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsRead: 5, badRows: 3, completed: true });
+    expect(skipped[0]).toEqual({ changeId: badId, table: 'aiMissions', userId: 'u-1', recordId: 'm-1', reason: 'data-not-object' });
+    const missions = await snapshotsOf(db.sql, 'mission_snapshots');
+    expect(missions.get('u-1/m-1')).toMatchObject({ title: 'fine' });
+    expect(missions.has('u-2/m-2')).toBe(false);
+    expect(missions.has('u-2/m-3')).toBe(true);
+  });
+
+  it('skips the refresh and says so when another instance holds the lock', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
+    const other = db.connect({ max: 1 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holder = other.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint)`;
+      locked();
+      await held;
+    });
+    await lockTaken;
+    const result = await projection.refresh();
+    release();
+    await holder;
+    expect(result).toMatchObject({ skipped: true, reason: 'locked', rowsRead: 0 });
+    expect((await projection.refresh()).rowsRead).toBe(1);
+  });
+
+  it('waits for rows of transactions still open so the cursor never skips them', async () => {
+    const writer = db.connect({ max: 1 });
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => {
+      commit = resolve;
+    });
+    let inserted!: () => void;
+    const rowWritten = new Promise<void>((resolve) => {
+      inserted = resolve;
+    });
+    const slow = writer.begin(async (tx) => {
+      await tx`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+               VALUES ('ai', 'aiMissions', 'm-slow', 'u-1', 'insert', '{"state":"active"}', 'slow-client')`;
+      inserted();
+      await committed;
+    });
+    await rowWritten;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-fast', data: missionData('m-fast') }]);
+    const during = await projection.refresh();
+    expect(during.rowsRead).toBe(0);
+    commit();
+    await slow;
+    const after = await projection.refresh();
+    expect(after.rowsRead).toBe(2);
+    const missions = await snapshotsOf(db.sql, 'mission_snapshots');
+    expect([...missions.keys()].sort()).toEqual(['u-1/m-fast', 'u-1/m-slow']);
+  });
+
+  it('parses nextRunAt into an instant when the stamp is not in toISOString form (B27)', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1', { nextRunAt: '2026-04-21T08:00:00+02:00' }) },
+      { userId: 'u-1', recordId: 'm-2', data: missionData('m-2', { nextRunAt: '2026-04-21T06:00:00Z' }) },
+      { userId: 'u-1', recordId: 'm-3', data: missionData('m-3', { nextRunAt: 'tomorrow' }) },
+    ]);
+    await projection.refresh();
+    const rows = await db.sql<{ mission_id: string; due: string | null }[]>`
+      SELECT mission_id, to_char(next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS due
+      FROM mana_ai.mission_snapshots ORDER BY mission_id`;
+    expect(rows).toEqual([
+      { mission_id: 'm-1', due: '2026-04-21T06:00:00.000Z' },
+      { mission_id: 'm-2', due: '2026-04-21T06:00:00.000Z' },
+      { mission_id: 'm-3', due: null },
+    ]);
+  });
+
+  it('keeps a soft-deleted agent out of loadAgents but merges later changes onto it', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', data: { name: 'Kept', state: 'active' } },
+      { userId: 'u-1', recordId: 'a-2', table: 'agents', data: { name: 'Gone', state: 'active' } },
+      { userId: 'u-1', recordId: 'a-2', table: 'agents', op: 'update', data: { deletedAt: '2026-04-20T00:00:00.000Z' } },
+    ]);
+    await projection.refresh();
+    expect((await projection.loadAgents('u-1')).map((agent) => agent.name)).toEqual(['Kept']);
+    expect(await projection.loadAgent('u-1', 'a-2')).toBeNull();
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'a-2', table: 'agents', op: 'update', data: { deletedAt: null } }]);
+    await projection.refresh();
+    expect(await projection.loadAgent('u-1', 'a-2')).toMatchObject({ name: 'Gone', maxConcurrentMissions: 1 });
+  });
+});

@@ -1,0 +1,306 @@
+import type { TransactionSql } from 'postgres';
+import { type ProjectionContext, MICROSECOND_STAMP, MILLISECOND_STAMP } from './context.js';
+import type { FeedCursor, RefreshResult } from './events.js';
+import {
+  type BadRowReason,
+  type ChangeRow,
+  type MergeState,
+  applyChange,
+  createMergeState,
+  mergeStateFromSnapshot,
+  snapshotRecord,
+} from './lww.js';
+import { canonicalInstant } from './records.js';
+
+/** Options of the snapshot refresh. */
+export interface RefreshOptions {
+  /** Feed rows per batch (and per transaction), 1..10000 (default 2000). */
+  batchSize?: number;
+  /** Stop after this many batches (default: drain the feed). */
+  maxBatches?: number;
+}
+
+/** The advisory-lock key that serialises refreshes across instances ("mana" "snap"). */
+export const REFRESH_LOCK_KEY = 0x6d616e61_736e6170n;
+/** The name of the snapshot refresh's row in `mana_ai.projection_cursors`. */
+export const SNAPSHOT_CURSOR = 'snapshots';
+
+const MISSIONS = 'aiMissions';
+const AGENTS = 'agents';
+
+interface FeedRow {
+  id: string;
+  table_name: string;
+  record_id: string;
+  user_id: string;
+  op: string;
+  data: unknown;
+  field_meta: unknown;
+  stamp: string;
+  position: string;
+}
+
+interface RecordGroup {
+  table: string;
+  userId: string;
+  recordId: string;
+  rows: FeedRow[];
+}
+
+interface BatchOutcome {
+  rowsRead: number;
+  rowsApplied: number;
+  rowsIgnored: number;
+  badRows: number;
+  newSnapshots: number;
+  updatedSnapshots: number;
+  deletedSnapshots: number;
+  users: Set<string>;
+  cursor: FeedCursor | null;
+}
+
+function groupKey(table: string, userId: string, recordId: string): string {
+  return `${table}\u0000${userId}\u0000${recordId}`;
+}
+
+/**
+ * Brings `mana_ai.mission_snapshots` and `agent_snapshots` up to date with the log: reads the
+ * change feed after the global `(created_at, id)` cursor in batches, merges each record's new rows
+ * onto its stored snapshot, writes snapshots, tombstones and the cursor in one transaction per batch.
+ * Cost is proportional to the new rows; a deleted record is never replayed again. Only one
+ * instance refreshes at a time (`pg_try_advisory_xact_lock`); the others return `skipped`.
+ */
+export async function refreshSnapshots(context: ProjectionContext, options: RefreshOptions = {}): Promise<RefreshResult> {
+  const batchSize = Math.max(1, Math.min(10_000, Math.floor(options.batchSize ?? 2000)));
+  const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
+  const started = context.clock.now();
+  const startedAt = performance.now();
+  const result: RefreshResult = {
+    skipped: false,
+    completed: false,
+    batches: 0,
+    rowsRead: 0,
+    rowsApplied: 0,
+    rowsIgnored: 0,
+    badRows: 0,
+    newSnapshots: 0,
+    updatedSnapshots: 0,
+    deletedSnapshots: 0,
+    usersProcessed: 0,
+    cursor: null,
+    durationMs: 0,
+  };
+  const users = new Set<string>();
+  while (true) {
+    if (result.batches >= maxBatches) {
+      result.reason = 'max-batches';
+      break;
+    }
+    const outcome = await context.sql.begin((tx) => refreshBatch(context, tx, batchSize));
+    if (outcome === null) {
+      if (result.batches === 0) result.skipped = true;
+      result.reason = 'locked';
+      break;
+    }
+    if (outcome.rowsRead === 0) {
+      result.completed = true;
+      break;
+    }
+    result.batches += 1;
+    result.rowsRead += outcome.rowsRead;
+    result.rowsApplied += outcome.rowsApplied;
+    result.rowsIgnored += outcome.rowsIgnored;
+    result.badRows += outcome.badRows;
+    result.newSnapshots += outcome.newSnapshots;
+    result.updatedSnapshots += outcome.updatedSnapshots;
+    result.deletedSnapshots += outcome.deletedSnapshots;
+    for (const user of outcome.users) users.add(user);
+    result.cursor = outcome.cursor;
+    if (outcome.cursor) {
+      context.events.emit('refresh.progress', {
+        batch: result.batches,
+        rowsRead: result.rowsRead,
+        rowsApplied: result.rowsApplied,
+        cursor: outcome.cursor,
+      });
+    }
+    if (outcome.rowsRead < batchSize) {
+      result.completed = true;
+      break;
+    }
+  }
+  result.usersProcessed = users.size;
+  result.durationMs = Math.max(0, performance.now() - startedAt);
+  context.events.emit('refresh.done', result);
+  context.logger.debug(
+    { rowsRead: result.rowsRead, batches: result.batches, skipped: result.skipped, startedAt: new Date(started).toISOString() },
+    'snapshot refresh finished',
+  );
+  return result;
+}
+
+async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batchSize: number): Promise<BatchOutcome | null> {
+  const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint) AS locked`;
+  if (!lock?.locked) return null;
+  const rows = await tx<FeedRow[]>`
+    SELECT f.id::text AS id, f.table_name, f.record_id, f.user_id, f.op, f.data, f.field_meta,
+           to_char(f.created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
+           to_char(f.created_at AT TIME ZONE 'UTC', ${MICROSECOND_STAMP}) AS position
+    FROM mana_ai.change_feed(
+      (SELECT c.created_at FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
+      (SELECT c.id FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
+      ${batchSize}::integer) AS f`;
+  const outcome: BatchOutcome = {
+    rowsRead: rows.length,
+    rowsApplied: 0,
+    rowsIgnored: 0,
+    badRows: 0,
+    newSnapshots: 0,
+    updatedSnapshots: 0,
+    deletedSnapshots: 0,
+    users: new Set(),
+    cursor: null,
+  };
+  if (rows.length === 0) return outcome;
+
+  const groups = new Map<string, RecordGroup>();
+  for (const row of rows) {
+    const key = groupKey(row.table_name, row.user_id, row.record_id);
+    let group = groups.get(key);
+    if (!group) {
+      group = { table: row.table_name, userId: row.user_id, recordId: row.record_id, rows: [] };
+      groups.set(key, group);
+    }
+    group.rows.push(row);
+    outcome.users.add(row.user_id);
+  }
+  const keys = [...groups.values()].map((group) => ({ table_name: group.table, user_id: group.userId, record_id: group.recordId }));
+  const keysJson = JSON.stringify(keys);
+
+  // Locks the stored snapshots so a concurrent write-back cannot be overwritten by a stale merge.
+  const stored = await tx<{ table_name: string; user_id: string; record_id: string; record: Record<string, unknown> }[]>`
+    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record
+    FROM mana_ai.mission_snapshots s
+    WHERE (s.user_id, s.mission_id) IN (
+      SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
+      WHERE k.table_name = ${MISSIONS})
+    ORDER BY s.user_id, s.mission_id
+    FOR UPDATE OF s`;
+  const storedAgents = await tx<{ table_name: string; user_id: string; record_id: string; record: Record<string, unknown> }[]>`
+    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record
+    FROM mana_ai.agent_snapshots a
+    WHERE (a.user_id, a.agent_id) IN (
+      SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
+      WHERE k.table_name = ${AGENTS})
+    ORDER BY a.user_id, a.agent_id
+    FOR UPDATE OF a`;
+  const tombstones = await tx<{ table_name: string; user_id: string; record_id: string }[]>`
+    SELECT t.table_name, t.user_id, t.record_id
+    FROM mana_ai.snapshot_tombstones t
+    JOIN jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
+      ON t.table_name = k.table_name AND t.user_id = k.user_id AND t.record_id = k.record_id`;
+
+  const existing = new Map<string, Record<string, unknown>>();
+  for (const snapshot of [...stored, ...storedAgents]) {
+    existing.set(groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id), snapshot.record);
+  }
+  const dead = new Set(tombstones.map((t) => groupKey(t.table_name, t.user_id, t.record_id)));
+
+  const missionUpserts: { user_id: string; record_id: string; record: unknown; last_applied_at: string; next_run_at: string | null }[] = [];
+  const agentUpserts: { user_id: string; record_id: string; record: unknown; last_applied_at: string }[] = [];
+  const deletions: { table_name: string; user_id: string; record_id: string; deleted_at: string }[] = [];
+
+  for (const [key, group] of groups) {
+    if (dead.has(key)) {
+      outcome.rowsIgnored += group.rows.length;
+      continue;
+    }
+    const snapshot = existing.get(key);
+    const state: MergeState = snapshot ? mergeStateFromSnapshot(group.recordId, snapshot) : createMergeState();
+    let applied = 0;
+    let lastPosition = '';
+    for (const row of group.rows) {
+      if (state.deleted) {
+        outcome.rowsIgnored += 1;
+        continue;
+      }
+      const change: ChangeRow = { op: row.op, recordId: row.record_id, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp };
+      applyChange(state, change, (_bad, reason: BadRowReason) => {
+        outcome.badRows += 1;
+        context.events.emit('row.skipped', {
+          changeId: row.id,
+          table: row.table_name,
+          userId: row.user_id,
+          recordId: row.record_id,
+          reason,
+        });
+      });
+      applied += 1;
+      lastPosition = row.position;
+    }
+    outcome.rowsApplied += applied;
+    if (state.deleted) {
+      deletions.push({ table_name: group.table, user_id: group.userId, record_id: group.recordId, deleted_at: lastPosition });
+      if (snapshot) outcome.deletedSnapshots += 1;
+      continue;
+    }
+    const record = snapshotRecord(state);
+    if (record === null) continue;
+    if (snapshot) outcome.updatedSnapshots += 1;
+    else outcome.newSnapshots += 1;
+    if (group.table === MISSIONS) {
+      missionUpserts.push({
+        user_id: group.userId,
+        record_id: group.recordId,
+        record,
+        last_applied_at: lastPosition,
+        next_run_at: canonicalInstant(record.nextRunAt),
+      });
+    } else {
+      agentUpserts.push({ user_id: group.userId, record_id: group.recordId, record, last_applied_at: lastPosition });
+    }
+  }
+
+  if (missionUpserts.length > 0) {
+    await tx`
+      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
+      SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, u.next_run_at::timestamptz, now()
+      FROM jsonb_to_recordset(${JSON.stringify(missionUpserts)}::text::jsonb)
+        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text)
+      ON CONFLICT (user_id, mission_id) DO UPDATE SET
+        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at,
+        next_run_at = EXCLUDED.next_run_at, updated_at = now()`;
+  }
+  if (agentUpserts.length > 0) {
+    await tx`
+      INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)
+      SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, now()
+      FROM jsonb_to_recordset(${JSON.stringify(agentUpserts)}::text::jsonb)
+        AS u(user_id text, record_id text, record jsonb, last_applied_at text)
+      ON CONFLICT (user_id, agent_id) DO UPDATE SET
+        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()`;
+  }
+  if (deletions.length > 0) {
+    const deletionsJson = JSON.stringify(deletions);
+    await tx`
+      DELETE FROM mana_ai.mission_snapshots s
+      USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
+      WHERE d.table_name = ${MISSIONS} AND s.user_id = d.user_id AND s.mission_id = d.record_id`;
+    await tx`
+      DELETE FROM mana_ai.agent_snapshots s
+      USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
+      WHERE d.table_name = ${AGENTS} AND s.user_id = d.user_id AND s.agent_id = d.record_id`;
+    await tx`
+      INSERT INTO mana_ai.snapshot_tombstones (table_name, user_id, record_id, deleted_at)
+      SELECT d.table_name, d.user_id, d.record_id, d.deleted_at::timestamptz
+      FROM jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text, deleted_at text)
+      ON CONFLICT DO NOTHING`;
+  }
+  const last = rows[rows.length - 1]!;
+  await tx`
+    INSERT INTO mana_ai.projection_cursors (name, created_at, id, updated_at)
+    VALUES (${SNAPSHOT_CURSOR}, ${last.position}::text::timestamptz, ${last.id}::uuid, now())
+    ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at, id = EXCLUDED.id, updated_at = now()`;
+  outcome.cursor = { createdAt: last.position, id: last.id };
+  return outcome;
+}

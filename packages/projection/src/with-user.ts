@@ -1,0 +1,26 @@
+import type { Sql, TransactionSql } from 'postgres';
+import { ProjectionError } from './errors.js';
+
+/**
+ * Runs `fn` in a transaction scoped to one user for row-level security: `app.current_user_id` is
+ * set transaction-locally before `fn` runs (UPSTREAM §1.3). An empty id is refused before the
+ * database is touched (`PROJECTION_EMPTY_USER_ID`).
+ */
+export async function withUser<T>(sql: Sql, userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  if (typeof userId !== 'string' || userId === '') {
+    throw new ProjectionError('PROJECTION_EMPTY_USER_ID', 'withUser: empty user id');
+  }
+  const result = await sql.begin(async (tx) => {
+    await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
+    return [await fn(tx)] as const;
+  });
+  return (result as unknown as readonly [T])[0];
+}
+
+/** Sets the RLS user of an already open transaction (same rules as {@link withUser}). */
+export async function setTransactionUser(tx: TransactionSql, userId: string): Promise<void> {
+  if (typeof userId !== 'string' || userId === '') {
+    throw new ProjectionError('PROJECTION_EMPTY_USER_ID', 'withUser: empty user id');
+  }
+  await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
+}
