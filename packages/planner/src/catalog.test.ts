@@ -165,3 +165,20 @@ describe('toFunctionSchema', () => {
     expect(toFunctionSchema(catalog.get('create_invoice')!).function.parameters.properties.lines!.items).toMatchObject({ type: 'object' });
   });
 });
+
+describe('createToolSet', () => {
+  it('validates every server tool with a schema compiled on first use', () => {
+    const toolSet = createToolCatalog().toolSetForPolicy(undefined);
+    for (const tool of toolSet.tools) {
+      const args = Object.fromEntries(
+        tool.parameters
+          .filter((parameter) => parameter.required)
+          .map((parameter) => [
+            parameter.name,
+            parameter.enum ? parameter.enum[0] : { string: 's', number: 1, integer: 1, boolean: true, array: [], object: {} }[parameter.type],
+          ]),
+      );
+      expect(toolSet.check(tool.name, args), tool.name).toMatchObject({ ok: true });
+    }
+  });
+});

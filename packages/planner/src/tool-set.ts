@@ -12,7 +12,7 @@ export type ToolCallCheck =
 
 /**
  * The tools offered in one planner run: their function specs for the provider and a validator
- * for the calls the model makes. Argument validators are compiled once, when the set is created.
+ * for the calls the model makes. Each tool's validator is compiled once per set, on first use.
  */
 export interface ToolSet {
   /** The tools, in offer order. */
@@ -27,6 +27,12 @@ export interface ToolSet {
 
 const MAX_REPORTED_ERRORS = 5;
 
+interface ToolEntry {
+  tool: ToolSchema;
+  index: number;
+  validate?: ValidateFunction;
+}
+
 /**
  * Builds a {@link ToolSet}. Arguments are validated against the offered function schema with
  * `additionalProperties: false` added, so a misspelt parameter is reported to the model instead
@@ -35,11 +41,7 @@ const MAX_REPORTED_ERRORS = 5;
 export function createToolSet(tools: readonly ToolSchema[]): ToolSet {
   const ajv = new Ajv({ allErrors: true, strict: true });
   const functionSchemas = tools.map(toFunctionSchema);
-  const byName = new Map<string, { tool: ToolSchema; validate: ValidateFunction }>();
-  tools.forEach((tool, index) => {
-    const parameters = functionSchemas[index]!.function.parameters;
-    byName.set(tool.name, { tool, validate: ajv.compile({ ...parameters, additionalProperties: false }) });
-  });
+  const byName = new Map(tools.map((tool, index) => [tool.name, { tool, index } as ToolEntry]));
   const names = new Set(byName.keys());
   return {
     tools,
@@ -53,6 +55,8 @@ export function createToolSet(tools: readonly ToolSchema[]): ToolSet {
       if (typeof args !== 'object' || args === null || Array.isArray(args)) {
         return { ok: false, reason: 'invalid-arguments', message: `Arguments of "${name}" must be a JSON object.` };
       }
+      // Compiled on first use and kept: a run usually calls a handful of the offered tools.
+      entry.validate ??= ajv.compile({ ...functionSchemas[entry.index]!.function.parameters, additionalProperties: false });
       if (entry.validate(args)) return { ok: true, tool: entry.tool };
       return {
         ok: false,
