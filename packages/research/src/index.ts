@@ -58,6 +58,7 @@ export {
   type ResearchStageOptions,
   type ResearchStageOutcome,
   createResearchStage,
+  toResearchMission,
 } from './research-stage.js';
 export {
   type DiscoveredFeed,

@@ -1,9 +1,14 @@
-import { type ManualClock, createEventBus, createManualClock } from '@mana-ai/core';
+import { type ManualClock, type Mission, type ResearchPort, createEventBus, createManualClock } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DeepResearchAnswer, createDeepResearchClient } from './deep-research.js';
 import { createResearchJobStore } from './research-job-store.js';
-import { type ResearchEvents, type ResearchStageOptions, createResearchStage } from './research-stage.js';
+import {
+  type ResearchEvents,
+  type ResearchStageOptions,
+  createResearchStage,
+  toResearchMission,
+} from './research-stage.js';
 import { createShallowResearchClient } from './shallow-research.js';
 import { type FakeResearchServer, startFakeResearchServer } from './testing/index.js';
 import type { ResearchMission } from './trigger.js';
@@ -300,5 +305,45 @@ describe('createResearchStage', () => {
     expect(() =>
       createResearchStage({ store: createResearchJobStore({ sql: db.sql }) }, { deepResearchEnabled: true }),
     ).toThrow(expect.objectContaining({ code: 'RESEARCH_INVALID_OPTIONS' }));
+  });
+
+  it('plugs into runTick as the core ResearchPort and keeps the answer until consumed', async () => {
+    const { stage } = setup();
+    const port: ResearchPort = stage;
+    const core: Mission = {
+      id: 'm-port',
+      userId: 'u-1',
+      title: 'Förderung',
+      objective: 'Plane die Woche',
+      conceptMarkdown: '',
+      state: 'active',
+      inputs: [],
+      cadence: { kind: 'manual' },
+      iterations: [],
+    };
+    const flagged = { ...core, deepResearch: true } as Mission;
+    expect(await port.prepare({ mission: core, iterationId: 'i-1' })).toEqual({ kind: 'none' });
+    expect(await port.prepare({ mission: flagged, iterationId: 'i-1' })).toEqual({ kind: 'pending' });
+    const [task] = [...server.tasks.keys()].slice(-1);
+    completeTask(task!, 'completed');
+    const ready = await port.prepare({ mission: flagged, iterationId: 'i-1' });
+    expect(ready).toMatchObject({ kind: 'ready', inputs: [{ id: '__web-research__', title: 'Deep Research: "Plane die Woche"' }] });
+    expect(await port.prepare({ mission: flagged, iterationId: 'i-2' })).toEqual(ready);
+    await port.consumed({ mission: flagged, iterationId: 'i-2' });
+    expect(await jobRows('m-port')).toEqual([]);
+  });
+});
+
+describe('toResearchMission', () => {
+  it('keeps a boolean deepResearch flag and drops anything else when mapping a core mission', () => {
+    const base = { id: 'm', userId: 'u', title: 't', objective: 'o', conceptMarkdown: 'c', state: 'active', inputs: [], cadence: undefined, iterations: [] };
+    expect(toResearchMission({ ...base, deepResearch: false } as Mission)).toEqual({
+      id: 'm',
+      userId: 'u',
+      objective: 'o',
+      conceptMarkdown: 'c',
+      deepResearch: false,
+    });
+    expect(toResearchMission({ ...base, deepResearch: 'yes' } as Mission)).not.toHaveProperty('deepResearch');
   });
 });

@@ -1,4 +1,14 @@
-import { type Clock, type EventBus, type Logger, type ResolvedInput, noopLogger, systemClock } from '@mana-ai/core';
+import {
+  type Clock,
+  type EventBus,
+  type Logger,
+  type Mission,
+  type ResearchOutcome,
+  type ResearchPort,
+  type ResolvedInput,
+  noopLogger,
+  systemClock,
+} from '@mana-ai/core';
 import { type DeepResearchClient, toDeepResearchInput } from './deep-research.js';
 import { ResearchError, type ResearchErrorCode, type ResearchErrorKind, isResearchError } from './errors.js';
 import type { ResearchJobStore } from './research-job-store.js';
@@ -89,8 +99,11 @@ export type ResearchStageOutcome =
   /** Plan now, with `input` added to the resolved inputs when not null. */
   | { status: 'ready'; input: ResolvedInput | null; source: 'deep' | 'shallow' | 'none' };
 
-/** One mission's research stage per tick, plus the write-back acknowledgement. */
-export interface ResearchStage {
+/**
+ * One mission's research stage per tick, plus the write-back acknowledgement. It is also core's
+ * `ResearchPort` (`prepare`/`consumed`), so it plugs into `runTick` as `ports.research`.
+ */
+export interface ResearchStage extends ResearchPort {
   /** True when this mission asks for deep research now (option, flag or trigger; plaintext objective). */
   wantsDeepResearch(mission: ResearchMission): boolean;
   /** Runs the stage: polls or submits deep research, falls back to shallow research. */
@@ -102,6 +115,25 @@ export interface ResearchStage {
   acknowledge(mission: Pick<ResearchMission, 'id' | 'userId'>, planWritten: boolean): Promise<void>;
   /** `acknowledge(mission, true)`. */
   markConsumed(mission: Pick<ResearchMission, 'id' | 'userId'>): Promise<void>;
+  /** `ResearchPort.prepare`: {@link ResearchStage.run} on a core mission, mapped to a `ResearchOutcome`. */
+  prepare(request: { mission: Mission; iterationId: string }): Promise<ResearchOutcome>;
+  /** `ResearchPort.consumed`: {@link ResearchStage.markConsumed}; `runTick` calls it after the write-back. */
+  consumed(request: { mission: Mission; iterationId: string }): Promise<void>;
+}
+
+/**
+ * The research view of a core mission. Core's `Mission` has no `deepResearch` field; a record that
+ * carries a boolean one (the projection keeps every synced field) has it honoured.
+ */
+export function toResearchMission(mission: Mission): ResearchMission {
+  const flag = (mission as Mission & { deepResearch?: unknown }).deepResearch;
+  return {
+    id: mission.id,
+    userId: mission.userId,
+    objective: mission.objective,
+    conceptMarkdown: mission.conceptMarkdown,
+    ...(typeof flag === 'boolean' ? { deepResearch: flag } : {}),
+  };
 }
 
 // submit/poll lead to one more transition each; four steps are more than any path needs.
@@ -209,13 +241,60 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
     return none;
   }
 
-  async function call(run: () => Promise<ResearchEvent>, failed: (error: ResearchError) => ResearchEvent) {
+  async function call(attempt: () => Promise<ResearchEvent>, failed: (error: ResearchError) => ResearchEvent) {
     try {
-      return await run();
+      return await attempt();
     } catch (error) {
       if (!isResearchError(error)) throw error;
       return failed(error);
     }
+  }
+
+  async function run(mission: ResearchMission): Promise<ResearchStageOutcome> {
+    if (!deep) return runShallow(mission, 'deep-not-requested');
+    let state: ResearchState = await store.load(mission.userId, mission.id);
+    let event: ResearchEvent = { type: 'tick', deepRequested: wantsDeepResearch(mission) };
+    for (let step = 0; step < MAX_STEPS; step++) {
+      const transition = machine.transition(state, event);
+      state = transition.state;
+      let next: ResearchEvent | undefined;
+      for (const effect of transition.effects) {
+        switch (effect.type) {
+          case 'save':
+            await store.save(mission.userId, mission.id, effect.state);
+            break;
+          case 'delete':
+            await store.delete(mission.userId, mission.id, effect.taskId);
+            break;
+          case 'notify':
+            notify(mission, effect.notice);
+            break;
+          case 'submit':
+            next = await call(
+              async () => ({ type: 'submitted', submission: await deep.submit(mission.userId, mission.objective) }),
+              (error) => ({ type: 'submit-failed', failure: toResearchFailure(error) }),
+            );
+            break;
+          case 'poll':
+            next = await call(
+              async () => ({ type: 'polled', poll: await deep.poll(mission.userId, effect.taskId) }),
+              (error) => ({ type: 'poll-failed', failure: toResearchFailure(error) }),
+            );
+            break;
+          case 'skip':
+            return { status: 'pending', taskId: state.phase === 'idle' ? '' : state.taskId };
+          case 'inject': {
+            const label = isPlaintext(mission.objective) ? mission.objective : (effect.answer.query ?? '');
+            return { status: 'ready', input: toDeepResearchInput(label, effect.answer), source: 'deep' };
+          }
+          case 'shallow':
+            return runShallow(mission, effect.reason);
+        }
+      }
+      if (!next) break;
+      event = next;
+    }
+    return { status: 'ready', input: null, source: 'none' };
   }
 
   async function acknowledge(mission: Pick<ResearchMission, 'id' | 'userId'>, planWritten: boolean): Promise<void> {
@@ -230,55 +309,16 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
 
   return {
     wantsDeepResearch,
+    run,
     acknowledge,
     markConsumed: (mission) => acknowledge(mission, true),
 
-    async run(mission) {
-      if (!deep) return runShallow(mission, 'deep-not-requested');
-      let state: ResearchState = await store.load(mission.userId, mission.id);
-      let event: ResearchEvent = { type: 'tick', deepRequested: wantsDeepResearch(mission) };
-      for (let step = 0; step < MAX_STEPS; step++) {
-        const transition = machine.transition(state, event);
-        state = transition.state;
-        let next: ResearchEvent | undefined;
-        for (const effect of transition.effects) {
-          switch (effect.type) {
-            case 'save':
-              await store.save(mission.userId, mission.id, effect.state);
-              break;
-            case 'delete':
-              await store.delete(mission.userId, mission.id, effect.taskId);
-              break;
-            case 'notify':
-              notify(mission, effect.notice);
-              break;
-            case 'submit':
-              next = await call(
-                async () => ({ type: 'submitted', submission: await deep.submit(mission.userId, mission.objective) }),
-                (error) => ({ type: 'submit-failed', failure: toResearchFailure(error) }),
-              );
-              break;
-            case 'poll':
-              next = await call(
-                async () => ({ type: 'polled', poll: await deep.poll(mission.userId, effect.taskId) }),
-                (error) => ({ type: 'poll-failed', failure: toResearchFailure(error) }),
-              );
-              break;
-            case 'skip':
-              return { status: 'pending', taskId: state.phase === 'idle' ? '' : state.taskId };
-            case 'inject': {
-              const label = isPlaintext(mission.objective) ? mission.objective : (effect.answer.query ?? '');
-              return { status: 'ready', input: toDeepResearchInput(label, effect.answer), source: 'deep' };
-            }
-            case 'shallow':
-              return runShallow(mission, effect.reason);
-          }
-        }
-        if (!next) break;
-        event = next;
-      }
-      return { status: 'ready', input: null, source: 'none' };
+    async prepare({ mission }) {
+      const outcome = await run(toResearchMission(mission));
+      if (outcome.status === 'pending') return { kind: 'pending' };
+      return outcome.input ? { kind: 'ready', inputs: [outcome.input] } : { kind: 'none' };
     },
 
+    consumed: ({ mission }) => acknowledge(mission, true),
   };
 }
