@@ -30,6 +30,8 @@ export interface MissionKey {
   missionId: string;
 }
 
+const CANDIDATE_FACTOR = 4;
+
 function assertOwner(owner: unknown): asserts owner is string {
   if (typeof owner !== 'string' || owner === '') {
     throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'a lease owner is required');
@@ -59,6 +61,10 @@ export async function claimDueMissions(
   const nowMs = context.clock.now();
   const now = new Date(nowMs).toISOString();
   const leaseUntil = new Date(nowMs + leaseMs).toISOString();
+  // Concurrent claimers rank the same missions first; a wider candidate set lets the one that
+  // finds them locked take the next ones instead of coming back empty. Every candidate fits its
+  // agent's remaining capacity on its own, so taking any subset keeps the limit.
+  const candidates = limit * CANDIDATE_FACTOR;
   const rows = await context.sql<{ user_id: string; mission_id: string; record: Record<string, unknown>; due_slot: string }[]>`
     WITH due AS (
       SELECT s.user_id, s.mission_id, s.record->>'agentId' AS agent_id, s.next_run_at,
@@ -95,7 +101,7 @@ export async function claimDueMissions(
       SELECT l.user_id, l.mission_id, l.next_run_at FROM limits l
       WHERE l.max_concurrent IS NULL OR l.rank + l.running <= l.max_concurrent
       ORDER BY l.next_run_at, l.user_id, l.mission_id
-      LIMIT ${limit}
+      LIMIT ${candidates}
     ),
     locked AS (
       SELECT s.user_id, s.mission_id FROM mana_ai.mission_snapshots s
@@ -103,6 +109,8 @@ export async function claimDueMissions(
       WHERE s.record->>'state' = 'active' AND (s.record->>'deletedAt') IS NULL
         AND s.next_run_at IS NOT NULL AND s.next_run_at <= ${now}::text::timestamptz
         AND (s.lease_until IS NULL OR s.lease_until <= ${now}::text::timestamptz)
+      ORDER BY p.next_run_at, p.user_id, p.mission_id
+      LIMIT ${limit}
       FOR UPDATE OF s SKIP LOCKED
     )
     UPDATE mana_ai.mission_snapshots s

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { deriveIterationId } from './iteration-id.js';
+import { canonicalInstant, toAgent, toMission } from './records.js';
+import { nextRunAtAfterRun, planToIteration } from './write-back.js';
+
+describe('canonicalInstant', () => {
+  it('normalises zoned ISO stamps to the toISOString form', () => {
+    expect(canonicalInstant('2026-04-15T00:00:00Z')).toBe('2026-04-15T00:00:00.000Z');
+    expect(canonicalInstant('2026-04-15T02:00:00.5+02:00')).toBe('2026-04-15T00:00:00.500Z');
+    expect(canonicalInstant('2026-04-15T02:00+0200')).toBe('2026-04-15T00:00:00.000Z');
+    expect(canonicalInstant('2026-04-15T00:00:00.123456Z')).toBe('2026-04-15T00:00:00.123Z');
+  });
+
+  it('returns null for stamps without a zone or that are not ISO', () => {
+    for (const value of ['2026-04-15', '2026-04-15T00:00:00', 'tomorrow', '', 42, null, '2026-13-45T00:00:00Z']) {
+      expect(canonicalInstant(value)).toBeNull();
+    }
+  });
+});
+
+describe('toMission', () => {
+  it('maps a snapshot record like upstream ServerMission when fields are missing or odd', () => {
+    expect(toMission('u-1', { id: 'm-1', inputs: 'x', iterations: null, grant: null, agentId: 7, timezone: 'Europe/Paris' })).toEqual({
+      id: 'm-1',
+      userId: 'u-1',
+      title: '',
+      objective: '',
+      conceptMarkdown: '',
+      state: '',
+      inputs: [],
+      cadence: undefined,
+      iterations: [],
+      timezone: 'Europe/Paris',
+    });
+  });
+});
+
+describe('toAgent', () => {
+  it('applies upstream defaults when an agent record is sparse', () => {
+    expect(toAgent('u-1', { id: 'a-1', policy: [], maxTokensPerDay: '5' })).toEqual({
+      id: 'a-1',
+      userId: 'u-1',
+      name: 'Unnamed',
+      role: '',
+      state: 'active',
+      maxConcurrentMissions: 1,
+    });
+  });
+});
+
+describe('deriveIterationId', () => {
+  it('derives the same version-5 UUID for the same mission and slot only', async () => {
+    const id = await deriveIterationId('m-1', '2026-04-21T06:00:00.000Z');
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(await deriveIterationId('m-1', '2026-04-21T06:00:00.000Z')).toBe(id);
+    expect(await deriveIterationId('m-1', '2026-04-21T07:00:00.000Z')).not.toBe(id);
+    expect(await deriveIterationId('m-2', '2026-04-21T06:00:00.000Z')).not.toBe(id);
+  });
+});
+
+describe('planToIteration', () => {
+  it('builds the upstream iteration shape with keys in wire order', () => {
+    const iteration = planToIteration(
+      { summary: 'done', steps: [{ toolName: 'a', params: {} }, { toolName: 'b', params: { x: 1 }, summary: 'custom' }] },
+      'it-1',
+      '2026-04-21T06:01:02.345Z',
+    );
+    expect(Object.keys(iteration)).toEqual(['id', 'startedAt', 'finishedAt', 'plan', 'summary', 'overallStatus', 'source']);
+    expect(iteration.plan.map((step) => [step.id, step.summary, step.status])).toEqual([
+      ['it-1-0', 'a', 'planned'],
+      ['it-1-1', 'custom', 'planned'],
+    ]);
+    expect(Object.keys(iteration.plan[0]!)).toEqual(['id', 'summary', 'intent', 'status']);
+    expect(iteration.overallStatus).toBe('awaiting-review');
+    expect(planToIteration({ summary: '', steps: [] }, 'it-2', 'now').overallStatus).toBe('approved');
+  });
+});
+
+describe('nextRunAtAfterRun', () => {
+  const now = Date.parse('2026-04-21T06:01:02.345Z');
+
+  it('returns null for manual, cron, unknown and invalid cadences', () => {
+    for (const cadence of [{ kind: 'manual' }, { kind: 'cron', expression: '* * * * *' }, { kind: 'hourly' }, { kind: 'interval', everyMinutes: 0 }, null]) {
+      expect(nextRunAtAfterRun({ cadence }, now, 'Europe/Berlin')).toBeNull();
+    }
+  });
+
+  it('falls back to the default zone when the mission zone is unknown', () => {
+    const cadence = { kind: 'daily', atHour: 8, atMinute: 0 };
+    expect(nextRunAtAfterRun({ cadence, timezone: 'Mars/Olympus' }, now, 'Europe/Berlin')).toBe('2026-04-22T06:00:00.000Z');
+    expect(nextRunAtAfterRun({ cadence, timezone: 'UTC' }, now, 'Europe/Berlin')).toBe('2026-04-21T08:00:00.000Z');
+  });
+});
