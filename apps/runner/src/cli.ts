@@ -2,7 +2,7 @@
 import { isoNow, systemClock } from '@mana-ai/core';
 import { pino } from 'pino';
 import { type RunnerConfig, loadConfig } from './config.js';
-import { openDatabase } from './database.js';
+import { type Database, openDatabase } from './database.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { migrate } from './migrate.js';
@@ -38,17 +38,32 @@ function config(): RunnerConfig {
   }
 }
 
-async function withDatabase<T>(
-  settings: RunnerConfig,
-  run: (database: Awaited<ReturnType<typeof openDatabase>>, logger: pino.Logger) => Promise<T>,
-): Promise<T> {
+async function withDatabase<T>(settings: RunnerConfig, run: (database: Database, logger: pino.Logger) => Promise<T>): Promise<T> {
   // stdout carries the command's JSON result; logs go to stderr.
   const logger = createLogger({ level: settings.logLevel, destination: pino.destination(2) });
-  const database = await openDatabase(settings, logger);
+  // On SIGINT/SIGTERM, still close the pool and stop an embedded PostgreSQL before exiting.
+  let database: Database | undefined;
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(1);
+    interrupted = true;
+    logger.warn({ signal }, 'interrupted');
+    if (database) void database.close().finally(() => process.exit(1));
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
-    return await run(database, logger);
+    database = await openDatabase(settings, logger);
+    if (interrupted) {
+      await database.close();
+      process.exit(1);
+    }
+    try {
+      return await run(database, logger);
+    } finally {
+      await database.close();
+    }
   } finally {
-    await database.close();
+    process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
   }
 }
 

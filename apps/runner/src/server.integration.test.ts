@@ -71,6 +71,30 @@ describe('mana-ai start (a real process)', () => {
     }
   }, 60_000);
 
+  it('finishes booting, then stops and exits 0 when sent SIGTERM during boot', async () => {
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    const port = await freePort();
+    proxy.delayMs = 300;
+    try {
+      const runner = spawnRunner(['start'], { DATABASE_URL: url.toString(), PORT: String(port), HOST: '127.0.0.1', TICK_ENABLED: 'false' });
+      runners.push(runner);
+      const deadline = performance.now() + 30_000;
+      while (!runner.stdout().includes('"msg":"starting"') && performance.now() < deadline && runner.child.exitCode === null) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      runner.child.kill('SIGTERM');
+      const exit = await runner.exited;
+      expect(exit).toMatchObject({ code: 0, signal: null });
+      const out = runner.stdout();
+      expect(out).toContain('signal received while booting');
+      expect(out.indexOf('"msg":"listening"')).toBeGreaterThan(out.indexOf('signal received while booting'));
+      expect(out).toMatch(/"msg":"stopped"/);
+    } finally {
+      proxy.delayMs = 0;
+    }
+  }, 60_000);
+
   it('exits 0 promptly when sent SIGINT while idle', async () => {
     const { runner, base } = await start();
     const sentAt = performance.now();

@@ -8,6 +8,7 @@ import { createLogger } from './logger.js';
 import { migrate } from './migrate.js';
 import { createPlaceholderTick } from './placeholder-tick.js';
 import type { TickFunction } from './scheduler.js';
+import { RUNNER_VERSION } from './version.js';
 
 // Beyond the in-flight tick bound, shutdown gets this long for HTTP, the pool and Postgres.
 const SHUTDOWN_SLACK_MS = 20_000;
@@ -40,7 +41,59 @@ export interface RunningServer {
 export async function startServer(config: RunnerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
-  const database: Database = await openDatabase(config, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  let stop: (() => Promise<void>) | undefined;
+  let pendingSignal: NodeJS.Signals | undefined;
+
+  const shutdown = (signal: NodeJS.Signals, stopNow: () => Promise<void>) => {
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.fatal({ timeoutMs: config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS }, 'shutdown took too long: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS);
+    deadline.unref();
+    stopNow().then(
+      () => {
+        logger.info({}, 'stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ error: describeError(error) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    signalled = true;
+    if (stop) shutdown(signal, stop);
+    else {
+      // Killing the process mid-boot could orphan the embedded PostgreSQL: finish booting, then stop.
+      pendingSignal = signal;
+      logger.info({ signal }, 'signal received while booting: stopping once booted');
+    }
+  };
+  const handleSignals = options.handleSignals ?? true;
+  if (handleSignals) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  const releaseSignals = () => {
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+  };
+
+  logger.info({ version: RUNNER_VERSION, embeddedDatabase: !config.databaseUrl }, 'starting');
+  let database: Database;
+  try {
+    database = await openDatabase(config, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  } catch (error) {
+    releaseSignals();
+    throw error;
+  }
   let app: FastifyInstance;
   let address: string;
   try {
@@ -50,47 +103,24 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
     app = buildApp({ sql: database.sql, logger, clock, tick }, config);
     address = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
+    releaseSignals();
     await database.close().catch(() => {});
     throw error;
   }
   logger.info({ address, tick: config.tickEnabled ? 'on' : 'off', embeddedDatabase: database.embedded }, 'listening');
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stopServer = () =>
     (stopping ??= (async () => {
       try {
         await app.close();
       } finally {
         await database.close();
+        releaseSignals();
       }
     })());
+  stop = stopServer;
+  if (pendingSignal) shutdown(pendingSignal, stopServer);
 
-  if (options.handleSignals ?? true) {
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      logger.info({ signal }, 'shutting down');
-      const deadline = setTimeout(() => {
-        logger.fatal({ timeoutMs: config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS }, 'shutdown took too long: exiting');
-        process.exit(1);
-      }, config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS);
-      deadline.unref();
-      stop().then(
-        () => {
-          logger.info({}, 'stopped');
-          process.exit(0);
-        },
-        (error: unknown) => {
-          logger.error({ error: describeError(error) }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  }
-
-  return { app, address, stop };
+  return { app, address, stop: stopServer };
 }
