@@ -205,6 +205,38 @@ describe('refreshSnapshots', () => {
     expect([...missions.keys()].sort()).toEqual(['u-1/m-fast', 'u-1/m-slow']);
   });
 
+  it('merges again instead of overwriting when a write-back changes a mission during the refresh', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
+    await projection.refresh();
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'from the log' }, fieldMeta: { title: '2026-04-21T00:00:00.000Z' } },
+    ]);
+    const writer = db.connect({ max: 1 });
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => {
+      commit = resolve;
+    });
+    let changed!: () => void;
+    const rowChanged = new Promise<void>((resolve) => {
+      changed = resolve;
+    });
+    const concurrent = writer.begin(async (tx) => {
+      await tx`UPDATE mana_ai.mission_snapshots
+               SET record = record || '{"iterations": [{"id": "it-concurrent"}]}'::jsonb
+               WHERE mission_id = 'm-1'`;
+      changed();
+      await committed;
+    });
+    await rowChanged;
+    const refreshing = projection.refresh();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    commit();
+    await concurrent;
+    expect((await refreshing).rowsRead).toBe(1);
+    const record = (await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1');
+    expect(record).toMatchObject({ title: 'from the log', iterations: [{ id: 'it-concurrent' }] });
+  });
+
   it('parses nextRunAt into an instant when the stamp is not in toISOString form (B27)', async () => {
     await insertChanges(db.sql, [
       { userId: 'u-1', recordId: 'm-1', data: missionData('m-1', { nextRunAt: '2026-04-21T08:00:00+02:00' }) },

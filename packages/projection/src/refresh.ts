@@ -59,6 +59,84 @@ interface BatchOutcome {
   cursor: FeedCursor | null;
 }
 
+interface StoredSnapshot {
+  table_name: string;
+  user_id: string;
+  record_id: string;
+  record: Record<string, unknown>;
+  version: string;
+}
+
+interface SnapshotWrite {
+  user_id: string;
+  record_id: string;
+  record: Record<string, unknown>;
+  last_applied_at: string;
+  next_run_at: string | null;
+  version: string | null;
+}
+
+interface GroupMerge {
+  /** The record to store; null when nothing could be applied. */
+  record: Record<string, unknown> | null;
+  /** Position of the delete's batch end when the record was deleted, else null. */
+  deletedAt: string | null;
+  lastPosition: string;
+}
+
+/** Merges one record's new rows onto its stored snapshot (counting applied, ignored and bad rows once). */
+function mergeGroup(
+  context: ProjectionContext,
+  group: RecordGroup,
+  stored: Record<string, unknown> | undefined,
+  outcome: BatchOutcome | null,
+): GroupMerge {
+  const state: MergeState = stored ? mergeStateFromSnapshot(group.recordId, stored) : createMergeState();
+  let lastPosition = '';
+  for (const row of group.rows) {
+    if (state.deleted) {
+      if (outcome) outcome.rowsIgnored += 1;
+      continue;
+    }
+    const change: ChangeRow = { op: row.op, recordId: row.record_id, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp };
+    applyChange(
+      state,
+      change,
+      outcome
+        ? (_bad, reason: BadRowReason) => {
+            outcome.badRows += 1;
+            context.events.emit('row.skipped', {
+              changeId: row.id,
+              table: row.table_name,
+              userId: row.user_id,
+              recordId: row.record_id,
+              reason,
+            });
+          }
+        : undefined,
+    );
+    if (outcome) outcome.rowsApplied += 1;
+    lastPosition = row.position;
+  }
+  return { record: snapshotRecord(state), deletedAt: state.deleted ? lastPosition : null, lastPosition };
+}
+
+/** Merges a mission again onto its current snapshot under a row lock after a concurrent change. */
+async function remergeLocked(context: ProjectionContext, tx: TransactionSql, group: RecordGroup): Promise<void> {
+  const [current] = await tx<{ record: Record<string, unknown> }[]>`
+    SELECT record FROM mana_ai.mission_snapshots WHERE user_id = ${group.userId} AND mission_id = ${group.recordId}
+    FOR UPDATE`;
+  const result = mergeGroup(context, group, current?.record, null);
+  if (result.record === null) return;
+  await tx`
+    INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
+    VALUES (${group.userId}, ${group.recordId}, ${JSON.stringify(result.record)}::text::jsonb,
+            ${result.lastPosition}::text::timestamptz, ${canonicalInstant(result.record.nextRunAt)}::text::timestamptz, now())
+    ON CONFLICT (user_id, mission_id) DO UPDATE SET
+      record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at,
+      next_run_at = EXCLUDED.next_run_at, updated_at = now()`;
+}
+
 function groupKey(table: string, userId: string, recordId: string): string {
   return `${table}\u0000${userId}\u0000${recordId}`;
 }
@@ -177,37 +255,34 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
   const keys = [...groups.values()].map((group) => ({ table_name: group.table, user_id: group.userId, record_id: group.recordId }));
   const keysJson = JSON.stringify(keys);
 
-  // Locks the stored snapshots so a concurrent write-back cannot be overwritten by a stale merge.
-  const stored = await tx<{ table_name: string; user_id: string; record_id: string; record: Record<string, unknown> }[]>`
-    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record
+  // No row locks while merging: a write-back that changes a mission in between is detected by its
+  // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo).
+  const stored = await tx<StoredSnapshot[]>`
+    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version
     FROM mana_ai.mission_snapshots s
     WHERE (s.user_id, s.mission_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
-      WHERE k.table_name = ${MISSIONS})
-    ORDER BY s.user_id, s.mission_id
-    FOR UPDATE OF s`;
-  const storedAgents = await tx<{ table_name: string; user_id: string; record_id: string; record: Record<string, unknown> }[]>`
-    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record
+      WHERE k.table_name = ${MISSIONS})`;
+  const storedAgents = await tx<StoredSnapshot[]>`
+    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version
     FROM mana_ai.agent_snapshots a
     WHERE (a.user_id, a.agent_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
-      WHERE k.table_name = ${AGENTS})
-    ORDER BY a.user_id, a.agent_id
-    FOR UPDATE OF a`;
+      WHERE k.table_name = ${AGENTS})`;
   const tombstones = await tx<{ table_name: string; user_id: string; record_id: string }[]>`
     SELECT t.table_name, t.user_id, t.record_id
     FROM mana_ai.snapshot_tombstones t
     JOIN jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
       ON t.table_name = k.table_name AND t.user_id = k.user_id AND t.record_id = k.record_id`;
 
-  const existing = new Map<string, Record<string, unknown>>();
+  const existing = new Map<string, StoredSnapshot>();
   for (const snapshot of [...stored, ...storedAgents]) {
-    existing.set(groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id), snapshot.record);
+    existing.set(groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id), snapshot);
   }
   const dead = new Set(tombstones.map((t) => groupKey(t.table_name, t.user_id, t.record_id)));
 
-  const missionUpserts: { user_id: string; record_id: string; record: unknown; last_applied_at: string; next_run_at: string | null }[] = [];
-  const agentUpserts: { user_id: string; record_id: string; record: unknown; last_applied_at: string }[] = [];
+  const missionWrites: SnapshotWrite[] = [];
+  const agentWrites: SnapshotWrite[] = [];
   const deletions: { table_name: string; user_id: string; record_id: string; deleted_at: string }[] = [];
 
   for (const [key, group] of groups) {
@@ -216,66 +291,58 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
       continue;
     }
     const snapshot = existing.get(key);
-    const state: MergeState = snapshot ? mergeStateFromSnapshot(group.recordId, snapshot) : createMergeState();
-    let applied = 0;
-    let lastPosition = '';
-    for (const row of group.rows) {
-      if (state.deleted) {
-        outcome.rowsIgnored += 1;
-        continue;
-      }
-      const change: ChangeRow = { op: row.op, recordId: row.record_id, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp };
-      applyChange(state, change, (_bad, reason: BadRowReason) => {
-        outcome.badRows += 1;
-        context.events.emit('row.skipped', {
-          changeId: row.id,
-          table: row.table_name,
-          userId: row.user_id,
-          recordId: row.record_id,
-          reason,
-        });
-      });
-      applied += 1;
-      lastPosition = row.position;
-    }
-    outcome.rowsApplied += applied;
-    if (state.deleted) {
-      deletions.push({ table_name: group.table, user_id: group.userId, record_id: group.recordId, deleted_at: lastPosition });
+    const result = mergeGroup(context, group, snapshot?.record, outcome);
+    if (result.deletedAt !== null) {
+      deletions.push({ table_name: group.table, user_id: group.userId, record_id: group.recordId, deleted_at: result.deletedAt });
       if (snapshot) outcome.deletedSnapshots += 1;
       continue;
     }
-    const record = snapshotRecord(state);
-    if (record === null) continue;
+    if (result.record === null) continue;
     if (snapshot) outcome.updatedSnapshots += 1;
     else outcome.newSnapshots += 1;
-    if (group.table === MISSIONS) {
-      missionUpserts.push({
-        user_id: group.userId,
-        record_id: group.recordId,
-        record,
-        last_applied_at: lastPosition,
-        next_run_at: canonicalInstant(record.nextRunAt),
-      });
-    } else {
-      agentUpserts.push({ user_id: group.userId, record_id: group.recordId, record, last_applied_at: lastPosition });
-    }
+    const write: SnapshotWrite = {
+      user_id: group.userId,
+      record_id: group.recordId,
+      record: result.record,
+      last_applied_at: result.lastPosition,
+      next_run_at: group.table === MISSIONS ? canonicalInstant(result.record.nextRunAt) : null,
+      version: snapshot?.version ?? null,
+    };
+    (group.table === MISSIONS ? missionWrites : agentWrites).push(write);
   }
 
-  if (missionUpserts.length > 0) {
-    await tx`
+  if (missionWrites.length > 0) {
+    const writesJson = JSON.stringify(missionWrites);
+    const updated = await tx<{ user_id: string; mission_id: string }[]>`
+      UPDATE mana_ai.mission_snapshots s SET
+        record = u.record, last_applied_at = u.last_applied_at::timestamptz,
+        next_run_at = u.next_run_at::timestamptz, updated_at = now()
+      FROM jsonb_to_recordset(${writesJson}::text::jsonb)
+        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
+      WHERE u.version IS NOT NULL AND s.user_id = u.user_id AND s.mission_id = u.record_id AND s.xmin::text = u.version
+      RETURNING s.user_id, s.mission_id`;
+    const inserted = await tx<{ user_id: string; mission_id: string }[]>`
       INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, u.next_run_at::timestamptz, now()
-      FROM jsonb_to_recordset(${JSON.stringify(missionUpserts)}::text::jsonb)
-        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text)
-      ON CONFLICT (user_id, mission_id) DO UPDATE SET
-        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at,
-        next_run_at = EXCLUDED.next_run_at, updated_at = now()`;
+      FROM jsonb_to_recordset(${writesJson}::text::jsonb)
+        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
+      WHERE u.version IS NULL
+      ON CONFLICT (user_id, mission_id) DO NOTHING
+      RETURNING user_id, mission_id`;
+    if (updated.length + inserted.length < missionWrites.length) {
+      const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.mission_id)));
+      for (const write of missionWrites) {
+        const key = groupKey(MISSIONS, write.user_id, write.record_id);
+        if (!done.has(key)) await remergeLocked(context, tx, groups.get(key)!);
+      }
+    }
   }
-  if (agentUpserts.length > 0) {
+  if (agentWrites.length > 0) {
+    // Only the refresh writes agent snapshots, and it holds the lock: a plain upsert is safe.
     await tx`
       INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, now()
-      FROM jsonb_to_recordset(${JSON.stringify(agentUpserts)}::text::jsonb)
+      FROM jsonb_to_recordset(${JSON.stringify(agentWrites)}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text)
       ON CONFLICT (user_id, agent_id) DO UPDATE SET
         record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()`;
