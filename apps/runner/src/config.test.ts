@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, DEFAULT_SERVICE_KEY, parseConfig } from './config.js';
+import { CONFIG_VARIABLES, DEFAULT_SERVICE_KEY, jwksUrlOf, parseConfig } from './config.js';
 import { ConfigError } from './errors.js';
 
 function configError(env: Record<string, string>): ConfigError {
@@ -33,11 +33,13 @@ describe('parseConfig', () => {
       otelEndpoint: undefined,
       nodeEnv: undefined,
       authUrl: 'http://localhost:3001',
+      authJwksUrl: undefined,
       jwtIssuer: undefined,
       jwtAudience: 'mana',
       devBypassAuth: false,
       devUserId: '00000000-0000-0000-0000-000000000000',
       devUserTier: undefined,
+      corsOrigins: [],
       concurrency: 8,
       defaultTimeZone: 'Europe/Berlin',
       logLevel: 'info',
@@ -86,6 +88,24 @@ describe('parseConfig', () => {
       logLevel: 'debug',
       shutdownTimeoutMs: 0,
     });
+  });
+
+  it('derives the JWKS URL from MANA_AUTH_URL unless MANA_AUTH_JWKS_URL is set', () => {
+    expect(jwksUrlOf(parseConfig({}))).toBe('http://localhost:3001/api/v1/auth/jwks');
+    expect(jwksUrlOf(parseConfig({ MANA_AUTH_URL: 'https://auth.mana.how/' }))).toBe('https://auth.mana.how/api/v1/auth/jwks');
+    const explicit = parseConfig({ MANA_AUTH_URL: 'https://auth.mana.how', MANA_AUTH_JWKS_URL: 'http://mana-auth:3001/api/v1/auth/jwks' });
+    expect(jwksUrlOf(explicit)).toBe('http://mana-auth:3001/api/v1/auth/jwks');
+    expect(configError({ MANA_AUTH_JWKS_URL: 'file:///etc/jwks' }).issues.map((issue) => issue.variable)).toEqual(['MANA_AUTH_JWKS_URL']);
+  });
+
+  it('splits MANA_AI_CORS_ORIGINS into origins and refuses anything that is not a bare origin', () => {
+    expect(parseConfig({ MANA_AI_CORS_ORIGINS: ' https://mana.how, http://localhost:5173/ ,' }).corsOrigins).toEqual([
+      'https://mana.how',
+      'http://localhost:5173',
+    ]);
+    for (const bad of ['*', 'mana.how', 'https://mana.how/app', 'ftp://mana.how']) {
+      expect(configError({ MANA_AI_CORS_ORIGINS: bad }).issues.map((issue) => issue.variable)).toEqual(['MANA_AI_CORS_ORIGINS']);
+    }
   });
 
   it('reads SYNC_DATABASE_URL when DATABASE_URL is unset and prefers DATABASE_URL when both are set', () => {

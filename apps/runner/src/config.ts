@@ -45,6 +45,8 @@ export interface RunnerConfig {
   nodeEnv: string | undefined;
   /** `MANA_AUTH_URL`: base URL of the auth service (JWKS). */
   authUrl: string;
+  /** `MANA_AUTH_JWKS_URL`: JWKS of the JWT keys; undefined ⇒ `<MANA_AUTH_URL>/api/v1/auth/jwks` (see {@link jwksUrlOf}). */
+  authJwksUrl: string | undefined;
   /** `JWT_ISSUER`: an extra accepted JWT issuer. */
   jwtIssuer: string | undefined;
   /** `JWT_AUDIENCE`. */
@@ -55,6 +57,8 @@ export interface RunnerConfig {
   devUserId: string;
   /** `DEV_USER_TIER`: tier of the JWT bypass user. */
   devUserTier: string | undefined;
+  /** `MANA_AI_CORS_ORIGINS`: browser origins allowed to call `/api/v1/me/*`. */
+  corsOrigins: readonly string[];
   /** `MANA_AI_CONCURRENCY`: missions planned at once per instance. */
   concurrency: number;
   /** `MANA_AI_DEFAULT_TIMEZONE`: zone of `daily`/`weekly` cadences of missions without one. */
@@ -120,6 +124,18 @@ const postgresUrl = z
   .refine((value) => isUrl(value, ['postgres:', 'postgresql:']));
 
 const text = z.string().trim().min(1);
+
+// A comma list of http(s) origins (scheme, host, optional port; no path).
+const origins = z
+  .string()
+  .optional()
+  .transform((value) =>
+    (value ?? '')
+      .split(',')
+      .map((origin) => origin.trim().replace(/\/+$/, ''))
+      .filter((origin) => origin !== ''),
+  )
+  .refine((list) => list.every((origin) => isUrl(origin, ['http:', 'https:']) && new URL(origin).origin === origin));
 
 const timeZone = z
   .string()
@@ -202,6 +218,13 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   },
   nodeEnv: { name: 'NODE_ENV', default: undefined, description: 'production refuses the default service key; development allows DEV_BYPASS_AUTH.', expected: 'a non-empty string', schema: text.optional() },
   authUrl: { name: 'MANA_AUTH_URL', default: 'http://localhost:3001', description: 'Base URL of mana-auth; JWKS at /api/v1/auth/jwks.', expected: 'an http(s) URL', schema: httpUrl },
+  authJwksUrl: {
+    name: 'MANA_AUTH_JWKS_URL',
+    default: undefined,
+    description: 'URL of the JWKS that verifies user JWTs. Unset: <MANA_AUTH_URL>/api/v1/auth/jwks.',
+    expected: 'an http(s) URL',
+    schema: httpUrl.optional(),
+  },
   jwtIssuer: { name: 'JWT_ISSUER', default: undefined, description: 'An additional accepted JWT issuer.', expected: 'a non-empty string', schema: text.optional() },
   jwtAudience: { name: 'JWT_AUDIENCE', default: 'mana', description: 'Expected JWT audience.', expected: 'a non-empty string', schema: text },
   devBypassAuth: {
@@ -213,6 +236,13 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   },
   devUserId: { name: 'DEV_USER_ID', default: '00000000-0000-0000-0000-000000000000', description: 'User id of the JWT bypass.', expected: 'a non-empty string', schema: text },
   devUserTier: { name: 'DEV_USER_TIER', default: undefined, description: 'Tier of the JWT bypass user.', expected: 'a non-empty string', schema: text.optional() },
+  corsOrigins: {
+    name: 'MANA_AI_CORS_ORIGINS',
+    default: undefined,
+    description: 'Comma list of webapp origins allowed (CORS) to call GET /api/v1/me/ai-audit from a browser. Unset: none.',
+    expected: 'comma-separated http(s) origins such as https://mana.how',
+    schema: origins,
+  },
   concurrency: { name: 'MANA_AI_CONCURRENCY', default: '8', description: 'Missions planned in parallel per instance.', expected: 'an integer from 1 to 1024', schema: integer(1, 1024) },
   defaultTimeZone: {
     name: 'MANA_AI_DEFAULT_TIMEZONE',
@@ -279,6 +309,11 @@ export function parseConfig(env: Environment): RunnerConfig {
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return Object.freeze(config);
+}
+
+/** The JWKS URL of `config`: `MANA_AUTH_JWKS_URL`, else `<MANA_AUTH_URL>/api/v1/auth/jwks`. */
+export function jwksUrlOf(config: Pick<RunnerConfig, 'authUrl' | 'authJwksUrl'>): string {
+  return config.authJwksUrl ?? `${config.authUrl}/api/v1/auth/jwks`;
 }
 
 /** Parses the process environment once; the only place the runner reads `process.env`. */

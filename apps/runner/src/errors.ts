@@ -1,7 +1,12 @@
 import { ManaAiError, type ManaAiErrorOptions } from '@mana-ai/core';
 
 /** Error codes raised by the runner host itself. */
-export type RunnerErrorCode = 'RUNNER_CONFIG_INVALID' | 'RUNNER_BAD_REQUEST' | 'RUNNER_NOT_FOUND' | 'RUNNER_INTERNAL';
+export type RunnerErrorCode =
+  | 'RUNNER_CONFIG_INVALID'
+  | 'RUNNER_BAD_REQUEST'
+  | 'RUNNER_UNAUTHENTICATED'
+  | 'RUNNER_NOT_FOUND'
+  | 'RUNNER_INTERNAL';
 
 /** An error raised by the runner host. */
 export class RunnerError extends ManaAiError<RunnerErrorCode> {

@@ -7,6 +7,7 @@ export {
   type LogLevel,
   type PolicyMode,
   type RunnerConfig,
+  jwksUrlOf,
   loadConfig,
   parseConfig,
 } from './config.js';
@@ -18,6 +19,7 @@ export { createPlaceholderTick } from './placeholder-tick.js';
 export { statusForErrorCode } from './plugins/error-handler.js';
 export { type RunnerMetrics, UNMATCHED_PATH, createRunnerMetrics } from './plugins/metrics.js';
 export { SERVICE_KEY_REJECTED, createServiceKeyCheck } from './plugins/service-auth.js';
+export { AI_AUDIT_PATH, type AiAuditRouteOptions, JWT_ALGORITHMS } from './routes/ai-audit.js';
 export {
   type Scheduler,
   type SchedulerDeps,
