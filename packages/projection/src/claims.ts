@@ -30,7 +30,11 @@ export interface MissionKey {
   missionId: string;
 }
 
+// Concurrent claimers rank the same missions first; a wider candidate set lets the one that finds
+// them locked take the next ones. Every candidate fits its agent's remaining capacity on its own,
+// so taking any subset keeps the limit.
 const CANDIDATE_FACTOR = 4;
+const CLAIM_ATTEMPTS = 3;
 
 function assertOwner(owner: unknown): asserts owner is string {
   if (typeof owner !== 'string' || owner === '') {
@@ -61,11 +65,45 @@ export async function claimDueMissions(
   const nowMs = context.clock.now();
   const now = new Date(nowMs).toISOString();
   const leaseUntil = new Date(nowMs + leaseMs).toISOString();
-  // Concurrent claimers rank the same missions first; a wider candidate set lets the one that
-  // finds them locked take the next ones instead of coming back empty. Every candidate fits its
-  // agent's remaining capacity on its own, so taking any subset keeps the limit.
-  const candidates = limit * CANDIDATE_FACTOR;
-  const rows = await context.sql<{ user_id: string; mission_id: string; record: Record<string, unknown>; due_slot: string }[]>`
+  const claimedRows: ClaimRow[] = [];
+  // Rows other claimers are locking right now are skipped; retry a few times for the remainder so a
+  // claimer under contention does not come back short while due missions remain.
+  for (let attempt = 0; attempt < CLAIM_ATTEMPTS && claimedRows.length < limit; attempt++) {
+    const wanted = limit - claimedRows.length;
+    const result = await claimOnce(context, options.owner, wanted, wanted * CANDIDATE_FACTOR, now, leaseUntil);
+    const rows = result.filter((row) => row.user_id !== null);
+    claimedRows.push(...rows);
+    if (rows.length >= Number(result[0]?.candidates ?? 0)) break;
+  }
+  const claimed = claimedRows
+    .map((row) => ({
+      mission: toMission(row.user_id, { ...row.record, id: row.record.id ?? row.mission_id }),
+      dueSlot: row.due_slot,
+      owner: options.owner,
+      leaseUntil,
+    }))
+    .sort((a, b) => (a.dueSlot < b.dueSlot ? -1 : a.dueSlot > b.dueSlot ? 1 : 0));
+  context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length });
+  return claimed;
+}
+
+interface ClaimRow {
+  user_id: string;
+  mission_id: string;
+  record: Record<string, unknown>;
+  due_slot: string;
+  candidates: string;
+}
+
+async function claimOnce(
+  context: ProjectionContext,
+  owner: string,
+  limit: number,
+  candidates: number,
+  now: string,
+  leaseUntil: string,
+): Promise<ClaimRow[]> {
+  return context.sql<ClaimRow[]>`
     WITH due AS (
       SELECT s.user_id, s.mission_id, s.record->>'agentId' AS agent_id, s.next_run_at,
              row_number() OVER (PARTITION BY s.user_id, s.record->>'agentId' ORDER BY s.next_run_at, s.mission_id) AS rank
@@ -112,22 +150,16 @@ export async function claimDueMissions(
       ORDER BY p.next_run_at, p.user_id, p.mission_id
       LIMIT ${limit}
       FOR UPDATE OF s SKIP LOCKED
+    ),
+    updated AS (
+      UPDATE mana_ai.mission_snapshots s
+      SET lease_owner = ${owner}, lease_until = ${leaseUntil}::text::timestamptz
+      FROM locked l
+      WHERE s.user_id = l.user_id AND s.mission_id = l.mission_id
+      RETURNING s.user_id, s.mission_id, s.record, to_char(s.next_run_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS due_slot
     )
-    UPDATE mana_ai.mission_snapshots s
-    SET lease_owner = ${options.owner}, lease_until = ${leaseUntil}::text::timestamptz
-    FROM locked l
-    WHERE s.user_id = l.user_id AND s.mission_id = l.mission_id
-    RETURNING s.user_id, s.mission_id, s.record, to_char(s.next_run_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS due_slot`;
-  const claimed = rows
-    .map((row) => ({
-      mission: toMission(row.user_id, { ...row.record, id: row.record.id ?? row.mission_id }),
-      dueSlot: row.due_slot,
-      owner: options.owner,
-      leaseUntil,
-    }))
-    .sort((a, b) => (a.dueSlot < b.dueSlot ? -1 : a.dueSlot > b.dueSlot ? 1 : 0));
-  context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length });
-  return claimed;
+    SELECT u.user_id, u.mission_id, u.record, u.due_slot, (SELECT count(*) FROM picked)::text AS candidates
+    FROM (SELECT 1) AS one LEFT JOIN updated u ON true`;
 }
 
 /** Ends `owner`'s leases on `missions` (all of its leases when omitted); returns how many ended. */

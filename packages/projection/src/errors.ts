@@ -4,8 +4,7 @@ import { ManaAiError, type ManaAiErrorOptions } from '@mana-ai/core';
 export type ProjectionErrorCode =
   | 'PROJECTION_EMPTY_USER_ID'
   | 'PROJECTION_INVALID_ARGUMENT'
-  | 'PROJECTION_MISSION_NOT_FOUND'
-  | 'PROJECTION_DATABASE_ERROR';
+  | 'PROJECTION_MISSION_NOT_FOUND';
 
 /** An error raised by `@mana-ai/projection`. Messages never contain SQL parameters or record content. */
 export class ProjectionError extends ManaAiError<ProjectionErrorCode> {

@@ -127,6 +127,24 @@ describe('writeIteration', () => {
     expect(again?.dueSlot).toBe('2026-04-21T07:01:02.345Z');
   });
 
+  it('keeps a client iteration edit that the snapshot has not caught up with yet (B20)', async () => {
+    const claim = await claimOne();
+    await insertChanges(db.sql, [
+      {
+        userId: 'u-1',
+        recordId: 'm-1',
+        op: 'update',
+        data: { iterations: [{ id: 'old', plan: [], overallStatus: 'approved' }] },
+        fieldMeta: { iterations: '2026-04-21T06:00:30.000Z' },
+      },
+    ]);
+    const result = await write(claim);
+    const [row] = await db.sql<{ ids: string[]; status: string }[]>`
+      SELECT jsonb_path_query_array(data, '$.iterations[*].id') AS ids, data->'iterations'->0->>'overallStatus' AS status
+      FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(row).toEqual({ ids: ['old', result.iterationId], status: 'approved' });
+  });
+
   it('recognises a retried write for the same slot and inserts nothing', async () => {
     const claim = await claimOne();
     const first = await write(claim, { tokenUsage: { agentId: 'a-1', tokens: 10 } });

@@ -125,8 +125,8 @@ export async function writeIteration(
   const outcome = await context.sql.begin(async (tx) => {
     await setTransactionUser(tx, input.userId);
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
-    const [snapshot] = await tx<{ record: Record<string, unknown> }[]>`
-      SELECT record FROM mana_ai.mission_snapshots
+    const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string }[]>`
+      SELECT record, last_applied_at::text AS applied FROM mana_ai.mission_snapshots
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
       FOR UPDATE`;
     if (!snapshot) {
@@ -134,7 +134,22 @@ export async function writeIteration(
         details: { missionId: input.missionId },
       });
     }
-    const record = snapshot.record;
+    // The snapshot may lag behind the log: merge this mission's newer rows first so the array we
+    // rewrite includes a client's latest iteration edits (narrows B20 to truly concurrent writes).
+    const newer = await tx<{ op: string; data: unknown; field_meta: unknown; stamp: string }[]>`
+      SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp
+      FROM sync_changes
+      WHERE table_name = 'aiMissions' AND record_id = ${input.missionId} AND user_id = ${input.userId} AND app_id = 'ai'
+        AND created_at > ${snapshot.applied}::text::timestamptz
+      ORDER BY created_at, id`;
+    const state = mergeStateFromSnapshot(input.missionId, snapshot.record);
+    for (const row of newer) {
+      applyChange(state, { op: row.op, recordId: input.missionId, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp });
+    }
+    if (state.deleted || state.record === null) {
+      throw new ProjectionError('PROJECTION_MISSION_NOT_FOUND', 'mission was deleted', { details: { missionId: input.missionId } });
+    }
+    const record = state.record;
     const iterations = Array.isArray(record.iterations) ? (record.iterations as MissionIteration[]) : [];
     const [written] = await tx<{ exists: boolean }[]>`
       SELECT EXISTS (
@@ -165,7 +180,6 @@ export async function writeIteration(
           ('ai', 'aiMissions', ${input.missionId}, ${input.userId}, 'update', ${JSON.stringify(data)}::text::jsonb,
            ${JSON.stringify(fieldMeta)}::text::jsonb, ${RUNNER_CLIENT_ID}, 1, ${JSON.stringify(actor)}::text::jsonb, 'agent')
         RETURNING to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp`;
-      const state = mergeStateFromSnapshot(input.missionId, record);
       applyChange(state, { op: 'update', recordId: input.missionId, data, fieldMeta, createdAt: inserted!.stamp });
       const merged = snapshotRecord(state)!;
       await tx`
