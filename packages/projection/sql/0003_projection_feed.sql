@@ -90,11 +90,15 @@ AS $fn$
 $fn$;
 
 -- The only cross-user read: mission and agent changes after a (created_at, id) cursor, oldest first.
+-- Custom plans only: a cached generic plan cannot see how close the cursor is to the end of the log
+-- and may scan the whole index instead of the new rows.
 CREATE OR REPLACE FUNCTION mana_ai.change_feed(after_created_at TIMESTAMPTZ, after_id UUID, max_rows INTEGER)
 RETURNS TABLE (
   id UUID, table_name TEXT, record_id TEXT, user_id TEXT, op TEXT, data JSONB, field_meta JSONB, created_at TIMESTAMPTZ
 )
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, public
+SET plan_cache_mode = force_custom_plan
 AS $fn$
 DECLARE
   horizon TIMESTAMPTZ := mana_ai.change_feed_horizon();
