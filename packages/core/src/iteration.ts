@@ -4,6 +4,8 @@ import type { IsoTimestamp, MissionIteration, PlanStep } from './domain.js';
 export interface PlannedCall {
   toolName: string;
   params: Record<string, unknown>;
+  /** The step's summary; defaults to the tool name. */
+  summary?: string;
 }
 
 /**
@@ -20,7 +22,7 @@ export function buildServerIteration(input: {
 }): MissionIteration {
   const plan: PlanStep[] = input.calls.map((call, index) => ({
     id: `${input.iterationId}-${index}`,
-    summary: call.toolName,
+    summary: call.summary ?? call.toolName,
     intent: { kind: 'toolCall', toolName: call.toolName, params: call.params },
     status: 'planned',
   }));

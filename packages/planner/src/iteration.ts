@@ -1,4 +1,4 @@
-import type { MissionIteration, PlanStep } from '@mana-ai/core';
+import { type MissionIteration, buildServerIteration } from '@mana-ai/core';
 import type { ExecutedCall } from './reminders.js';
 
 /** A step the planner proposes (UPSTREAM §3.11 `PlannedStep`). */
@@ -30,19 +30,5 @@ export function planFromLoop(result: { executedCalls: readonly ExecutedCall[]; s
  * `<iterationId>-<index>`, status `planned`, `approved` when empty, else `awaiting-review`.
  */
 export function planToIteration(plan: AiPlanOutput, iterationId: string, nowIso: string): MissionIteration {
-  const steps: PlanStep[] = plan.steps.map((step, index) => ({
-    id: `${iterationId}-${index}`,
-    summary: step.summary,
-    intent: { kind: 'toolCall', toolName: step.toolName, params: step.params },
-    status: 'planned',
-  }));
-  return {
-    id: iterationId,
-    startedAt: nowIso,
-    finishedAt: nowIso,
-    plan: steps,
-    summary: plan.summary,
-    overallStatus: steps.length === 0 ? 'approved' : 'awaiting-review',
-    source: 'server',
-  };
+  return buildServerIteration({ iterationId, calls: plan.steps, summary: plan.summary, startedAt: nowIso, finishedAt: nowIso });
 }

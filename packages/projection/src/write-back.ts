@@ -2,7 +2,7 @@ import {
   DEFAULT_AGENT_NAME,
   LEGACY_AI_PRINCIPAL,
   type MissionIteration,
-  type PlanStep,
+  buildServerIteration,
   hasErrorCode,
   makeAgentActor,
   nextRunAfter,
@@ -37,21 +37,7 @@ export interface IterationPlan {
  * `source: 'server'`.
  */
 export function planToIteration(plan: IterationPlan, iterationId: string, nowIso: string): MissionIteration {
-  const steps: PlanStep[] = plan.steps.map((step, index) => ({
-    id: `${iterationId}-${index}`,
-    summary: step.summary ?? step.toolName,
-    intent: { kind: 'toolCall', toolName: step.toolName, params: step.params },
-    status: 'planned',
-  }));
-  return {
-    id: iterationId,
-    startedAt: nowIso,
-    finishedAt: nowIso,
-    plan: steps,
-    summary: plan.summary,
-    overallStatus: steps.length === 0 ? 'approved' : 'awaiting-review',
-    source: 'server',
-  };
+  return buildServerIteration({ iterationId, calls: plan.steps, summary: plan.summary, startedAt: nowIso, finishedAt: nowIso });
 }
 
 /**
