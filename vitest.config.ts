@@ -29,9 +29,13 @@ export default defineConfig({
   test: {
     // One Postgres for the whole run; projects inherit everything else but not this hook.
     globalSetup: [fileURLToPath(new URL('./test/global-setup.ts', import.meta.url))],
-    projects: [...packages.map((name) => ({ name, root: `./packages/${name}` })), { name: 'runner', root: './apps/runner' }].map(
-      ({ name, root }) => ({ extends: true as const, test: { name, root, globalSetup: [] } }),
-    ),
+    projects: [
+      ...packages.map((name) => ({ name, root: `./packages/${name}` })),
+      { name: 'runner', root: './apps/runner' },
+      // Whole-system suites (real runner processes, fake LLM, real Postgres) and repository checks.
+      { name: 'system', root: './test/system' },
+      { name: 'repo', root: './test/repo' },
+    ].map(({ name, root }) => ({ extends: true as const, test: { name, root, globalSetup: [] } })),
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
