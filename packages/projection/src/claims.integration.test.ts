@@ -98,6 +98,18 @@ describe('claimDueMissions', () => {
     expect(await projection.release('crashed')).toBe(0);
   });
 
+  it('counts running and expired leases when a claimer stops releasing', async () => {
+    await seedDueMissions(4);
+    expect(await projection.leaseStats()).toEqual({ active: 0, expired: 0, oldestExpiredAt: null });
+    const claimed = await projection.claimDue({ owner: 'stuck', limit: 3 });
+    expect(await projection.leaseStats()).toEqual({ active: 3, expired: 0, oldestExpiredAt: null });
+    await projection.release('stuck', [{ userId: 'u-1', missionId: claimed[0]!.mission.id }]);
+    clock.advance(60_000);
+    expect(await projection.leaseStats()).toEqual({ active: 0, expired: 2, oldestExpiredAt: '2026-04-21T07:01:00.000Z' });
+    await projection.claimDue({ owner: 'survivor', limit: 10 });
+    expect(await projection.leaseStats()).toEqual({ active: 4, expired: 0, oldestExpiredAt: null });
+  });
+
   it('keeps an agent within maxConcurrentMissions across claimers and releases', async () => {
     await insertChanges(db.sql, [
       { userId: 'u-1', recordId: 'a-2', table: 'agents', data: { name: 'Two', maxConcurrentMissions: 2 } },

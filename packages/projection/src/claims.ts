@@ -182,3 +182,28 @@ export async function releaseMissions(context: ProjectionContext, owner: string,
   context.events.emit('missions.released', { owner, released });
   return released;
 }
+
+/** Counts of mission leases at one moment, for operators and the stuck-lease alert. */
+export interface LeaseStats {
+  /** Missions whose lease is still running. */
+  active: number;
+  /** Missions whose lease ran out without being released: the holder crashed or hung. */
+  expired: number;
+  /** The oldest expiry among the expired leases (`toISOString()` form), or null. */
+  oldestExpiredAt: string | null;
+}
+
+/** Counts running and expired leases as of the clock's now (across users: lease columns only, no content). */
+export async function leaseStats(context: ProjectionContext): Promise<LeaseStats> {
+  const now = new Date(context.clock.now()).toISOString();
+  const [row] = await context.sql<{ active: string; expired: string; oldest: Date | null }[]>`
+    SELECT count(*) FILTER (WHERE lease_until > ${now}::text::timestamptz)::text AS active,
+           count(*) FILTER (WHERE lease_until <= ${now}::text::timestamptz)::text AS expired,
+           min(lease_until) FILTER (WHERE lease_until <= ${now}::text::timestamptz) AS oldest
+    FROM mana_ai.mission_snapshots WHERE lease_until IS NOT NULL`;
+  return {
+    active: Number.parseInt(row?.active ?? '0', 10),
+    expired: Number.parseInt(row?.expired ?? '0', 10),
+    oldestExpiredAt: row?.oldest ? new Date(row.oldest).toISOString() : null,
+  };
+}

@@ -1,4 +1,4 @@
-export type { ClaimOptions, ClaimedMission, MissionKey } from './claims.js';
+export type { ClaimOptions, ClaimedMission, LeaseStats, MissionKey } from './claims.js';
 export { type ProjectionErrorCode, ProjectionError } from './errors.js';
 export type {
   FeedCursor,

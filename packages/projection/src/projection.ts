@@ -10,7 +10,7 @@ import {
   systemClock,
 } from '@mana-ai/core';
 import type { Sql, TransactionSql } from 'postgres';
-import { type ClaimOptions, type ClaimedMission, type MissionKey, claimDueMissions, releaseMissions } from './claims.js';
+import { type ClaimOptions, type ClaimedMission, type LeaseStats, type MissionKey, claimDueMissions, leaseStats, releaseMissions } from './claims.js';
 import type { ProjectionContext } from './context.js';
 import { ProjectionError } from './errors.js';
 import type { ProjectionEvents, RefreshResult } from './events.js';
@@ -50,6 +50,8 @@ export interface Projection {
   claimDue(options: ClaimOptions): Promise<ClaimedMission[]>;
   /** Ends `owner`'s leases on `missions`, or all of them. */
   release(owner: string, missions?: readonly MissionKey[]): Promise<number>;
+  /** Running and expired leases across all users (ids and times only). */
+  leaseStats(): Promise<LeaseStats>;
   /** Writes a planned iteration and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
   writeIteration(input: WriteIterationInput): Promise<WriteIterationResult>;
   /** Replays one record of any synced table under `withUser` (UPSTREAM §2.4): the resolvers' port. */
@@ -98,6 +100,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     refresh: (refreshOptions) => refreshSnapshots(context, { batchSize, ...refreshOptions }),
     claimDue: (claimOptions) => claimDueMissions(context, { ...claimOptions, defaultLeaseMs: leaseMs }),
     release: (owner, missions) => releaseMissions(context, owner, missions),
+    leaseStats: () => leaseStats(context),
     writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
     replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),
     loadAgents: (userId) => loadAgents(context, userId),
