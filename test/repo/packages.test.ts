@@ -1,0 +1,246 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The published packages and the error-code prefix of each. */
+const PACKAGES = {
+  core: 'CORE_',
+  projection: 'PROJECTION_',
+  crypto: 'CRYPTO_',
+  resolvers: 'RESOLVERS_',
+  planner: 'PLANNER_',
+  research: 'RESEARCH_',
+} as const;
+
+type PackageName = keyof typeof PACKAGES;
+
+interface Manifest {
+  name: string;
+  version: string;
+  description?: string;
+  license?: string;
+  keywords?: string[];
+  type?: string;
+  sideEffects?: boolean;
+  files?: string[];
+  engines?: Record<string, string>;
+  repository?: { type?: string; url?: string; directory?: string };
+  exports?: Record<string, unknown>;
+  main?: string;
+  module?: string;
+  types?: string;
+  publishConfig?: { access?: string };
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  devDependencies?: Record<string, string>;
+}
+
+const names = Object.keys(PACKAGES) as PackageName[];
+
+function packageDir(name: PackageName): string {
+  return join(root, 'packages', name);
+}
+
+function manifest(name: PackageName): Manifest {
+  return JSON.parse(readFileSync(join(packageDir(name), 'package.json'), 'utf8')) as Manifest;
+}
+
+function readme(name: PackageName): string {
+  return readFileSync(join(packageDir(name), 'README.md'), 'utf8');
+}
+
+/** Source files that ship (tests excluded), read as text. */
+function shippedSources(dir: string): string[] {
+  const texts: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) texts.push(...shippedSources(path));
+    else if (entry.name.endsWith('.ts') && !entry.name.includes('.test.')) texts.push(readFileSync(path, 'utf8'));
+  }
+  return texts;
+}
+
+/** The string literals of the package's `…ErrorCode` union in src/errors.ts. */
+function errorCodes(name: PackageName): string[] {
+  const source = readFileSync(join(packageDir(name), 'src/errors.ts'), 'utf8');
+  const union = /export type \w+ErrorCode\s*=([^;]+);/.exec(source);
+  if (!union?.[1]) throw new Error(`no ErrorCode union in packages/${name}/src/errors.ts`);
+  return [...union[1].matchAll(/'([^']+)'/g)].map((match) => match[1]!);
+}
+
+/** The `## …` headings of a README. */
+function sections(text: string): string[] {
+  return [...text.matchAll(/^## (.+)$/gm)].map((match) => match[1]!.trim());
+}
+
+const entryPoints = { '.': 'index', './fastify': 'fastify/index', './testing': 'testing/index' } as const;
+
+describe('published package manifests', () => {
+  it.each(names)('%s has the house fields when it is published', (name) => {
+    const pkg = manifest(name);
+    expect(pkg.name).toBe(`@mana-ai/${name}`);
+    expect(pkg.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(pkg.description?.length).toBeGreaterThan(20);
+    expect(pkg.license).toBe('MIT');
+    expect(pkg.keywords).toEqual(expect.arrayContaining(['mana-ai']));
+    expect(pkg.type).toBe('module');
+    expect(pkg.sideEffects).toBe(false);
+    expect(pkg.files).toEqual(['dist']);
+    expect(pkg.engines).toEqual({ node: '>=20.19' });
+    expect(pkg.repository?.type).toBe('git');
+    expect(pkg.repository?.url).toMatch(/^git\+https:\/\//);
+    expect(pkg.repository?.directory).toBe(`packages/${name}`);
+    expect(pkg.publishConfig?.access).toBe('public');
+    // ESM only through `exports`: no legacy entry fields that could disagree with it.
+    expect(pkg.main).toBeUndefined();
+    expect(pkg.module).toBeUndefined();
+    expect(pkg.types).toBeUndefined();
+  });
+
+  it.each(names)('%s exports ".", "./fastify" and optionally "./testing" with types first', (name) => {
+    const pkg = manifest(name);
+    const exported = Object.keys(pkg.exports ?? {});
+    expect(exported.slice(0, 2)).toEqual(['.', './fastify']);
+    expect(exported.filter((key) => !(key in entryPoints))).toEqual([]);
+    for (const key of exported) {
+      const base = entryPoints[key as keyof typeof entryPoints];
+      const conditions = pkg.exports?.[key] as Record<string, string>;
+      expect(Object.keys(conditions), key).toEqual(['types', 'default']);
+      expect(conditions.types).toBe(`./dist/${base}.d.ts`);
+      expect(conditions.default).toBe(`./dist/${base}.js`);
+      expect(existsSync(join(packageDir(name), 'src', `${base}.ts`)), `src/${base}.ts`).toBe(true);
+    }
+    // An entry point in src that is not exported would be unreachable for consumers.
+    expect(exported).toContain('.');
+    if (existsSync(join(packageDir(name), 'src/testing/index.ts'))) expect(exported).toContain('./testing');
+  });
+
+  it.each(names)('%s depends on @mana-ai/core only among our packages when it is installed', (name) => {
+    const pkg = manifest(name);
+    const runtime = { ...pkg.dependencies, ...pkg.peerDependencies };
+    const internal = Object.keys(runtime).filter((dep) => dep.startsWith('@mana-ai/'));
+    expect(internal).toEqual(name === 'core' ? [] : ['@mana-ai/core']);
+    for (const dep of internal) expect(runtime[dep], dep).toBe('workspace:^');
+    // Siblings may only appear as devDependencies (tests), through the workspace protocol.
+    for (const [dep, range] of Object.entries(pkg.devDependencies ?? {})) {
+      if (dep.startsWith('@mana-ai/')) expect(range, dep).toMatch(/^workspace:/);
+    }
+  });
+
+  it.each(names)('%s takes fastify as an optional peer when it ships a Fastify plugin', (name) => {
+    const pkg = manifest(name);
+    expect(pkg.dependencies?.fastify).toBeUndefined();
+    expect(pkg.peerDependencies?.fastify).toBe('^5.0.0');
+    expect(pkg.peerDependenciesMeta?.fastify?.optional).toBe(true);
+    expect(pkg.devDependencies?.fastify).toBeDefined();
+  });
+
+  it.each(names)('%s takes postgres as a peer exactly when its code takes an Sql', (name) => {
+    const pkg = manifest(name);
+    const importsPostgres = shippedSources(join(packageDir(name), 'src')).some((text) =>
+      /from 'postgres'/.test(text),
+    );
+    expect(pkg.dependencies?.postgres).toBeUndefined();
+    if (importsPostgres) {
+      expect(pkg.peerDependencies?.postgres).toMatch(/^\^3\./);
+      expect(pkg.peerDependenciesMeta?.postgres?.optional).not.toBe(true);
+    } else {
+      expect(pkg.peerDependencies?.postgres).toBeUndefined();
+    }
+  });
+});
+
+describe('package READMEs', () => {
+  it.each(names)('%s README has purpose, install, usage, Fastify plugin, options and error codes', (name) => {
+    const text = readme(name);
+    expect(text.startsWith(`# @mana-ai/${name}\n`)).toBe(true);
+    // The purpose: prose between the title and the first section.
+    const intro = text.slice(text.indexOf('\n'), text.indexOf('\n## ')).trim();
+    expect(intro.length).toBeGreaterThan(80);
+    const headings = sections(text);
+    for (const pattern of [/^Install\b/, /^Usage\b/, /^(The )?Fastify plugin\b/, /^Options\b/, /^Error codes\b/]) {
+      expect(
+        headings.some((heading) => pattern.test(heading)),
+        `${pattern} in ${headings.join(' | ')}`,
+      ).toBe(true);
+    }
+    expect(text).toContain(`pnpm add @mana-ai/${name}`);
+  });
+
+  it.each(names)('%s README lists every code of its error union and no other', (name) => {
+    const codes = errorCodes(name);
+    const prefix = PACKAGES[name];
+    expect(codes.length).toBeGreaterThan(0);
+    for (const code of codes) expect(code.startsWith(prefix), code).toBe(true);
+    const text = readme(name);
+    const start = text.search(/^## Error codes/m);
+    const end = text.indexOf('\n## ', start + 1);
+    const errorSection = text.slice(start, end === -1 ? undefined : end);
+    for (const code of codes) expect(errorSection, code).toContain(`\`${code}\``);
+    const documented = new Set(
+      [...errorSection.matchAll(new RegExp(`\\b${prefix}[A-Z0-9_]+\\b`, 'g'))].map((match) => match[0]),
+    );
+    expect([...documented].filter((code) => !codes.includes(code))).toEqual([]);
+  });
+
+  it.each(names)('%s README names every runtime export of each entry point', async (name) => {
+    const text = readme(name);
+    const exported = Object.keys(manifest(name).exports ?? {});
+    for (const key of exported) {
+      const specifier = key === '.' ? `@mana-ai/${name}` : `@mana-ai/${name}/${key.slice(2)}`;
+      const module = (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
+      const missing = Object.keys(module).filter(
+        (symbol) => symbol !== 'default' && !new RegExp(`\\b${symbol}\\b`).test(text),
+      );
+      expect(missing, `${specifier} exports missing from README.md`).toEqual([]);
+    }
+  });
+});
+
+describe('check-packages script', () => {
+  it('fails and lists every problem when a package puts default before types and exports a missing file', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'mana-ai-bad-package-'));
+    try {
+      await mkdir(join(scratch, 'dist'));
+      await writeFile(
+        join(scratch, 'package.json'),
+        JSON.stringify({
+          name: 'bad-package',
+          version: '1.0.0',
+          type: 'module',
+          files: ['dist'],
+          exports: {
+            '.': { default: './dist/index.js', types: './dist/index.d.ts' },
+            './gone': { types: './dist/gone.d.ts', default: './dist/gone.js' },
+          },
+        }),
+      );
+      await writeFile(join(scratch, 'dist/index.js'), 'export const answer = 42;\n');
+      await writeFile(join(scratch, 'dist/index.d.ts'), 'export declare const answer: number;\n');
+      const failure = await run(process.execPath, [join(root, 'tooling/scripts/check-packages.mjs'), scratch], {
+        cwd: root,
+        timeout: 30_000,
+      }).then(
+        () => null,
+        (error: { code?: number; stdout?: string }) => error,
+      );
+      expect(failure?.code).toBe(1);
+      expect(failure?.stdout).toContain('FAIL  bad-package');
+      expect(failure?.stdout).toContain('publint EXPORTS_TYPES_SHOULD_BE_FIRST');
+      expect(failure?.stdout).toContain('publint FILE_DOES_NOT_EXIST');
+      expect(failure?.stdout).toContain('attw NoResolution (./gone');
+      expect(failure?.stdout).toContain('0/1 packages clean');
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+});
