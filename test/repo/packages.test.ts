@@ -206,6 +206,30 @@ describe('package READMEs', () => {
   });
 });
 
+describe('CONTRIBUTING.md', () => {
+  const contributing = readFileSync(join(root, 'CONTRIBUTING.md'), 'utf8');
+  const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts;
+
+  it('names only root scripts or pnpm commands when it shows a pnpm command', () => {
+    const builtins = new Set(['install', 'add', 'vitest', 'biome', 'turbo', 'exec', 'publish', 'pack']);
+    const used = [...contributing.matchAll(/\bpnpm ([a-z][\w:-]*)/g)].map((match) => match[1]!);
+    expect(used).toEqual(expect.arrayContaining(['test', 'changeset', 'check:packages', 'version-packages', 'release']));
+    expect(used.filter((name) => !(name in scripts) && !builtins.has(name))).toEqual([]);
+  });
+
+  it('describes what CI runs when the root test script runs the package checks', () => {
+    expect(scripts.test).toContain('node tooling/scripts/check-packages.mjs');
+    expect(scripts['check:packages']).toContain('node tooling/scripts/check-packages.mjs');
+    expect(scripts['version-packages']).toBe('changeset version');
+    expect(scripts.release).toContain('changeset publish');
+    for (const step of ['turbo run build typecheck', 'biome check .', 'check-packages.mjs', 'vitest run']) {
+      expect(scripts.test).toContain(step);
+      expect(contributing).toContain(step);
+    }
+  });
+});
+
 describe('check-packages script', () => {
   it('fails and lists every problem when a package puts default before types and exports a missing file', async () => {
     const scratch = await mkdtemp(join(tmpdir(), 'mana-ai-bad-package-'));
