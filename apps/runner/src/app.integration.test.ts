@@ -232,10 +232,10 @@ describe('POST /internal/tick', () => {
 describe('the /internal prefix', () => {
   it('answers 401 without a key and 404 with one when the internal path is unknown', async () => {
     const instance = app();
-    for (const url of ['/internal/missions/u1', '/internal', '/%69nternal/tick', '//internal/tick', '/INTERNAL/x?y=1']) {
+    for (const url of ['/internal/missions/u1', '/internal/unknown/u1', '/internal', '/%69nternal/tick', '//internal/tick', '/INTERNAL/x?y=1']) {
       expect((await instance.inject({ method: 'GET', url })).statusCode).toBe(401);
     }
-    const known = await instance.inject({ method: 'GET', url: '/internal/missions/u1', headers: { 'x-service-key': SERVICE_KEY } });
+    const known = await instance.inject({ method: 'GET', url: '/internal/unknown/u1', headers: { 'x-service-key': SERVICE_KEY } });
     expect(known.statusCode).toBe(404);
     expect(known.json()).toEqual({ error: 'not found', code: 'RUNNER_NOT_FOUND' });
     expect((await instance.inject({ method: 'GET', url: '/internal/tick', headers: { 'x-service-key': SERVICE_KEY } })).statusCode).toBe(404);

@@ -1,22 +1,60 @@
-import type { Clock } from '@mana-ai/core';
+import { hostname } from 'node:os';
+import { type Clock, type EventBus, type EventMap, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
+import { manaCrypto } from '@mana-ai/crypto/fastify';
+import { manaPlanner } from '@mana-ai/planner/fastify';
+import { manaProjection } from '@mana-ai/projection/fastify';
+import { manaResearch } from '@mana-ai/research/fastify';
+import { manaResolvers } from '@mana-ai/resolvers/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Sql } from 'postgres';
 import { type RunnerConfig, jwksUrlOf } from './config.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
+import pipeline from './plugins/pipeline.js';
 import scheduler from './plugins/scheduler.js';
 import serviceAuth from './plugins/service-auth.js';
 import aiAuditRoute from './routes/ai-audit.js';
 import healthRoute from './routes/health.js';
+import internalMissionsRoute from './routes/internal-missions.js';
 import internalTickRoute from './routes/internal-tick.js';
 import metricsRoute from './routes/metrics.js';
 import type { TickFunction } from './scheduler.js';
+import { createTracing } from './tracing.js';
 import { RUNNER_VERSION } from './version.js';
 
 const DEFAULT_AUTH_URL = 'http://localhost:3001';
 const DEFAULT_JWT_AUDIENCE = 'mana';
 const DEFAULT_DEV_USER_ID = '00000000-0000-0000-0000-000000000000';
+
+/** The settings of the mission pipeline; each has the default of {@link RunnerConfig}'s variable. */
+type PipelineConfigKey =
+  | 'llmUrl'
+  | 'llmModel'
+  | 'llmApiKey'
+  | 'llmAuthStyle'
+  | 'llmTimeoutMs'
+  | 'llmMaxRetries'
+  | 'maxRounds'
+  | 'locale'
+  | 'policyMode'
+  | 'compactMaxContext'
+  | 'privateKeyPem'
+  | 'apiUrl'
+  | 'apiAuth'
+  | 'researchUrl'
+  | 'deepResearchEnabled'
+  | 'concurrency'
+  | 'maxMissionsPerTick'
+  | 'leaseMs'
+  | 'instanceId'
+  | 'defaultTimeZone'
+  | 'otelEndpoint';
+
+/** The lease owner of an instance without `MANA_AI_INSTANCE_ID`: readable and unique. */
+export function defaultInstanceId(): string {
+  return `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+}
 
 /** Collaborators of {@link buildApp}. */
 export interface AppDeps {
@@ -25,8 +63,12 @@ export interface AppDeps {
   /** A pino logger (or anything Fastify accepts as `loggerInstance`). */
   logger: FastifyBaseLogger;
   clock: Clock;
-  /** One tick of the pipeline. Planning is not wired yet: server.ts passes a placeholder. */
-  tick: TickFunction;
+  /** Replaces the wired pipeline's tick (tests of the host alone); default: `app.pipeline.tick`. */
+  tick?: TickFunction;
+  /** The event bus packages emit on (default: a new one); tracing subscribes to it. */
+  events?: EventBus<EventMap>;
+  /** fetch for outbound HTTP (LLM, research); default: the global one. */
+  fetch?: typeof fetch;
   /** Reported by /health (default: the runner's package.json version). */
   version?: string;
 }
@@ -36,7 +78,15 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
   Partial<
     Pick<
       RunnerConfig,
-      'nodeEnv' | 'authUrl' | 'authJwksUrl' | 'jwtIssuer' | 'jwtAudience' | 'devBypassAuth' | 'devUserId' | 'corsOrigins'
+      | 'nodeEnv'
+      | 'authUrl'
+      | 'authJwksUrl'
+      | 'jwtIssuer'
+      | 'jwtAudience'
+      | 'devBypassAuth'
+      | 'devUserId'
+      | 'corsOrigins'
+      | PipelineConfigKey
     >
   > & {
   /** Bound of the /health database check (default 1000 ms). */
@@ -50,17 +100,28 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
  */
 export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   const app = Fastify({ loggerInstance: deps.logger });
-  app.register(manaCore, { clock: deps.clock });
+  const events = deps.events ?? createEventBus<EventMap>();
+  app.register(manaCore, { clock: deps.clock, events });
+  // Spans are built from the same events the metrics read; root-level onClose runs after the
+  // scheduler's preClose wait, so the last tick's spans are complete before the flush.
+  const tracing = createTracing(
+    { events, logger: deps.logger, clock: deps.clock },
+    { endpoint: config.otelEndpoint, serviceVersion: deps.version ?? RUNNER_VERSION, ...(config.nodeEnv ? { nodeEnv: config.nodeEnv } : {}) },
+  );
+  app.addHook('onClose', async () => {
+    await tracing.shutdown();
+  });
   app.register(metrics);
   app.register(errorHandler);
   app.register(serviceAuth, { serviceKey: config.serviceKey });
-  app.register(scheduler, {
-    tick: deps.tick,
+  registerPipeline(app, deps, config);
+  app.register(scheduler, (parent) => ({
+    tick: deps.tick ?? parent.pipeline.tick,
     clock: deps.clock,
     intervalMs: config.tickIntervalMs,
     enabled: config.tickEnabled,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
-  });
+  }));
   app.register(healthRoute, {
     sql: deps.sql,
     version: deps.version ?? RUNNER_VERSION,
@@ -68,6 +129,7 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   });
   app.register(metricsRoute);
   app.register(internalTickRoute);
+  app.register(internalMissionsRoute);
   const authUrl = config.authUrl ?? DEFAULT_AUTH_URL;
   app.register(aiAuditRoute, {
     sql: deps.sql,
@@ -80,4 +142,63 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
     bypassUserId: config.nodeEnv === 'development' && config.devBypassAuth === true ? (config.devUserId ?? DEFAULT_DEV_USER_ID) : undefined,
   });
   return app;
+}
+
+/**
+ * Registers each package as its Fastify plugin, in dependency order, then the runner's pipeline
+ * plugin that composes them into the tick. Later plugins read earlier decorators through option
+ * functions, which Fastify evaluates when the plugin loads.
+ */
+function registerPipeline(app: FastifyInstance, deps: AppDeps, config: AppConfig): void {
+  const fetchDeps = deps.fetch ? { fetch: deps.fetch } : {};
+  const llmModel = config.llmModel ?? 'mana/reasoning';
+  app.register(manaProjection, {
+    sql: deps.sql,
+    ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
+    ...(config.defaultTimeZone === undefined ? {} : { defaultTimeZone: config.defaultTimeZone }),
+  });
+  app.register(manaCrypto, { privateKeyPem: config.privateKeyPem });
+  app.register(manaResolvers, (parent) => ({
+    sql: deps.sql,
+    replayRecord: parent.manaProjection.replayRecord,
+    crypto: {
+      unwrapGrant: (grant, binding) => parent.manaCrypto.grants.unwrap(grant, binding),
+      decryptValue: parent.manaCrypto.decryptValue,
+    },
+  }));
+  const compactMaxContext = config.compactMaxContext ?? 1_000_000;
+  app.register(manaPlanner, {
+    deps: fetchDeps,
+    locale: config.locale ?? 'de',
+    policyMode: config.policyMode ?? 'log-only',
+    maxRounds: config.maxRounds ?? 5,
+    model: llmModel,
+    ...(compactMaxContext > 0 ? { compaction: { maxContextTokens: compactMaxContext } } : {}),
+    llm: {
+      baseUrl: config.llmUrl ?? 'http://localhost:3020',
+      // Upstream sent the service key as the LLM bearer; MANA_LLM_API_KEY separates the two.
+      apiKey: config.llmApiKey ?? config.serviceKey,
+      authStyle: config.llmAuthStyle ?? 'bearer',
+      model: llmModel,
+      timeoutMs: config.llmTimeoutMs ?? 120_000,
+      maxRetries: config.llmMaxRetries ?? 2,
+      // The provider label of mana_ai_provider_errors_total is the model's prefix, as upstream ("mana").
+      provider: llmModel.split('/')[0] || 'llm',
+    },
+  });
+  app.register(manaResearch, {
+    sql: deps.sql,
+    ...fetchDeps,
+    shallow: {
+      baseUrl: config.apiUrl ?? 'http://localhost:3060',
+      auth: (config.apiAuth ?? 'service-key') === 'none' ? { type: 'none' } : { type: 'service-key', serviceKey: config.serviceKey },
+    },
+    deep: { baseUrl: config.researchUrl ?? 'http://localhost:3068', serviceKey: config.serviceKey },
+    stage: { deepResearchEnabled: config.deepResearchEnabled ?? false },
+  });
+  app.register(pipeline, {
+    owner: config.instanceId ?? defaultInstanceId(),
+    concurrency: config.concurrency ?? 8,
+    ...(config.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: config.maxMissionsPerTick }),
+  });
 }

@@ -6,8 +6,7 @@ import { type Database, openDatabase } from './database.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { migrate } from './migrate.js';
-import { createPlaceholderTick } from './placeholder-tick.js';
-import { createScheduler } from './scheduler.js';
+import { buildApp } from './app.js';
 import { startServer } from './server.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -96,12 +95,14 @@ async function main(argv: readonly string[]): Promise<void> {
       const settings = config();
       const stats = await withDatabase(settings, async (database, logger) => {
         await migrate(database.sql, { logger });
-        const tick = createPlaceholderTick({ sql: database.sql, clock: systemClock, logger });
-        const scheduler = createScheduler(
-          { tick, clock: systemClock, logger },
-          { intervalMs: settings.tickIntervalMs, enabled: false, shutdownTimeoutMs: settings.shutdownTimeoutMs },
-        );
-        return scheduler.runOnce();
+        // The same app as `start`, never listening and with no schedule: one tick, then close.
+        const app = buildApp({ sql: database.sql, logger, clock: systemClock }, { ...settings, tickEnabled: false });
+        await app.ready();
+        try {
+          return await app.scheduler.runOnce();
+        } finally {
+          await app.close();
+        }
       });
       process.stdout.write(`${JSON.stringify(stats)}\n`);
       return;

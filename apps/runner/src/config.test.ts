@@ -44,6 +44,17 @@ describe('parseConfig', () => {
       defaultTimeZone: 'Europe/Berlin',
       logLevel: 'info',
       shutdownTimeoutMs: 30_000,
+      llmModel: 'mana/reasoning',
+      llmApiKey: undefined,
+      llmAuthStyle: 'bearer',
+      llmTimeoutMs: 120_000,
+      llmMaxRetries: 2,
+      maxRounds: 5,
+      locale: 'de',
+      apiAuth: 'service-key',
+      leaseMs: 600_000,
+      instanceId: undefined,
+      maxMissionsPerTick: 10_000,
     });
   });
 
@@ -74,6 +85,17 @@ describe('parseConfig', () => {
       MANA_AI_DEFAULT_TIMEZONE: 'America/New_York',
       LOG_LEVEL: 'DEBUG',
       MANA_AI_SHUTDOWN_TIMEOUT_MS: '0',
+      MANA_LLM_MODEL: 'gpt-test',
+      MANA_LLM_API_KEY: 'llm-key',
+      MANA_LLM_AUTH_STYLE: 'X-API-Key',
+      MANA_LLM_TIMEOUT_MS: '5000',
+      MANA_LLM_MAX_RETRIES: '0',
+      MANA_AI_MAX_ROUNDS: '8',
+      MANA_AI_LOCALE: 'EN',
+      MANA_API_AUTH: 'none',
+      MANA_AI_LEASE_MS: '60000',
+      MANA_AI_INSTANCE_ID: 'runner-a',
+      MANA_AI_MAX_MISSIONS_PER_TICK: '50',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -87,6 +109,17 @@ describe('parseConfig', () => {
       defaultTimeZone: 'America/New_York',
       logLevel: 'debug',
       shutdownTimeoutMs: 0,
+      llmModel: 'gpt-test',
+      llmApiKey: 'llm-key',
+      llmAuthStyle: 'x-api-key',
+      llmTimeoutMs: 5000,
+      llmMaxRetries: 0,
+      maxRounds: 8,
+      locale: 'en',
+      apiAuth: 'none',
+      leaseMs: 60_000,
+      instanceId: 'runner-a',
+      maxMissionsPerTick: 50,
     });
   });
 
@@ -180,7 +213,7 @@ describe('CONFIG_VARIABLES', () => {
     );
     for (const variable of CONFIG_VARIABLES) expect(variable.description.length).toBeGreaterThan(5);
     const secret = CONFIG_VARIABLES.filter((variable) => variable.secret).map((variable) => variable.name);
-    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM']);
+    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_LLM_API_KEY']);
     expect(CONFIG_VARIABLES.find((variable) => variable.name === 'DATABASE_URL')?.aliases).toEqual(['SYNC_DATABASE_URL']);
   });
 });

@@ -67,6 +67,28 @@ export interface RunnerConfig {
   logLevel: LogLevel;
   /** `MANA_AI_SHUTDOWN_TIMEOUT_MS`: how long shutdown waits for an in-flight tick. */
   shutdownTimeoutMs: number;
+  /** `MANA_LLM_MODEL`: the planner's model. */
+  llmModel: string;
+  /** `MANA_LLM_API_KEY`: outbound LLM key; unset = `MANA_SERVICE_KEY`, as upstream. */
+  llmApiKey: string | undefined;
+  /** `MANA_LLM_AUTH_STYLE`: how the LLM key is sent. */
+  llmAuthStyle: 'bearer' | 'x-api-key';
+  /** `MANA_LLM_TIMEOUT_MS`: time for one LLM attempt. */
+  llmTimeoutMs: number;
+  /** `MANA_LLM_MAX_RETRIES`: retries of one LLM call on 429/5xx/unreachable. */
+  llmMaxRetries: number;
+  /** `MANA_AI_MAX_ROUNDS`: planner rounds per mission. */
+  maxRounds: number;
+  /** `MANA_AI_LOCALE`: language of prompts and tool descriptions. */
+  locale: 'de' | 'en';
+  /** `MANA_API_AUTH`: how shallow research authenticates to mana-api. */
+  apiAuth: 'service-key' | 'none';
+  /** `MANA_AI_LEASE_MS`: how long a claimed mission stays leased to this instance. */
+  leaseMs: number;
+  /** `MANA_AI_INSTANCE_ID`: lease owner name of this instance; unset = host, pid and a random suffix. */
+  instanceId: string | undefined;
+  /** `MANA_AI_MAX_MISSIONS_PER_TICK`: missions one instance handles per tick. */
+  maxMissionsPerTick: number;
 }
 
 /** Reference metadata of one environment variable (for docs and generated references). */
@@ -264,6 +286,72 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     description: 'On SIGTERM/SIGINT, how long to wait for an in-flight tick before abandoning it.',
     expected: 'an integer from 0 to 3600000',
     schema: integer(0, 3_600_000),
+  },
+  llmModel: { name: 'MANA_LLM_MODEL', default: 'mana/reasoning', description: 'Model the planner asks the LLM for.', expected: 'a non-empty string', schema: text },
+  llmApiKey: {
+    name: 'MANA_LLM_API_KEY',
+    default: undefined,
+    description: 'Key sent to the LLM. Unset: MANA_SERVICE_KEY, as the original service did.',
+    expected: 'a non-empty string',
+    secret: true,
+    schema: text.optional(),
+  },
+  llmAuthStyle: {
+    name: 'MANA_LLM_AUTH_STYLE',
+    default: 'bearer',
+    description: 'How the LLM key is sent: bearer (Authorization: Bearer) or x-api-key (X-API-Key).',
+    expected: 'bearer or x-api-key',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['bearer', 'x-api-key'])),
+  },
+  llmTimeoutMs: {
+    name: 'MANA_LLM_TIMEOUT_MS',
+    default: '120000',
+    description: 'Time for one LLM attempt (headers and body).',
+    expected: 'an integer from 1000 to 3600000',
+    schema: integer(1000, 3_600_000),
+  },
+  llmMaxRetries: {
+    name: 'MANA_LLM_MAX_RETRIES',
+    default: '2',
+    description: 'Retries of one LLM call after 429, 5xx or a failed connection (with backoff).',
+    expected: 'an integer from 0 to 10',
+    schema: integer(0, 10),
+  },
+  maxRounds: { name: 'MANA_AI_MAX_ROUNDS', default: '5', description: 'Planner rounds (LLM calls with tools) per mission.', expected: 'an integer from 1 to 50', schema: integer(1, 50) },
+  locale: {
+    name: 'MANA_AI_LOCALE',
+    default: 'de',
+    description: 'Language of the planner prompts, reminders and tool descriptions.',
+    expected: 'de or en',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['de', 'en'])),
+  },
+  apiAuth: {
+    name: 'MANA_API_AUTH',
+    default: 'service-key',
+    description: 'How shallow research authenticates to mana-api: service-key (X-Service-Key and X-User-Id) or none.',
+    expected: 'service-key or none',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['service-key', 'none'])),
+  },
+  leaseMs: {
+    name: 'MANA_AI_LEASE_MS',
+    default: '600000',
+    description: 'How long a claimed mission stays leased; a crashed instance\'s missions are planned by another one after this.',
+    expected: 'an integer from 10000 to 86400000',
+    schema: integer(10_000, 86_400_000),
+  },
+  instanceId: {
+    name: 'MANA_AI_INSTANCE_ID',
+    default: undefined,
+    description: 'Lease owner name of this instance (unique per instance). Unset: host name, pid and a random suffix.',
+    expected: 'a non-empty string',
+    schema: text.optional(),
+  },
+  maxMissionsPerTick: {
+    name: 'MANA_AI_MAX_MISSIONS_PER_TICK',
+    default: '10000',
+    description: 'Missions one instance claims and plans in one tick at most.',
+    expected: 'an integer from 1 to 1000000',
+    schema: integer(1, 1_000_000),
   },
 };
 

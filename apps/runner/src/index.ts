@@ -1,4 +1,4 @@
-export { type AppConfig, type AppDeps, buildApp } from './app.js';
+export { type AppConfig, type AppDeps, buildApp, defaultInstanceId } from './app.js';
 export {
   CONFIG_VARIABLES,
   type ConfigVariable,
@@ -15,11 +15,21 @@ export { type Database, EMBEDDED_DATA_DIR, EMBEDDED_DATABASE, type OpenDatabaseO
 export { type ConfigIssue, ConfigError, RunnerError, type RunnerErrorCode } from './errors.js';
 export { type CreateLoggerOptions, REDACT_PATHS, createLogger } from './logger.js';
 export { type MigrationReport, allMigrations, migrate } from './migrate.js';
-export { createPlaceholderTick } from './placeholder-tick.js';
+export { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
+export {
+  type PipelineDeps,
+  type PipelineOptions,
+  createInputsPort,
+  createPipelineTick,
+  createPlannerPort,
+  createTickStore,
+} from './pipeline.js';
+export type { PipelineDecorator, PipelinePluginOptions } from './plugins/pipeline.js';
 export { statusForErrorCode } from './plugins/error-handler.js';
 export { type RunnerMetrics, UNMATCHED_PATH, createRunnerMetrics } from './plugins/metrics.js';
 export { SERVICE_KEY_REJECTED, createServiceKeyCheck } from './plugins/service-auth.js';
 export { AI_AUDIT_PATH, type AiAuditRouteOptions, JWT_ALGORITHMS } from './routes/ai-audit.js';
+export { type MissionView, toMissionView } from './routes/internal-missions.js';
 export {
   type Scheduler,
   type SchedulerDeps,

@@ -49,7 +49,8 @@ describe('mana-ai start (a real process)', () => {
 
   it('lets an in-flight tick answer, then exits 0 and stops listening when sent SIGTERM', async () => {
     const { runner, base } = await start({ MANA_AI_SHUTDOWN_TIMEOUT_MS: '15000' });
-    proxy.delayMs = 1500;
+    // Every message to the database waits: the tick's dozen round trips then take seconds.
+    proxy.delayMs = 200;
     try {
       const tick = fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } }).then(async (response) => ({
         status: response.status,

@@ -6,7 +6,6 @@ import type { RunnerConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
 import { createLogger } from './logger.js';
 import { migrate } from './migrate.js';
-import { createPlaceholderTick } from './placeholder-tick.js';
 import type { TickFunction } from './scheduler.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -17,7 +16,7 @@ const SHUTDOWN_SLACK_MS = 20_000;
 export interface StartServerOptions {
   logger?: PinoLogger;
   clock?: Clock;
-  /** The tick to schedule (default: the placeholder; planning is not wired yet). */
+  /** Replaces the pipeline's tick (tests of the host alone); default: the wired pipeline. */
   tick?: TickFunction;
   /** Install SIGTERM/SIGINT handlers that shut down and exit the process (default true). */
   handleSignals?: boolean;
@@ -99,8 +98,7 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
   try {
     const report = await migrate(database.sql, { logger });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
-    const tick = options.tick ?? createPlaceholderTick({ sql: database.sql, clock, logger });
-    app = buildApp({ sql: database.sql, logger, clock, tick }, config);
+    app = buildApp({ sql: database.sql, logger, clock, ...(options.tick ? { tick: options.tick } : {}) }, config);
     address = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     releaseSignals();

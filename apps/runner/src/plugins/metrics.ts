@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The `path` label of requests that matched no route (raw URLs would explode cardinality). */
 export const UNMATCHED_PATH = 'unmatched';
@@ -17,6 +17,64 @@ export interface RunnerMetrics {
   ticks: Counter;
   /** `mana_ai_tick_duration_seconds`: each non-overlapping tick. */
   tickDuration: Histogram;
+  /** `mana_ai_plans_produced_total`: planner loops that completed. */
+  plansProduced: Counter;
+  /** `mana_ai_plans_written_back_total`: iterations written (retried duplicates excluded). */
+  plansWrittenBack: Counter;
+  /** `mana_ai_parse_failures_total`: planner loops that failed (LLM unreachable, timeouts, errors). */
+  parseFailures: Counter;
+  /** `mana_ai_mission_errors_total`: missions whose run threw. */
+  missionErrors: Counter;
+  /** `mana_ai_research_jobs_submitted_total{provider}`. */
+  researchSubmitted: Counter<'provider'>;
+  /** `mana_ai_research_jobs_completed_total{provider}`. */
+  researchCompleted: Counter<'provider'>;
+  /** `mana_ai_research_jobs_failed_total{provider}`. */
+  researchFailed: Counter<'provider'>;
+  /** `mana_ai_research_jobs_pending_skips_total`. */
+  researchPendingSkips: Counter;
+  /** `mana_ai_planner_request_duration_seconds`: every LLM request, answered or failed. */
+  plannerRequestDuration: Histogram;
+  /** `mana_ai_snapshots_new_total`. */
+  snapshotsNew: Counter;
+  /** `mana_ai_snapshots_updated_total`. */
+  snapshotsUpdated: Counter;
+  /** `mana_ai_snapshot_rows_applied_total`. */
+  snapshotRowsApplied: Counter;
+  /** `mana_ai_snapshot_bad_rows_total`: log rows the projection skipped as malformed. */
+  snapshotBadRows: Counter;
+  /** `mana_ai_decrypts_total{table}`: decrypted fields. */
+  decrypts: Counter<'table'>;
+  /** `mana_ai_grant_scope_violations_total{table}`. */
+  grantScopeViolations: Counter<'table'>;
+  /** `mana_ai_grant_skips_total{reason}`. */
+  grantSkips: Counter<'reason'>;
+  /** `mana_ai_agent_decisions_total{decision}`. */
+  agentDecisions: Counter<'decision'>;
+  /** `mana_ai_tokens_used_total{agent_id}`. */
+  tokensUsed: Counter<'agent_id'>;
+  /** `mana_ai_tool_calls_total{tool,policy,outcome}`. */
+  toolCalls: Counter<'tool' | 'policy' | 'outcome'>;
+  /** `mana_ai_planner_rounds`: rounds of each successful planner loop. */
+  plannerRounds: Histogram;
+  /** `mana_ai_provider_errors_total{provider,kind}`. */
+  providerErrors: Counter<'provider' | 'kind'>;
+  /** `mana_ai_reminders_emitted_total{producer,severity}`. */
+  remindersEmitted: Counter<'producer' | 'severity'>;
+  /** `mana_ai_compactions_triggered_total`. */
+  compactionsTriggered: Counter;
+  /** `mana_ai_compacted_turns`. */
+  compactedTurns: Histogram;
+  /** `mana_ai_missions_skipped_total{reason}`: skipped missions by reason (gates, ciphertext, research). */
+  missionsSkipped: Counter<'reason'>;
+  /** `mana_ai_tick_errors_total{stage}`: ticks ended early by a refresh or claim failure. */
+  tickErrors: Counter<'stage'>;
+  /** `mana_ai_expired_leases`: leases that ran out without release, sampled after each tick. */
+  expiredLeases: Gauge;
+  /** `mana_ai_missions_in_flight`: missions this instance is running now. */
+  missionsInFlight: Gauge;
+  /** `mana_ai_last_tick_timestamp_seconds`: when this instance's last tick ended. */
+  lastTickTimestamp: Gauge;
 }
 
 declare module 'fastify' {
@@ -32,6 +90,11 @@ export function createRunnerMetrics(): RunnerMetrics {
   registry.setDefaultLabels({ service: 'mana-ai' });
   collectDefaultMetrics({ register: registry, prefix: 'mana_ai_' });
   const registers = [registry];
+  function counter(name: string, help: string): Counter;
+  function counter<Label extends string>(name: string, help: string, labelNames: readonly Label[]): Counter<Label>;
+  function counter(name: string, help: string, labelNames: readonly string[] = []): Counter<string> {
+    return new Counter({ name, help, labelNames, registers });
+  }
   return {
     registry,
     httpRequests: new Counter({
@@ -54,6 +117,50 @@ export function createRunnerMetrics(): RunnerMetrics {
       buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers,
     }),
+    plansProduced: counter('mana_ai_plans_produced_total', 'Planner loops that completed with a plan.'),
+    plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
+    parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
+    missionErrors: counter('mana_ai_mission_errors_total', 'Mission runs that threw.'),
+    researchSubmitted: counter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.', ['provider']),
+    researchCompleted: counter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.', ['provider']),
+    researchFailed: counter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.', ['provider']),
+    researchPendingSkips: counter('mana_ai_research_jobs_pending_skips_total', 'Missions skipped while their deep-research job runs.'),
+    plannerRequestDuration: new Histogram({
+      name: 'mana_ai_planner_request_duration_seconds',
+      help: 'Duration of LLM requests of the planner in seconds (answered or failed, retries included).',
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers,
+    }),
+    snapshotsNew: counter('mana_ai_snapshots_new_total', 'Mission snapshots created by the refresh.'),
+    snapshotsUpdated: counter('mana_ai_snapshots_updated_total', 'Mission snapshots updated by the refresh.'),
+    snapshotRowsApplied: counter('mana_ai_snapshot_rows_applied_total', 'Log rows applied to snapshots.'),
+    snapshotBadRows: counter('mana_ai_snapshot_bad_rows_total', 'Log rows skipped by the refresh as malformed.'),
+    decrypts: counter('mana_ai_decrypts_total', 'Fields decrypted for planning, by table.', ['table']),
+    grantScopeViolations: counter('mana_ai_grant_scope_violations_total', 'Inputs outside their grant, by table.', ['table']),
+    grantSkips: counter('mana_ai_grant_skips_total', 'Grants that could not be used, by reason.', ['reason']),
+    agentDecisions: counter('mana_ai_agent_decisions_total', 'Agent gate decisions.', ['decision']),
+    tokensUsed: counter('mana_ai_tokens_used_total', 'LLM tokens used, by agent.', ['agent_id']),
+    toolCalls: counter('mana_ai_tool_calls_total', 'Tool calls recorded as plan steps.', ['tool', 'policy', 'outcome']),
+    plannerRounds: new Histogram({
+      name: 'mana_ai_planner_rounds',
+      help: 'Rounds of successful planner loops.',
+      buckets: [1, 2, 3, 4, 5],
+      registers,
+    }),
+    providerErrors: counter('mana_ai_provider_errors_total', 'LLM provider failures, by kind.', ['provider', 'kind']),
+    remindersEmitted: counter('mana_ai_reminders_emitted_total', 'Reminders added to planner requests.', ['producer', 'severity']),
+    compactionsTriggered: counter('mana_ai_compactions_triggered_total', 'Planner compactions that folded at least one turn.'),
+    compactedTurns: new Histogram({
+      name: 'mana_ai_compacted_turns',
+      help: 'Messages folded per compaction.',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers,
+    }),
+    missionsSkipped: counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
+    tickErrors: counter('mana_ai_tick_errors_total', 'Ticks ended early, by stage (refresh or claim).', ['stage']),
+    expiredLeases: new Gauge({ name: 'mana_ai_expired_leases', help: 'Mission leases that ran out without release (sampled after each tick).', registers }),
+    missionsInFlight: new Gauge({ name: 'mana_ai_missions_in_flight', help: 'Missions this instance is running now.', registers }),
+    lastTickTimestamp: new Gauge({ name: 'mana_ai_last_tick_timestamp_seconds', help: 'Unix time at which the last tick of this instance ended.', registers }),
   };
 }
 

@@ -1,0 +1,96 @@
+import type { Clock, EventBus, EventMap, TickEvents } from '@mana-ai/core';
+import type { PlannerEvents } from '@mana-ai/planner';
+import type { ProjectionEvents } from '@mana-ai/projection';
+import type { ResearchEvents } from '@mana-ai/research';
+import type { ResolverEvents } from '@mana-ai/resolvers';
+import type { RunnerMetrics } from './plugins/metrics.js';
+
+/** Every event the runner listens to: core's tick events and each package's own. */
+export type RunnerEvents = TickEvents & PlannerEvents & ProjectionEvents & ResearchEvents & ResolverEvents;
+
+/**
+ * The shared bus seen with every package's event names. Core's bus is untyped by design (each
+ * package emits its own slice of names); this is the one place that puts the slices together.
+ */
+export function runnerEvents(bus: EventBus<EventMap>): EventBus<RunnerEvents> {
+  return bus as unknown as EventBus<RunnerEvents>;
+}
+
+// Label values of rejected or unknown tools could be anything the model invents: never a label.
+const TOOL_CALL_OUTCOME = 'deferred';
+
+/**
+ * Feeds the metrics of UPSTREAM §12.4 (and the runner's own) from package events. Returns the
+ * function that unsubscribes. Payloads carry ids, counts and enums only; no label takes user text.
+ */
+export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, clock: Clock): () => void {
+  const events = runnerEvents(bus);
+  const inFlight = new Set<string>();
+  const key = (payload: { userId: string; missionId: string }) => JSON.stringify([payload.userId, payload.missionId]);
+  const ended = (payload: { userId: string; missionId: string }) => {
+    inFlight.delete(key(payload));
+    metrics.missionsInFlight.set(inFlight.size);
+  };
+  const subscriptions = [
+    events.on('tick.refreshed', (refresh) => {
+      metrics.snapshotsNew.inc(refresh.newSnapshots);
+      metrics.snapshotsUpdated.inc(refresh.updatedSnapshots);
+      metrics.snapshotRowsApplied.inc(refresh.rowsApplied);
+    }),
+    events.on('tick.failed', ({ stage }) => metrics.tickErrors.inc({ stage })),
+    events.on('tick.finished', () => {
+      inFlight.clear();
+      metrics.missionsInFlight.set(0);
+      metrics.lastTickTimestamp.set(clock.now() / 1000);
+    }),
+    events.on('mission.claimed', (payload) => {
+      inFlight.add(key(payload));
+      metrics.missionsInFlight.set(inFlight.size);
+    }),
+    events.on('mission.skipped', (payload) => {
+      metrics.missionsSkipped.inc({ reason: payload.reason });
+      ended(payload);
+    }),
+    events.on('agent.decision', ({ decision }) => metrics.agentDecisions.inc({ decision })),
+    events.on('mission.planned', ({ rounds }) => {
+      metrics.plansProduced.inc();
+      metrics.plannerRounds.observe(rounds);
+    }),
+    events.on('mission.plan-failed', (payload) => {
+      metrics.parseFailures.inc();
+      ended(payload);
+    }),
+    events.on('mission.written', (payload) => {
+      if (payload.written) metrics.plansWrittenBack.inc();
+      ended(payload);
+    }),
+    events.on('mission.error', (payload) => {
+      metrics.missionErrors.inc();
+      ended(payload);
+    }),
+    events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentId }, tokens)),
+    events.on('row.skipped', () => metrics.snapshotBadRows.inc()),
+    events.on('planner.llm-call.finished', ({ durationMs }) => metrics.plannerRequestDuration.observe(durationMs / 1000)),
+    events.on('planner.provider-error', ({ provider, kind, durationMs }) => {
+      metrics.plannerRequestDuration.observe(durationMs / 1000);
+      metrics.providerErrors.inc({ provider, kind });
+    }),
+    events.on('planner.tool-call.recorded', ({ tool, policy }) => metrics.toolCalls.inc({ tool, policy, outcome: TOOL_CALL_OUTCOME })),
+    events.on('planner.reminder.emitted', ({ producer, severity }) => metrics.remindersEmitted.inc({ producer, severity })),
+    events.on('planner.compaction', ({ compactedTurns }) => {
+      if (compactedTurns < 1) return;
+      metrics.compactionsTriggered.inc();
+      metrics.compactedTurns.observe(compactedTurns);
+    }),
+    events.on('research.submitted', ({ provider }) => metrics.researchSubmitted.inc({ provider })),
+    events.on('research.completed', ({ provider }) => metrics.researchCompleted.inc({ provider })),
+    events.on('research.failed', ({ provider }) => metrics.researchFailed.inc({ provider })),
+    events.on('research.pending-skip', () => metrics.researchPendingSkips.inc()),
+    events.on('decrypt.succeeded', ({ table, fields }) => metrics.decrypts.inc({ table }, fields)),
+    events.on('grant.scope-violation', ({ table }) => metrics.grantScopeViolations.inc({ table })),
+    events.on('grant.skipped', ({ reason }) => metrics.grantSkips.inc({ reason })),
+  ];
+  return () => {
+    for (const unsubscribe of subscriptions) unsubscribe();
+  };
+}

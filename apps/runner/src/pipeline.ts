@@ -1,0 +1,171 @@
+import {
+  type Agent,
+  type Clock,
+  type EventBus,
+  type InputsPort,
+  type Logger,
+  type MissionClaim,
+  type PlannerPort,
+  type ResearchPort,
+  type TickEvents,
+  type TickPorts,
+  type TickStorePort,
+  runTick,
+} from '@mana-ai/core';
+import type { Planner } from '@mana-ai/planner';
+import { type Projection, deriveIterationId } from '@mana-ai/projection';
+import type { InputResolvers } from '@mana-ai/resolvers';
+import type { TickFunction } from './scheduler.js';
+
+/** The package services one tick is made of (each one a Fastify decorator in the app). */
+export interface PipelineDeps {
+  projection: Projection;
+  resolvers: InputResolvers;
+  planner: Planner;
+  /** The research stage; omitted = no research before planning. */
+  research?: ResearchPort | undefined;
+  clock: Clock;
+  logger: Logger;
+  events: EventBus<TickEvents>;
+}
+
+/** Options of {@link createPipelineTick}. */
+export interface PipelineOptions {
+  /** Lease owner: unique per instance, stable across its ticks. */
+  owner: string;
+  /** Missions planned at once (`MANA_AI_CONCURRENCY`). */
+  concurrency: number;
+  /** Missions one instance handles per tick (`MANA_AI_MAX_MISSIONS_PER_TICK`). */
+  maxMissionsPerTick?: number;
+}
+
+/**
+ * The tick store over the projection, for one tick: agents are looked up once per user and agent
+ * in the tick (UPSTREAM §5.2 step 6), iteration ids are derived from (mission, due slot).
+ */
+export function createTickStore(projection: Projection, owner: string): TickStorePort {
+  const agents = new Map<string, Promise<Agent | null>>();
+  const agentOf = (userId: string, agentId: string | undefined): Promise<Agent | null> => {
+    if (!agentId) return Promise.resolve(null);
+    // JSON keys cannot collide the way a joined string could.
+    const key = JSON.stringify([userId, agentId]);
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = projection.loadAgent(userId, agentId);
+      agents.set(key, agent);
+      // A failed lookup is not cached: the next mission of this agent tries again.
+      agent.catch(() => agents.delete(key));
+    }
+    return agent;
+  };
+  const keyOf = (claim: MissionClaim) => ({ userId: claim.mission.userId, missionId: claim.mission.id });
+  return {
+    async refresh() {
+      const result = await projection.refresh();
+      return {
+        rowsApplied: result.rowsApplied,
+        newSnapshots: result.newSnapshots,
+        updatedSnapshots: result.updatedSnapshots,
+        ...(result.skipped ? { skipped: true } : {}),
+      };
+    },
+    async claimDue({ limit }) {
+      const claimed = await projection.claimDue({ owner, limit });
+      const claims: MissionClaim[] = [];
+      for (const { mission, dueSlot } of claimed) {
+        try {
+          const [agent, iterationId] = await Promise.all([agentOf(mission.userId, mission.agentId), deriveIterationId(mission.id, dueSlot)]);
+          claims.push({ mission, agent, dueSlot, iterationId });
+        } catch (error) {
+          // Hand back what cannot be run now, so it is not held until the lease expires.
+          await projection.release(owner, [{ userId: mission.userId, missionId: mission.id }]).catch(() => {});
+          throw error;
+        }
+      }
+      return claims;
+    },
+    tokensUsedLast24h: (userId, agentId) => projection.tokenUsageLast24h(userId, agentId),
+    async writeIteration(claim, request) {
+      const result = await projection.writeIteration({
+        userId: claim.mission.userId,
+        missionId: claim.mission.id,
+        dueSlot: claim.dueSlot,
+        plan: {
+          summary: request.iteration.summary ?? '',
+          // runTick builds tool-call steps only; the projection rebuilds the same iteration from them.
+          steps: request.iteration.plan.flatMap((step) =>
+            step.intent.kind === 'toolCall' ? [{ toolName: step.intent.toolName, params: step.intent.params, summary: step.summary }] : [],
+          ),
+        },
+        agent: claim.agent ? { id: claim.agent.id, name: claim.agent.name } : undefined,
+        rationale: request.actor.rationale,
+        owner,
+        tokenUsage: request.tokensUsed > 0 ? { agentId: request.actor.principalId, tokens: request.tokensUsed } : undefined,
+      });
+      return { written: !result.duplicate };
+    },
+    async recordTokenUsage(claim, agentId, tokensUsed) {
+      await projection.recordTokenUsage({ userId: claim.mission.userId, agentId, missionId: claim.mission.id, tokens: tokensUsed });
+    },
+    async release(claim) {
+      await projection.release(owner, [keyOf(claim)]);
+    },
+  };
+}
+
+/** Input resolution over the resolvers: the mission's own grant, audit rows carry the iteration id. */
+export function createInputsPort(resolvers: InputResolvers): InputsPort {
+  return {
+    resolve: ({ mission, iterationId }) =>
+      resolvers.resolve({ userId: mission.userId, missionId: mission.id, iterationId, grant: mission.grant, inputs: mission.inputs }),
+  };
+}
+
+/** The planner loop as core's planner port: a provider failure is a failed plan, not an exception. */
+export function createPlannerPort(planner: Planner): PlannerPort {
+  return {
+    async plan({ mission, agent, inputs, tokensUsed24h }) {
+      const result = await planner.planMission({
+        mission,
+        agent: agent ?? undefined,
+        resolvedInputs: inputs,
+        pretickUsage24h: tokensUsed24h,
+        context: { missionId: mission.id, ...(agent ? { agentId: agent.id } : {}) },
+      });
+      if (result.stopReason === 'llm-error') {
+        return { ok: false, reason: `llm-error: ${result.error?.kind ?? 'unknown'}`, usage: result.usage };
+      }
+      return {
+        ok: true,
+        calls: result.plan.steps.map((step) => ({ toolName: step.toolName, params: step.params, summary: step.summary })),
+        summary: result.plan.summary,
+        usage: result.usage,
+        rounds: result.rounds,
+      };
+    },
+  };
+}
+
+/**
+ * The runner's tick: core's `runTick` over the projection, resolvers, research stage and planner.
+ * Each call builds fresh per-tick ports (agent cache) and runs one tick to the end.
+ */
+export function createPipelineTick(deps: PipelineDeps, options: PipelineOptions): TickFunction {
+  const inputs = createInputsPort(deps.resolvers);
+  const planner = createPlannerPort(deps.planner);
+  return async () => {
+    const ports: TickPorts = {
+      store: createTickStore(deps.projection, options.owner),
+      inputs,
+      planner,
+      ...(deps.research ? { research: deps.research } : {}),
+      clock: deps.clock,
+      logger: deps.logger,
+      events: deps.events,
+    };
+    return runTick(ports, {
+      concurrency: options.concurrency,
+      ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
+    });
+  };
+}
