@@ -44,6 +44,8 @@ function harness(claims: MissionClaim[], setup: Partial<{
   research: (missionId: string) => Promise<ResearchOutcome>;
   tokensUsed: number;
   refreshFails: boolean;
+  /** Like the projection: a released mission is still due and claimable again. */
+  reofferReleased: boolean;
 }> = {}) {
   const remaining = [...claims];
   const written: Array<{ claim: MissionClaim; request: WriteBackRequest }> = [];
@@ -81,6 +83,7 @@ function harness(claims: MissionClaim[], setup: Partial<{
       },
       async release(claim) {
         released.push(claim.mission.id);
+        if (setup.reofferReleased) remaining.push(claim);
       },
     },
     inputs: {
@@ -232,6 +235,29 @@ describe('runTick', () => {
     expect(h.usage).toEqual([{ agentId: 'a-1', tokens: 50 }]);
     expect(h.released).toEqual(['m-1']);
     expect(h.written).toEqual([]);
+  });
+
+  it('runs each mission at most once per tick when skipped and failed missions stay due after release', async () => {
+    const claims = [
+      claimOf(mission('fails')),
+      claimOf(mission('sealed', { title: 'enc:1:AAAA.BBBB' })),
+      claimOf(mission('paused'), agent({ state: 'paused' })),
+      claimOf(mission('ok')),
+    ];
+    const planned: string[] = [];
+    const h = harness(claims, {
+      reofferReleased: true,
+      plan: async (id) => {
+        planned.push(id);
+        return id === 'fails'
+          ? { ok: false, reason: 'llm-error: server', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } }
+          : { ok: true, calls: [], summary: '', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, rounds: 1 };
+      },
+    });
+    const stats = await runTick(h.ports, { concurrency: 1, claimBatchSize: 1 });
+    expect(stats).toMatchObject({ dueMissionCount: 4, plansProduced: 1, parseFailures: 1, skipped: { 'ciphertext-mission': 1, 'agent-paused': 1 } });
+    expect(planned.sort()).toEqual(['fails', 'ok']);
+    expect(h.released.sort()).toEqual(['fails', 'paused', 'sealed']);
   });
 
   it('plans up to the concurrency bound in parallel and never more', async () => {

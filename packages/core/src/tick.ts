@@ -224,12 +224,15 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     }
   };
 
+  // Leases of missions that wrote nothing are handed back when the tick ends, not at once: a mission
+  // released mid-tick is still due and would be claimed again by this very tick.
+  const unfinished: MissionClaim[] = [];
   const skip = async (claim: MissionClaim, reason: SkipReason, decision?: AgentDecision): Promise<void> => {
     stats.skipped[reason] = (stats.skipped[reason] ?? 0) + 1;
     const { mission, agent } = claim;
     emit('mission.skipped', { missionId: mission.id, userId: mission.userId, agentId: agent?.id ?? null, reason });
     if (agent && decision) emit('agent.decision', { agentId: agent.id, decision });
-    await ports.store.release(claim);
+    unfinished.push(claim);
   };
 
   const runOne = async (claim: MissionClaim): Promise<void> => {
@@ -274,7 +277,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
           await ports.store.recordTokenUsage(claim, budgetAgentId, outcome.usage.totalTokens);
           emit('tokens.used', { agentId: budgetAgentId, userId: mission.userId, tokens: outcome.usage.totalTokens });
         }
-        await ports.store.release(claim);
+        unfinished.push(claim);
         return;
       }
       stats.plansProduced += 1;
@@ -311,11 +314,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
       stats.errors.push(`mission=${mission.id}: ${message}`);
       emit('mission.error', { ...ids, stage, message });
       logger.error({ ...ids, stage, err: message }, 'mission run failed');
-      if (!wrote) {
-        await ports.store.release(claim).catch((releaseError: unknown) => {
-          logger.warn({ ...ids, err: describeError(releaseError) }, 'lease release failed; it will expire');
-        });
-      }
+      if (!wrote) unfinished.push(claim);
     }
   };
 
@@ -323,5 +322,12 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     for (let claim = await nextClaim(); claim; claim = await nextClaim()) await runOne(claim);
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  await Promise.all(
+    unfinished.map((claim) =>
+      ports.store.release(claim).catch((error: unknown) => {
+        logger.warn({ missionId: claim.mission.id, userId: claim.mission.userId, err: describeError(error) }, 'lease release failed; it will expire');
+      }),
+    ),
+  );
   return finish();
 }

@@ -1,0 +1,166 @@
+import { createEventBus, createManualClock, type EventMap } from '@mana-ai/core';
+import { describe, expect, it } from 'vitest';
+import { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
+import { createRunnerMetrics } from './plugins/metrics.js';
+
+const ids = { missionId: 'm-1', userId: 'u-1' };
+const context = { missionId: 'm-1', agentId: 'a-1' };
+const usage = { promptTokens: 10, completionTokens: 5, totalTokens: 15 };
+
+function setup() {
+  const bus = createEventBus<EventMap>();
+  const metrics = createRunnerMetrics();
+  const clock = createManualClock('2026-04-21T06:00:00.000Z');
+  const stop = observeEvents(bus, metrics, clock);
+  const emit = <Name extends keyof RunnerEvents>(name: Name, payload: RunnerEvents[Name]) => runnerEvents(bus).emit(name, payload);
+  const value = async (name: string, labels: Record<string, string> = {}): Promise<number | undefined> => {
+    // Histogram samples live under the base name, each with its own `metricName` (_sum, _count, _bucket).
+    const base = name.replace(/_(sum|count|bucket)$/, '');
+    const metric = (await metrics.registry.getMetricsAsJSON()).find((entry) => entry.name === name || entry.name === base);
+    const sample = metric?.values.find(
+      (entry) =>
+        (entry.metricName ?? metric.name) === name &&
+        Object.entries(labels).every(([key, expected]) => String((entry.labels as Record<string, unknown>)[key]) === expected),
+    );
+    return sample?.value;
+  };
+  return { metrics, clock, stop, emit, value };
+}
+
+describe('observeEvents', () => {
+  it('counts plans, failures, errors, skips and decisions when the tick reports them', async () => {
+    const { emit, value } = setup();
+    emit('tick.refreshed', { rowsApplied: 7, newSnapshots: 2, updatedSnapshots: 3 });
+    emit('mission.claimed', { ...ids, agentId: 'a-1' });
+    emit('mission.planned', { ...ids, agentId: 'a-1', steps: 2, rounds: 3, tokens: 15 });
+    emit('tokens.used', { agentId: 'a-1', userId: 'u-1', tokens: 15 });
+    emit('mission.written', { ...ids, iterationId: 'i-1', written: true });
+    emit('mission.written', { missionId: 'm-2', userId: 'u-1', iterationId: 'i-2', written: false });
+    emit('agent.decision', { agentId: 'a-1', decision: 'ran' });
+    emit('mission.skipped', { missionId: 'm-3', userId: 'u-1', agentId: 'a-2', reason: 'agent-paused' });
+    emit('agent.decision', { agentId: 'a-2', decision: 'skipped-paused' });
+    emit('mission.plan-failed', { missionId: 'm-4', userId: 'u-1', agentId: null, reason: 'llm-error: timeout', tokens: 0 });
+    emit('mission.error', { missionId: 'm-5', userId: 'u-1', stage: 'write-back', message: 'boom' });
+    emit('tick.failed', { stage: 'claim', message: 'db down' });
+
+    expect(await value('mana_ai_snapshot_rows_applied_total')).toBe(7);
+    expect(await value('mana_ai_snapshots_new_total')).toBe(2);
+    expect(await value('mana_ai_snapshots_updated_total')).toBe(3);
+    expect(await value('mana_ai_plans_produced_total')).toBe(1);
+    expect(await value('mana_ai_planner_rounds_sum')).toBe(3);
+    expect(await value('mana_ai_plans_written_back_total')).toBe(1);
+    expect(await value('mana_ai_tokens_used_total', { agent_id: 'a-1' })).toBe(15);
+    expect(await value('mana_ai_agent_decisions_total', { decision: 'ran' })).toBe(1);
+    expect(await value('mana_ai_agent_decisions_total', { decision: 'skipped-paused' })).toBe(1);
+    expect(await value('mana_ai_missions_skipped_total', { reason: 'agent-paused' })).toBe(1);
+    expect(await value('mana_ai_parse_failures_total')).toBe(1);
+    expect(await value('mana_ai_mission_errors_total')).toBe(1);
+    expect(await value('mana_ai_tick_errors_total', { stage: 'claim' })).toBe(1);
+  });
+
+  it('observes every LLM request duration, answered or failed, when the planner reports calls', async () => {
+    const { emit, value } = setup();
+    const call = { context, purpose: 'plan' as const, round: 1, model: 'mana/reasoning' };
+    emit('planner.llm-call.finished', { ...call, durationMs: 400, usage, finishReason: 'tool_calls', toolCallCount: 1 });
+    emit('planner.llm-call.finished', { ...call, round: 2, durationMs: 1600, usage, finishReason: 'stop', toolCallCount: 0 });
+    emit('planner.provider-error', { ...call, provider: 'mana', kind: 'timeout', status: undefined, attempts: 3, durationMs: 3000 });
+    expect(await value('mana_ai_planner_request_duration_seconds_count')).toBe(3);
+    expect(await value('mana_ai_planner_request_duration_seconds_sum')).toBeCloseTo(5);
+    expect(await value('mana_ai_planner_request_duration_seconds_bucket', { le: '0.5' })).toBe(1);
+    expect(await value('mana_ai_planner_request_duration_seconds_bucket', { le: '2' })).toBe(2);
+    expect(await value('mana_ai_provider_errors_total', { provider: 'mana', kind: 'timeout' })).toBe(1);
+  });
+
+  it('maps tool calls, reminders, compactions, research and decrypt events to their metrics', async () => {
+    const { emit, value } = setup();
+    emit('planner.tool-call.recorded', { context, round: 1, tool: 'create_task', module: 'todo', policy: 'propose' });
+    emit('planner.reminder.emitted', { context, round: 2, producer: 'token-budget', severity: 'warn' });
+    emit('planner.compaction', { context, round: 2, compactedTurns: 0, contextTokensBefore: 10, contextTokensAfter: 10, usage: undefined });
+    emit('planner.compaction', { context, round: 3, compactedTurns: 6, contextTokensBefore: 900, contextTokensAfter: 200, usage });
+    const research = { missionId: 'm-1', userId: 'u-1' };
+    emit('research.submitted', { ...research, provider: 'gemini-deep-research-max', taskId: 't-1' });
+    emit('research.pending-skip', { ...research, provider: 'gemini-deep-research-max', taskId: 't-1', remoteStatus: 'running', failedPolls: 0 });
+    emit('research.completed', { ...research, provider: 'gemini-deep-research-max', taskId: 't-1', hasAnswer: true });
+    emit('decrypt.succeeded', { missionId: 'm-1', table: 'notes', fields: 2 });
+    emit('grant.scope-violation', { missionId: 'm-1', table: 'journalEntries', reason: 'table-not-granted' });
+    emit('grant.skipped', { missionId: 'm-1', reason: 'expired' });
+    emit('row.skipped', { changeId: 'c-1', table: 'aiMissions', userId: 'u-1', recordId: 'm-9', reason: 'non-object-data' });
+
+    expect(await value('mana_ai_tool_calls_total', { tool: 'create_task', policy: 'propose', outcome: 'deferred' })).toBe(1);
+    expect(await value('mana_ai_reminders_emitted_total', { producer: 'token-budget', severity: 'warn' })).toBe(1);
+    expect(await value('mana_ai_compactions_triggered_total')).toBe(1);
+    expect(await value('mana_ai_compacted_turns_sum')).toBe(6);
+    expect(await value('mana_ai_research_jobs_submitted_total', { provider: 'gemini-deep-research-max' })).toBe(1);
+    expect(await value('mana_ai_research_jobs_pending_skips_total')).toBe(1);
+    expect(await value('mana_ai_research_jobs_completed_total', { provider: 'gemini-deep-research-max' })).toBe(1);
+    expect(await value('mana_ai_decrypts_total', { table: 'notes' })).toBe(2);
+    expect(await value('mana_ai_grant_scope_violations_total', { table: 'journalEntries' })).toBe(1);
+    expect(await value('mana_ai_grant_skips_total', { reason: 'expired' })).toBe(1);
+    expect(await value('mana_ai_snapshot_bad_rows_total')).toBe(1);
+  });
+
+  it('tracks missions in flight and stamps the end of the tick when missions start and end', async () => {
+    const { emit, value, clock } = setup();
+    emit('mission.claimed', { ...ids, agentId: null });
+    emit('mission.claimed', { missionId: 'm-2', userId: 'u-1', agentId: null });
+    emit('mission.claimed', { missionId: 'm-1', userId: 'u-2', agentId: null });
+    expect(await value('mana_ai_missions_in_flight')).toBe(3);
+    emit('mission.plan-failed', { ...ids, agentId: null, reason: 'llm-error: server', tokens: 3 });
+    // A failure after the failed plan (recording its tokens) must not count the mission twice.
+    emit('mission.error', { ...ids, stage: 'write-back', message: 'x' });
+    expect(await value('mana_ai_missions_in_flight')).toBe(2);
+    clock.advance(90_000);
+    emit('tick.finished', {
+      stats: { scannedAt: '', dueMissionCount: 3, plansProduced: 0, plansWrittenBack: 0, parseFailures: 1, errors: [], skipped: {} },
+      durationMs: 90_000,
+    });
+    expect(await value('mana_ai_missions_in_flight')).toBe(0);
+    expect(await value('mana_ai_last_tick_timestamp_seconds')).toBe(Date.parse('2026-04-21T06:01:30.000Z') / 1000);
+  });
+
+  it('stops counting when unsubscribed', async () => {
+    const { emit, value, stop } = setup();
+    stop();
+    emit('mission.planned', { ...ids, agentId: null, steps: 1, rounds: 1, tokens: 0 });
+    expect(await value('mana_ai_plans_produced_total')).toBe(0);
+  });
+
+  it('puts service="mana-ai" on every series and registers each metric of UPSTREAM §12.4', async () => {
+    const { metrics } = setup();
+    const names = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name);
+    for (const name of [
+      'mana_ai_http_requests_total',
+      'mana_ai_http_request_duration_seconds',
+      'mana_ai_ticks_total',
+      'mana_ai_tick_duration_seconds',
+      'mana_ai_plans_produced_total',
+      'mana_ai_plans_written_back_total',
+      'mana_ai_parse_failures_total',
+      'mana_ai_mission_errors_total',
+      'mana_ai_research_jobs_submitted_total',
+      'mana_ai_research_jobs_completed_total',
+      'mana_ai_research_jobs_failed_total',
+      'mana_ai_research_jobs_pending_skips_total',
+      'mana_ai_planner_request_duration_seconds',
+      'mana_ai_snapshots_new_total',
+      'mana_ai_snapshots_updated_total',
+      'mana_ai_snapshot_rows_applied_total',
+      'mana_ai_decrypts_total',
+      'mana_ai_grant_scope_violations_total',
+      'mana_ai_grant_skips_total',
+      'mana_ai_agent_decisions_total',
+      'mana_ai_tokens_used_total',
+      'mana_ai_tool_calls_total',
+      'mana_ai_planner_rounds',
+      'mana_ai_provider_errors_total',
+      'mana_ai_reminders_emitted_total',
+      'mana_ai_compactions_triggered_total',
+      'mana_ai_compacted_turns',
+    ]) {
+      expect(names).toContain(name);
+    }
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('mana_ai_planner_rounds_bucket{le="5",service="mana-ai"} 0');
+    expect(text).toContain('mana_ai_compacted_turns_bucket{le="128",service="mana-ai"} 0');
+  });
+});

@@ -1,0 +1,165 @@
+import { createManualClock, type ManualClock } from '@mana-ai/core';
+import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
+import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Sql } from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type AppConfig, buildApp } from './app.js';
+
+const SERVICE_KEY = 'pipeline-test-key';
+const NOW = '2026-04-21T07:00:00.000Z';
+const headers = { 'x-service-key': SERVICE_KEY };
+
+let db: TestDatabase;
+let llm: FakeLlmServer;
+let clock: ManualClock;
+const apps: FastifyInstance[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  llm = await createFakeLlmServer();
+});
+afterAll(async () => {
+  await llm?.close();
+  await db?.drop();
+});
+afterEach(async () => {
+  for (const app of apps.splice(0)) await app.close();
+  llm.reset();
+  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones,
+    mana_ai.projection_cursors, mana_ai.token_usage`;
+});
+
+async function app(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
+  clock = createManualClock(NOW);
+  const instance = buildApp(
+    { sql: db.sql as unknown as Sql, logger: pino({ level: 'silent' }), clock },
+    {
+      serviceKey: SERVICE_KEY,
+      tickIntervalMs: 60_000,
+      tickEnabled: false,
+      shutdownTimeoutMs: 5_000,
+      llmUrl: llm.url,
+      llmMaxRetries: 0,
+      instanceId: 'pipeline-test',
+      apiAuth: 'none',
+      ...config,
+    },
+  );
+  apps.push(instance);
+  await instance.ready();
+  return instance;
+}
+
+async function insertMission(userId: string, id: string, overrides: Record<string, unknown> = {}): Promise<void> {
+  const data = {
+    id,
+    createdAt: '2026-04-20T08:00:00.000Z',
+    title: `Mission ${id}`,
+    conceptMarkdown: '',
+    objective: `Objective of ${id}`,
+    inputs: [],
+    cadence: { kind: 'interval', everyMinutes: 60 },
+    state: 'active',
+    nextRunAt: '2026-04-21T06:00:00.000Z',
+    iterations: [],
+    ...overrides,
+  };
+  await db.sql`
+    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id)
+    VALUES ('ai', 'aiMissions', ${id}, ${userId}, 'insert', ${JSON.stringify(data)}::text::jsonb, '{}'::jsonb, 'web-test')`;
+}
+
+async function tick(instance: FastifyInstance) {
+  const response = await instance.inject({ method: 'POST', url: '/internal/tick', headers });
+  expect(response.statusCode).toBe(200);
+  return response.json();
+}
+
+async function metric(instance: FastifyInstance, line: string): Promise<number | undefined> {
+  const text = (await instance.inject({ method: 'GET', url: '/metrics' })).body;
+  const match = text.split('\n').find((entry) => entry.startsWith(line));
+  return match === undefined ? undefined : Number(match.slice(match.lastIndexOf(' ') + 1));
+}
+
+describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
+  it('plans, fails and skips missions independently when one LLM answer is an error and one mission is ciphertext', async () => {
+    await insertMission('u-1', 'good');
+    await insertMission('u-1', 'broken');
+    await insertMission('u-1', 'sealed', { title: 'enc:1:AAAA.BBBB' });
+    llm.script(
+      { when: { lastUserMessage: 'Mission good', hasToolResult: false }, reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'Einkaufen' } }]) },
+      { when: { lastUserMessage: 'Mission good', hasToolResult: true }, reply: fakeReplies.text('Ich habe einen Task angelegt.') },
+      { when: { lastUserMessage: 'Mission broken' }, reply: fakeReplies.error(500) },
+    );
+    const instance = await app();
+    const stats = await tick(instance);
+    expect(stats).toMatchObject({
+      dueMissionCount: 3,
+      plansProduced: 1,
+      plansWrittenBack: 1,
+      parseFailures: 1,
+      errors: [],
+      skipped: { 'ciphertext-mission': 1 },
+    });
+    // Ciphertext never reaches the LLM: only the good and the broken mission were sent.
+    expect(llm.requests.some((request) => request.rawBody.includes('enc:1:'))).toBe(false);
+
+    const listed = await instance.inject({ method: 'GET', url: '/internal/missions/u-1', headers });
+    expect(listed.statusCode).toBe(200);
+    const missions = new Map<string, { nextRunAt: string; lease: unknown; iterationCount: number; encrypted: boolean }>(
+      listed.json().missions.map((mission: { id: string }) => [mission.id, mission]),
+    );
+    expect(missions.get('good')).toMatchObject({ nextRunAt: '2026-04-21T08:00:00.000Z', lease: null, iterationCount: 1 });
+    expect(missions.get('broken')).toMatchObject({ nextRunAt: '2026-04-21T06:00:00.000Z', lease: null, iterationCount: 0 });
+    expect(missions.get('sealed')).toMatchObject({ lease: null, encrypted: true, iterationCount: 0 });
+    // The operator view carries no user text.
+    expect(listed.body).not.toContain('Mission good');
+    expect(listed.body).not.toContain('Objective of');
+
+    expect(await metric(instance, 'mana_ai_plans_written_back_total{service="mana-ai"}')).toBe(1);
+    expect(await metric(instance, 'mana_ai_parse_failures_total{service="mana-ai"}')).toBe(1);
+    expect(await metric(instance, 'mana_ai_missions_skipped_total{reason="ciphertext-mission",service="mana-ai"}')).toBe(1);
+    expect(await metric(instance, 'mana_ai_provider_errors_total{provider="mana",kind="server",service="mana-ai"}')).toBe(1);
+    expect(await metric(instance, 'mana_ai_planner_request_duration_seconds_count{service="mana-ai"}')).toBe(3);
+    expect(await metric(instance, 'mana_ai_tool_calls_total{tool="create_task",policy="propose",outcome="deferred",service="mana-ai"}')).toBe(1);
+    expect(await metric(instance, 'mana_ai_expired_leases{service="mana-ai"}')).toBe(0);
+
+    // The failed mission stays due and is retried by the next tick; the planned one is not due.
+    llm.reset();
+    llm.script({ when: { lastUserMessage: 'Mission broken' }, reply: fakeReplies.text('Nichts zu tun.') });
+    const second = await tick(instance);
+    expect(second).toMatchObject({ dueMissionCount: 2, plansProduced: 1, plansWrittenBack: 1, parseFailures: 0 });
+    expect(llm.requests.every((request) => request.rawBody.includes('Mission broken'))).toBe(true);
+  });
+
+  it('keeps serving and reports a failed plan with a clear reason when the LLM is unreachable', async () => {
+    await insertMission('u-2', 'lonely');
+    const instance = await app({ llmUrl: 'http://127.0.0.1:9' });
+    const stats = await tick(instance);
+    expect(stats).toMatchObject({ dueMissionCount: 1, plansProduced: 0, plansWrittenBack: 0, parseFailures: 1, errors: [] });
+    expect(await metric(instance, 'mana_ai_provider_errors_total{provider="mana",kind="unreachable",service="mana-ai"}')).toBe(1);
+    expect((await instance.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const [lease] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'lonely'`;
+    expect(lease?.lease_owner).toBeNull();
+  });
+
+  it('hands back its leases when the app closes', async () => {
+    await insertMission('u-3', 'held');
+    const instance = await app();
+    await instance.manaProjection.refresh();
+    const claimed = await instance.manaProjection.claimDue({ owner: instance.pipeline.owner, limit: 10 });
+    expect(claimed).toHaveLength(1);
+    await instance.close();
+    const [row] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'held'`;
+    expect(row?.lease_owner).toBeNull();
+  });
+
+  it('answers 401 on the missions route without the service key', async () => {
+    const instance = await app();
+    const response = await instance.inject({ method: 'GET', url: '/internal/missions/u-1' });
+    expect(response.statusCode).toBe(401);
+    expect(response.json()).toEqual({ error: 'invalid or missing service key' });
+  });
+});
