@@ -23,6 +23,20 @@ describe('migrate', () => {
     expect(after).toEqual(before);
   });
 
+  it('lets a login without CREATE rights boot when every migration is already applied', async () => {
+    await db.sql.unsafe(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mana_ai_login_test') THEN
+        CREATE ROLE mana_ai_login_test LOGIN PASSWORD 'login-test' IN ROLE mana_ai_runner;
+      END IF; END $$`);
+    await db.sql.unsafe('REVOKE CREATE ON SCHEMA mana_ai FROM PUBLIC');
+    const login = db.connect({ url: db.urlFor('mana_ai_login_test', 'login-test') });
+    const [rights] = await login<{ database: boolean; schema: boolean }[]>`
+      SELECT has_database_privilege(current_database(), 'CREATE') AS database, has_schema_privilege('mana_ai', 'CREATE') AS schema`;
+    expect(rights).toEqual({ database: false, schema: false });
+    const report = await migrate(login);
+    expect(report).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
+  });
+
   it('creates every table and re-applies cleanly on a fresh database when run twice', async () => {
     const fresh = db.connect();
     await fresh.unsafe('DROP SCHEMA mana_ai CASCADE; DROP TABLE public.sync_changes;');

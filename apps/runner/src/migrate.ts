@@ -40,6 +40,22 @@ export async function migrate(
   const migrations = options.migrations ?? allMigrations;
   const logger = options.logger ?? noopLogger;
   const report: MigrationReport = { applied: [], skipped: [] };
+  // Fast path without DDL: CREATE … IF NOT EXISTS needs CREATE rights even when nothing is missing,
+  // so a least-privileged login (migrations run once by the owner) could not boot otherwise.
+  const upToDate = await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
+    const [table] = await tx<{ exists: boolean }[]>`SELECT to_regclass('mana_ai.schema_migrations') IS NOT NULL AS exists`;
+    if (!table?.exists) return false;
+    const rows = await tx<{ id: string; checksum: string }[]>`SELECT id, checksum FROM mana_ai.schema_migrations`;
+    const recorded = new Map(rows.map((row) => [row.id, row.checksum]));
+    if (!migrations.every((migration) => recorded.has(migration.id))) return false;
+    for (const migration of migrations) {
+      if (recorded.get(migration.id) !== checksum(migration.sql)) logger.warn({ migration: migration.id }, 'migration changed after it was applied');
+      report.skipped.push(migration.id);
+    }
+    return true;
+  });
+  if (upToDate) return report;
   await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
     await tx`CREATE SCHEMA IF NOT EXISTS mana_ai`;
