@@ -157,6 +157,26 @@ describe('URLs and routes', () => {
     }
   });
 
+  it('answers the operator missions route with 4xx or an empty list when the user id is odd', async () => {
+    const instance = app();
+    // `/internal/missions/%00` (a NUL byte) answers 500 today: reported, kept out until fixed.
+    const cases: [string, number][] = [
+      ['/internal/missions/%ZZ', 400],
+      ['/internal/missions/%C0%AF', 400],
+      ['/internal/missions/%ED%A0%80', 400],
+      [`/internal/missions/${'x'.repeat(201)}`, 414],
+      ['/internal/missions/', 400],
+      ["/internal/missions/u'%20OR%20'1'='1", 200],
+      ['/internal/missions/%F0%9F%98%80', 200],
+      ['/internal/missions/..%2F..%2Fetc', 200],
+    ];
+    for (const [url, status] of cases) {
+      const response = await instance.inject({ method: 'GET', url, headers: keyed });
+      expect({ url: url.slice(0, 40), status: response.statusCode }).toEqual({ url: url.slice(0, 40), status });
+      if (status === 200) expect(response.json().missions).toEqual([]);
+    }
+  });
+
   it('answers 431 on a real socket when the request headers are huge', async () => {
     const instance = app();
     await instance.listen({ port: 0, host: '127.0.0.1' });
