@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/server.ts', 'src/cli.ts'],
+  // Named entries: `src/demo/demo.ts` builds to `dist/demo.js` (the root `pnpm demo`).
+  entry: { index: 'src/index.ts', server: 'src/server.ts', cli: 'src/cli.ts', demo: 'src/demo/demo.ts' },
   format: ['esm'],
   dts: true,
   sourcemap: true,
