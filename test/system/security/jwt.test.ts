@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createManualClock } from '@mana-ai/core';
 import fc from 'fast-check';
 import type { Sql } from 'postgres';
@@ -151,6 +153,44 @@ describe('GET /api/v1/me/ai-audit token verification', () => {
       ),
       { seed: 5, numRuns: 120 },
     );
+  });
+
+  it('answers 401, never 5xx, when the JWKS is unreachable, failing or malformed', async () => {
+    const bodies: [number, string][] = [
+      [500, '{"error":"down"}'],
+      [200, 'not json'],
+      [200, '{"keys": "nope"}'],
+      [200, JSON.stringify({ keys: [{ ...trusted.jwk, n: 'AAAA' }] })],
+      [200, JSON.stringify({ keys: [{ kty: 'oct', k: Buffer.from(trusted.publicPem).toString('base64url'), kid: 'trusted', alg: 'HS256' }] })],
+    ];
+    let index = 0;
+    const broken = createServer((_request, response) => {
+      const [status, body] = bodies[index] ?? [500, ''];
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(body);
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    const brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}/jwks`;
+    const hmacToken = signJwt({ header: { alg: 'HS256', kid: 'trusted' }, payload: claims() }, { hmac: trusted.publicPem });
+    try {
+      for (const jwksUrl of [...bodies.map(() => brokenUrl), 'http://127.0.0.1:1/jwks']) {
+        const instance = buildApp(
+          { sql: runner, logger: createLogger({ level: 'silent' }), clock, tick: async () => emptyTickStats(clock) },
+          { serviceKey: 'k', tickIntervalMs: 60_000, tickEnabled: false, shutdownTimeoutMs: 1000, authJwksUrl: jwksUrl, jwtIssuer: ISSUER, jwtAudience: AUDIENCE },
+        );
+        try {
+          for (const token of [rs256(claims()), hmacToken]) {
+            const response = await instance.inject({ method: 'GET', url: '/api/v1/me/ai-audit', headers: { authorization: `Bearer ${token}` } });
+            expect({ index, status: response.statusCode }).toEqual({ index, status: 401 });
+          }
+        } finally {
+          await instance.close();
+        }
+        index += 1;
+      }
+    } finally {
+      await new Promise((resolve) => broken.close(resolve));
+    }
   });
 
   it('never logs a token, whether it was accepted or rejected', async () => {
