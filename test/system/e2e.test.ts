@@ -1,4 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MissionCadence, TickStats } from '@mana-ai/core';
 import { type TestKeyPair, generateTestKeyPair, testMasterKey } from '@mana-ai/crypto/testing';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
@@ -78,64 +83,64 @@ async function tick(): Promise<TickStats> {
   return (await response.json()) as TickStats;
 }
 
-beforeAll(async () => {
-  const started = performance.now();
-  [db, keys, llm] = await Promise.all([createTestDatabase(), generateTestKeyPair(), createFakeLlmServer()]);
-  llm.script(
-    {
-      when: { hasToolResult: false, toolOffered: 'create_task' },
-      reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: TOOL_ARGS }], { usage: { prompt_tokens: 400, completion_tokens: 30 } }),
-    },
-    { when: { hasToolResult: true }, reply: fakeReplies.text(FINAL_TEXT, { usage: { prompt_tokens: 460, completion_tokens: 12 } }) },
-  );
-
-  webapp = createWebappClient(db.sql, { userId: USER });
-  seeded = await seedMissionWithNote(webapp, {
-    publicKeyPem: keys.publicKeyPem,
-    masterKey: testMasterKey(),
-    agent: { name: AGENT_NAME, role: 'Plant den Haushalt' },
-    mission: { title: 'Wocheneinkauf', objective: OBJECTIVE, cadence: CADENCE, nextRunAt: DUE_AT },
-    note: NOTE,
-  });
-  for (const kind of ['archived', 'paused', 'budget'] as const) {
-    const agentId = await writeAgent(webapp, {
-      name: `Agent ${kind}`,
-      ...(kind === 'budget' ? { maxTokensPerDay: 1000 } : { state: kind }),
-    });
-    skippedAgents[kind] = agentId;
-    await writeMission(webapp, { title: `Mission ${kind}`, objective: 'Plane etwas', cadence: CADENCE, nextRunAt: DUE_AT, agentId });
-  }
-  // Spend the runner recorded for the budget agent an hour ago (as its write-back does).
-  await db.sql`
-    INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
-    VALUES (${USER}, ${skippedAgents.budget}, 'earlier-mission', 1500, now() - interval '1 hour')`;
-
-  runner = await startBuiltRunner({
-    DATABASE_URL: db.url,
-    MANA_LLM_URL: llm.url,
-    MANA_AI_PRIVATE_KEY_PEM: keys.privateKeyPem,
-    MANA_SERVICE_KEY: SERVICE_KEY,
-    TICK_ENABLED: 'false',
-    MANA_AI_INSTANCE_ID: 'e2e-runner',
-    LOG_LEVEL: 'warn',
-  });
-
-  firstTick = await tick();
-  rowsAfterFirst = await runnerRows();
-  requestsAfterFirst = llm.requests.length;
-  secondTick = await tick();
-  rowsAfterSecond = await runnerRows();
-  requestsAfterSecond = llm.requests.length;
-  elapsedMs = performance.now() - started;
-});
-
-afterAll(async () => {
-  await runner?.stop();
-  await llm?.close();
-  await db?.drop();
-});
-
 describe('the tick end to end', () => {
+  beforeAll(async () => {
+    const started = performance.now();
+    [db, keys, llm] = await Promise.all([createTestDatabase(), generateTestKeyPair(), createFakeLlmServer()]);
+    llm.script(
+      {
+        when: { hasToolResult: false, toolOffered: 'create_task' },
+        reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: TOOL_ARGS }], { usage: { prompt_tokens: 400, completion_tokens: 30 } }),
+      },
+      { when: { hasToolResult: true }, reply: fakeReplies.text(FINAL_TEXT, { usage: { prompt_tokens: 460, completion_tokens: 12 } }) },
+    );
+
+    webapp = createWebappClient(db.sql, { userId: USER });
+    seeded = await seedMissionWithNote(webapp, {
+      publicKeyPem: keys.publicKeyPem,
+      masterKey: testMasterKey(),
+      agent: { name: AGENT_NAME, role: 'Plant den Haushalt' },
+      mission: { title: 'Wocheneinkauf', objective: OBJECTIVE, cadence: CADENCE, nextRunAt: DUE_AT },
+      note: NOTE,
+    });
+    for (const kind of ['archived', 'paused', 'budget'] as const) {
+      const agentId = await writeAgent(webapp, {
+        name: `Agent ${kind}`,
+        ...(kind === 'budget' ? { maxTokensPerDay: 1000 } : { state: kind }),
+      });
+      skippedAgents[kind] = agentId;
+      await writeMission(webapp, { title: `Mission ${kind}`, objective: 'Plane etwas', cadence: CADENCE, nextRunAt: DUE_AT, agentId });
+    }
+    // Spend the runner recorded for the budget agent an hour ago (as its write-back does).
+    await db.sql`
+      INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
+      VALUES (${USER}, ${skippedAgents.budget}, 'earlier-mission', 1500, now() - interval '1 hour')`;
+
+    runner = await startBuiltRunner({
+      DATABASE_URL: db.url,
+      MANA_LLM_URL: llm.url,
+      MANA_AI_PRIVATE_KEY_PEM: keys.privateKeyPem,
+      MANA_SERVICE_KEY: SERVICE_KEY,
+      TICK_ENABLED: 'false',
+      MANA_AI_INSTANCE_ID: 'e2e-runner',
+      LOG_LEVEL: 'warn',
+    });
+
+    firstTick = await tick();
+    rowsAfterFirst = await runnerRows();
+    requestsAfterFirst = llm.requests.length;
+    secondTick = await tick();
+    rowsAfterSecond = await runnerRows();
+    requestsAfterSecond = llm.requests.length;
+    elapsedMs = performance.now() - started;
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+    await llm?.close();
+    await db?.drop();
+  });
+
   it('plans the due mission and skips archived, paused and over-budget agents when ticked once', () => {
     expect(firstTick).toEqual({
       scannedAt: expect.any(String),
@@ -279,4 +284,41 @@ describe('the tick end to end', () => {
     );
     expect(body.missions.find((mission) => mission.id === seeded.missionId)?.hasGrant).toBe(true);
   });
+});
+
+const DEMO = fileURLToPath(new URL('../../apps/runner/dist/demo.js', import.meta.url));
+
+/** Command lines of the processes still running whose arguments mention `text`. */
+async function processesMentioning(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (commandLine.includes(text)) found.push(commandLine.replaceAll('\0', ' '));
+  }
+  return found;
+}
+
+describe('pnpm demo', () => {
+  it('plans the seeded mission, prints it and stops its PostgreSQL when run twice in a fresh directory', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'mana-ai-demo-'));
+    // Running as root, PostgreSQL runs as the postgres user and must reach the data directory.
+    await chmod(cwd, 0o755);
+    try {
+      for (const run of [1, 2]) {
+        const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          execFile(process.execPath, [DEMO], { cwd, timeout: 60_000 }, (error, stdout, stderr) =>
+            resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+          );
+        });
+        expect(result.code, `run ${run}: ${result.stderr}`).toBe(0);
+        expect(result.stdout).toContain('due 1 · planned 1 · written back 1 · parse failures 0');
+        expect(result.stdout).toContain('decrypted note in the prompt: yes · ciphertext in any request: no');
+        expect(result.stdout).toMatch(/step 0 {4}create_task \{"title":"[^"]+","priority":"high"\} · planned/);
+        expect(result.stdout).toMatch(/notes\/[0-9a-f-]{36} {2}ok {2}iteration [0-9a-f-]{36}/);
+        expect(await processesMentioning(cwd)).toEqual([]);
+      }
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
