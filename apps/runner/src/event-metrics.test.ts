@@ -19,7 +19,7 @@ function setup() {
     const metric = (await metrics.registry.getMetricsAsJSON()).find((entry) => entry.name === name || entry.name === base);
     const sample = metric?.values.find(
       (entry) =>
-        (entry.metricName ?? metric.name) === name &&
+        ((entry as { metricName?: string }).metricName ?? metric.name) === name &&
         Object.entries(labels).every(([key, expected]) => String((entry.labels as Record<string, unknown>)[key]) === expected),
     );
     return sample?.value;
@@ -82,9 +82,9 @@ describe('observeEvents', () => {
     emit('research.pending-skip', { ...research, provider: 'gemini-deep-research-max', taskId: 't-1', remoteStatus: 'running', failedPolls: 0 });
     emit('research.completed', { ...research, provider: 'gemini-deep-research-max', taskId: 't-1', hasAnswer: true });
     emit('decrypt.succeeded', { missionId: 'm-1', table: 'notes', fields: 2 });
-    emit('grant.scope-violation', { missionId: 'm-1', table: 'journalEntries', reason: 'table-not-granted' });
+    emit('grant.scope-violation', { missionId: 'm-1', table: 'journalEntries', reason: 'table-not-in-grant' });
     emit('grant.skipped', { missionId: 'm-1', reason: 'expired' });
-    emit('row.skipped', { changeId: 'c-1', table: 'aiMissions', userId: 'u-1', recordId: 'm-9', reason: 'non-object-data' });
+    emit('row.skipped', { changeId: 'c-1', table: 'aiMissions', userId: 'u-1', recordId: 'm-9', reason: 'data-not-object' });
 
     expect(await value('mana_ai_tool_calls_total', { tool: 'create_task', policy: 'propose', outcome: 'deferred' })).toBe(1);
     expect(await value('mana_ai_reminders_emitted_total', { producer: 'token-budget', severity: 'warn' })).toBe(1);
