@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from './logger.js';
 
@@ -19,7 +20,7 @@ describe('createLogger', () => {
     const logger = createLogger({ level: 'info', destination });
     logger.info(
       {
-        req: { headers: { authorization: 'Bearer jwt-secret', 'x-service-key': 'svc-secret', cookie: 'sid=cookie-secret', accept: 'json' } },
+        request: { headers: { authorization: 'Bearer jwt-secret', 'x-service-key': 'svc-secret', cookie: 'sid=cookie-secret', accept: 'json' } },
         grant: { wrappedKey: 'wrapped-secret' },
         mission: { grant: 'grant-secret', id: 'm1' },
         user: { auth: { password: 'pw-secret', privateKey: 'pk-secret' } },
@@ -33,7 +34,18 @@ describe('createLogger', () => {
     }
     const parsed = JSON.parse(line);
     expect(parsed).toMatchObject({ service: 'mana-ai', msg: 'request', mission: { id: 'm1', grant: '[redacted]' } });
-    expect(parsed.req.headers).toEqual({ authorization: '[redacted]', 'x-service-key': '[redacted]', cookie: '[redacted]', accept: 'json' });
+    expect(parsed.request.headers).toEqual({ authorization: '[redacted]', 'x-service-key': '[redacted]', cookie: '[redacted]', accept: 'json' });
+  });
+
+  it('logs requests without their query string and headers when Fastify logs an incoming request', async () => {
+    const { lines, destination } = capture();
+    const app = Fastify({ loggerInstance: createLogger({ level: 'info', destination }) });
+    app.get('/internal/x', async () => ({ ok: true }));
+    await app.inject({ method: 'GET', url: '/internal/x?x-service-key=query-secret&note=user-text', headers: { 'x-service-key': 'header-secret' } });
+    await app.close();
+    const text = lines.join('');
+    expect(text).toContain('"url":"/internal/x"');
+    for (const secret of ['query-secret', 'user-text', 'header-secret']) expect(text).not.toContain(secret);
   });
 
   it('drops lines below the configured level', () => {

@@ -24,13 +24,36 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream;
 }
 
-/** The runner's pino logger: JSON lines, `service: "mana-ai"`, secrets redacted. */
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  hostname?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}
+
+/**
+ * Fastify's request line without the query string: a caller may put a key or a user's text there
+ * (`?x-service-key=…`), and the route pattern plus the path is what operators need.
+ */
+export function serializeRequest(request: LoggedRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: typeof request.url === 'string' ? request.url.split('?', 1)[0] : undefined,
+    hostname: request.hostname,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
+/** The runner's pino logger: JSON lines, `service: "mana-ai"`, secrets redacted, no query strings. */
 export function createLogger(options: CreateLoggerOptions): PinoLogger {
   return pino(
     {
       level: options.level,
       base: { service: 'mana-ai' },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      serializers: { req: serializeRequest },
     },
     options.destination ?? pino.destination(1),
   );

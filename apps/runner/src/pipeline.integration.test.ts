@@ -156,10 +156,15 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(row?.lease_owner).toBeNull();
   });
 
-  it('answers 401 on the missions route without the service key', async () => {
+  it('answers 401 without the service key, 400 for a NUL user id and an empty list for an unknown user on the missions route', async () => {
     const instance = await app();
     const response = await instance.inject({ method: 'GET', url: '/internal/missions/u-1' });
     expect(response.statusCode).toBe(401);
     expect(response.json()).toEqual({ error: 'invalid or missing service key' });
+    const nul = await instance.inject({ method: 'GET', url: '/internal/missions/a%00b', headers });
+    expect(nul.statusCode).toBe(400);
+    expect(nul.json()).toMatchObject({ code: 'RUNNER_BAD_REQUEST' });
+    const unknown = await instance.inject({ method: 'GET', url: '/internal/missions/nobody', headers });
+    expect(unknown.json()).toEqual({ userId: 'nobody', missions: [] });
   });
 });

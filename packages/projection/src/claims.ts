@@ -77,7 +77,7 @@ export async function claimDueMissions(
   }
   const claimed = claimedRows
     .map((row) => ({
-      mission: toMission(row.user_id, { ...row.record, id: row.record.id ?? row.mission_id }),
+      mission: toMission(row.user_id, { ...row.record, id: row.mission_id }),
       dueSlot: row.due_slot,
       owner: options.owner,
       leaseUntil,

@@ -28,7 +28,13 @@ export interface ChangeRow {
 export type MergeVariant = 'mission' | 'agent' | 'record';
 
 /** Why a row was not (fully) applied. */
-export type BadRowReason = 'unknown-op' | 'data-not-object' | 'field-meta-not-object' | 'stamp-not-string';
+export type BadRowReason =
+  | 'unknown-op'
+  | 'data-not-object'
+  | 'field-meta-not-object'
+  | 'stamp-not-string'
+  /** The merged record cannot be stored (e.g. nested deeper than JSON serialisation allows). */
+  | 'record-unserializable';
 
 /** Called for a row the merge skips or partly ignores. */
 export type BadRowListener = (row: ChangeRow, reason: BadRowReason) => void;

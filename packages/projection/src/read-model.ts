@@ -38,7 +38,7 @@ export async function listUserMissions(context: ProjectionContext, userId: strin
     ORDER BY mission_id`,
   );
   return rows.map((row) => {
-    const mission = toMission(row.user_id, { ...row.record, id: row.record.id ?? row.mission_id });
+    const mission = toMission(row.user_id, { ...row.record, id: row.mission_id });
     return {
       mission,
       state: mission.state,
@@ -64,7 +64,7 @@ export async function loadAgents(context: ProjectionContext, userId: string): Pr
     WHERE user_id = ${userId} AND (record->>'deletedAt') IS NULL
     ORDER BY agent_id`,
   );
-  return rows.map((row) => toAgent(userId, { ...row.record, id: row.record.id ?? row.agent_id }));
+  return rows.map((row) => toAgent(userId, { ...row.record, id: row.agent_id }));
 }
 
 /** One agent, or null when unknown or soft-deleted. */
@@ -76,5 +76,5 @@ export async function loadAgent(context: ProjectionContext, userId: string, agen
     SELECT agent_id, record FROM mana_ai.agent_snapshots
     WHERE user_id = ${userId} AND agent_id = ${agentId} AND (record->>'deletedAt') IS NULL`,
   );
-  return row ? toAgent(userId, { ...row.record, id: row.record.id ?? row.agent_id }) : null;
+  return row ? toAgent(userId, { ...row.record, id: row.agent_id }) : null;
 }

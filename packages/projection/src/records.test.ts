@@ -18,7 +18,28 @@ describe('canonicalInstant', () => {
   });
 });
 
+describe('canonicalInstant at the edges of the calendar', () => {
+  it('returns null when an offset moves the instant out of four-digit years PostgreSQL accepts', () => {
+    for (const value of ['9999-12-31T23:59:59.999-02:00', '0001-01-01T00:00:00+01:00', '0000-01-01T00:00:00Z']) {
+      expect(canonicalInstant(value)).toBeNull();
+    }
+    expect(canonicalInstant('9999-12-31T21:00:00-02:00')).toBe('9999-12-31T23:00:00.000Z');
+    expect(canonicalInstant('0001-01-01T01:00:00+01:00')).toBe('0001-01-01T00:00:00.000Z');
+  });
+});
+
 describe('toMission', () => {
+  it('never calls a record\'s own toString when fields hold objects', () => {
+    const hostile = { toString: 1, valueOf: 1 };
+    const mission = toMission('u-1', { id: 'm-1', title: hostile, objective: hostile, conceptMarkdown: [1], state: hostile, agentId: hostile });
+    expect(mission).toMatchObject({ id: 'm-1', title: '', objective: '', conceptMarkdown: '', state: '' });
+    expect(mission.agentId).toBeUndefined();
+    const agent = toAgent('u-1', { id: 'a-1', name: hostile, role: hostile, state: hostile, maxConcurrentMissions: hostile });
+    expect(agent).toMatchObject({ name: 'Unnamed', role: '', state: 'active' });
+    expect(agent.maxConcurrentMissions).toBeNaN();
+    expect(toAgent('u-1', { id: 'a-2', maxConcurrentMissions: '3' }).maxConcurrentMissions).toBe(3);
+  });
+
   it('maps a snapshot record like upstream ServerMission when fields are missing or odd', () => {
     expect(toMission('u-1', { id: 'm-1', inputs: 'x', iterations: null, grant: null, agentId: 7, timezone: 'Europe/Paris' })).toEqual({
       id: 'm-1',

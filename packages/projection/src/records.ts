@@ -11,22 +11,43 @@ export function canonicalInstant(value: unknown): string | null {
   if (typeof value !== 'string' || !ISO_INSTANT.test(value)) return null;
   const withColon = value.replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
   const ms = Date.parse(withColon);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+  if (!Number.isFinite(ms)) return null;
+  const iso = new Date(ms).toISOString();
+  // An offset can push a year-9999 or year-1 value out of the four-digit years (`+010000-…`,
+  // `0000-…`) that PostgreSQL's timestamptz input accepts: such a time is treated as no time.
+  return /^(?!0000)\d{4}-/.test(iso) ? iso : null;
 }
 
 function optionalString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+// Synced records are user data: a field can hold anything JSON can, including objects whose
+// `toString` is not a function, on which String() throws. Only scalars are turned into text.
+function text(value: unknown, fallback: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return fallback;
+}
+
+// Like upstream's Number(value ?? 1): missing is 1, numeric text is its number, anything else NaN
+// (which never limits), but without calling a record's own valueOf/toString.
+function concurrencyLimit(value: unknown): number {
+  if (value === undefined || value === null) return 1;
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' || typeof value === 'boolean') return Number(value);
+  return Number.NaN;
+}
+
 /** Maps a mission snapshot record to a {@link Mission} (UPSTREAM §3.10 `ServerMission`, plus `timezone`). */
 export function toMission(userId: string, record: Record<string, unknown>): Mission {
   const mission: Mission = {
-    id: String(record.id),
+    id: text(record.id, ''),
     userId,
-    title: String(record.title ?? ''),
-    objective: String(record.objective ?? ''),
-    conceptMarkdown: String(record.conceptMarkdown ?? ''),
-    state: String(record.state ?? ''),
+    title: text(record.title, ''),
+    objective: text(record.objective, ''),
+    conceptMarkdown: text(record.conceptMarkdown, ''),
+    state: text(record.state, ''),
     inputs: Array.isArray(record.inputs) ? (record.inputs as Mission['inputs']) : [],
     cadence: record.cadence as Mission['cadence'],
     iterations: Array.isArray(record.iterations) ? (record.iterations as MissionIteration[]) : [],
@@ -44,12 +65,12 @@ export function toMission(userId: string, record: Record<string, unknown>): Miss
 /** Maps an agent snapshot record to an {@link Agent} (UPSTREAM §3.10 `toServerAgent`). */
 export function toAgent(userId: string, record: Record<string, unknown>): Agent {
   const agent: Agent = {
-    id: String(record.id),
+    id: text(record.id, ''),
     userId,
-    name: String(record.name ?? 'Unnamed'),
-    role: String(record.role ?? ''),
-    state: String(record.state ?? 'active'),
-    maxConcurrentMissions: Number(record.maxConcurrentMissions ?? 1),
+    name: text(record.name, 'Unnamed'),
+    role: text(record.role, ''),
+    state: text(record.state, 'active'),
+    maxConcurrentMissions: concurrencyLimit(record.maxConcurrentMissions),
   };
   const avatar = optionalString(record.avatar);
   if (avatar !== undefined) agent.avatar = avatar;

@@ -152,6 +152,33 @@ describe('refreshSnapshots', () => {
     expect(missions.has('u-2/m-3')).toBe(true);
   });
 
+  it('keeps refreshing other users when a record is too deep to store or its nextRunAt leaves the calendar', async () => {
+    const skipped: RowSkippedEvent[] = [];
+    events.on('row.skipped', (event) => skipped.push(event));
+    // Built as text: JSON.stringify itself overflows on it, which is the point.
+    const deep = `${'{"next":'.repeat(5000)}{"leaf":true}${'}'.repeat(5000)}`;
+    const mission = JSON.stringify(missionData('m-deep', { cadence: null })).replace('"cadence":null', `"cadence":${deep}`);
+    const [row] = await db.sql<{ id: string }[]>`
+      INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id)
+      VALUES ('ai', 'aiMissions', 'm-deep', 'u-1', 'insert', ${mission}::text::jsonb, '{}'::jsonb, 'test-client')
+      RETURNING id::text AS id`;
+    const deepId = row!.id;
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-edge', data: missionData('m-edge', { nextRunAt: '9999-12-31T23:59:59.999-02:00' }) },
+      { userId: 'u-2', recordId: 'm-ok', data: missionData('m-ok') },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsRead: 3, badRows: 1, completed: true });
+    expect(skipped).toEqual([{ changeId: deepId, table: 'aiMissions', userId: 'u-1', recordId: 'm-deep', reason: 'record-unserializable' }]);
+    const missions = await snapshotsOf(db.sql, 'mission_snapshots');
+    expect(missions.has('u-1/m-deep')).toBe(false);
+    expect(missions.has('u-1/m-edge')).toBe(true);
+    expect(missions.has('u-2/m-ok')).toBe(true);
+    // The edge mission is never due; the other user's mission is.
+    const claimed = await projection.claimDue({ owner: 'i-1', limit: 10 });
+    expect(claimed.map((claim) => claim.mission.id)).toEqual(['m-ok']);
+  });
+
   it('skips the refresh and says so when another instance holds the lock', async () => {
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
     const other = db.connect({ max: 1 });

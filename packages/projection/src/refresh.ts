@@ -84,6 +84,16 @@ interface GroupMerge {
   lastPosition: string;
 }
 
+/** True when the record survives `JSON.stringify` (deep nesting overflows the stack). */
+function serializable(record: Record<string, unknown>): boolean {
+  try {
+    JSON.stringify(record);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Merges one record's new rows onto its stored snapshot (counting applied, ignored and bad rows once). */
 function mergeGroup(
   context: ProjectionContext,
@@ -298,6 +308,21 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
       continue;
     }
     if (result.record === null) continue;
+    if (!serializable(result.record)) {
+      // One record that cannot be stored must not hold the cursor (and every other user) back:
+      // its rows are skipped and the snapshot stays as it was.
+      for (const row of group.rows) {
+        outcome.badRows += 1;
+        context.events.emit('row.skipped', {
+          changeId: row.id,
+          table: row.table_name,
+          userId: row.user_id,
+          recordId: row.record_id,
+          reason: 'record-unserializable',
+        });
+      }
+      continue;
+    }
     if (snapshot) outcome.updatedSnapshots += 1;
     else outcome.newSnapshots += 1;
     const write: SnapshotWrite = {

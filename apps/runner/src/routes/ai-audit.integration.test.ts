@@ -150,6 +150,8 @@ describe('GET /api/v1/me/ai-audit', () => {
     const failed = (await audit(bearer, '?missionId=m-odd&limit=1000')).body.rows ?? [];
     expect(failed).toHaveLength(503);
     expect(failed.find((row) => row.recordId === 'a3')).toMatchObject({ status: 'failed', reason: 'ciphertext-malformed' });
+    // A NUL byte cannot be in any stored id: no rows, not a database error.
+    expect(await audit(bearer, '?missionId=m-even%00')).toMatchObject({ statusCode: 200, body: { rows: [] } });
   });
 
   it('shows another user none of the first user’s rows when their token is used', async () => {

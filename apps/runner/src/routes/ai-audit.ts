@@ -79,6 +79,8 @@ async function aiAuditScope(app: FastifyInstance, options: AiAuditRouteOptions):
     const query = (request.query ?? {}) as Record<string, unknown>;
     const missionId = single(query.missionId);
     const limitText = single(query.limit);
+    // PostgreSQL text cannot hold NUL: no audit row can match such an id.
+    if (missionId?.includes('\u0000')) return { rows: [] };
     const rows = await audit.read(userId, {
       missionId: missionId === undefined || missionId === '' ? undefined : missionId,
       limit: limitText === undefined ? undefined : Number.parseInt(limitText, 10),

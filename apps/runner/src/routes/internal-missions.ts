@@ -1,5 +1,6 @@
 import type { MissionOverview } from '@mana-ai/projection';
 import type { FastifyInstance } from 'fastify';
+import { RunnerError } from '../errors.js';
 
 const ENCRYPTED_PREFIX = 'enc:1:';
 
@@ -68,6 +69,8 @@ export default async function internalMissionsRoute(app: FastifyInstance): Promi
       },
     },
     async (request) => {
+      // PostgreSQL text cannot hold NUL; such an id is a malformed request, not an unknown user.
+      if (request.params.userId.includes('\u0000')) throw new RunnerError('RUNNER_BAD_REQUEST', 'user id must not contain NUL');
       const missions = await app.manaProjection.listUserMissions(request.params.userId);
       return { userId: request.params.userId, missions: missions.map(toMissionView) };
     },
