@@ -223,7 +223,7 @@ describe('CONTRIBUTING.md', () => {
     expect(scripts['check:packages']).toContain('node tooling/scripts/check-packages.mjs');
     expect(scripts['version-packages']).toBe('changeset version');
     expect(scripts.release).toContain('changeset publish');
-    for (const step of ['turbo run build typecheck', 'biome check .', 'check-packages.mjs', 'vitest run']) {
+    for (const step of ['turbo run build typecheck', 'tsc -p tsconfig.json', 'biome check .', 'check-packages.mjs', 'vitest run']) {
       expect(scripts.test).toContain(step);
       expect(contributing).toContain(step);
     }
