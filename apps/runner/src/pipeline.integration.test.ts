@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from './app.js';
+import { type MissionSeed, createWebappClient, writeMission } from './demo/seed.js';
 
 const SERVICE_KEY = 'pipeline-test-key';
 const NOW = '2026-04-21T07:00:00.000Z';
@@ -52,23 +53,16 @@ async function app(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
   return instance;
 }
 
-async function insertMission(userId: string, id: string, overrides: Record<string, unknown> = {}): Promise<void> {
-  const data = {
+async function insertMission(userId: string, id: string, overrides: Partial<MissionSeed> = {}): Promise<void> {
+  const webapp = createWebappClient(db.sql as unknown as Sql, { userId, clock: createManualClock('2026-04-20T08:00:00.000Z') });
+  await writeMission(webapp, {
     id,
-    createdAt: '2026-04-20T08:00:00.000Z',
     title: `Mission ${id}`,
-    conceptMarkdown: '',
     objective: `Objective of ${id}`,
-    inputs: [],
     cadence: { kind: 'interval', everyMinutes: 60 },
-    state: 'active',
     nextRunAt: '2026-04-21T06:00:00.000Z',
-    iterations: [],
     ...overrides,
-  };
-  await db.sql`
-    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id)
-    VALUES ('ai', 'aiMissions', ${id}, ${userId}, 'insert', ${JSON.stringify(data)}::text::jsonb, '{}'::jsonb, 'web-test')`;
+  });
 }
 
 async function tick(instance: FastifyInstance) {
