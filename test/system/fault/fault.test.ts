@@ -15,13 +15,8 @@ const LEASE_MS = 10_000;
 const OUTAGE_MS = 3000;
 const SCENARIO_DEADLINE_MS = 200_000;
 const RUNNER_CLIENT_ID = 'mana-ai-runner';
-/**
- * The database outage step (every runner connection dropped and refused for OUTAGE_MS mid-tick)
- * is off: postgres.js 3.4.9 then throws an uncaught TypeError from a deferred write
- * (connection.js nextWrite on a null socket, upstream porsager/postgres#1154/#1208) and the runner
- * process exits. Turn it on once the runner's postgres dependency carries the guard.
- */
-const DATABASE_OUTAGE = false;
+// The outage step relies on the runner's patched postgres.js (patches/postgres@3.4.9.patch): unpatched,
+// a write deferred to setImmediate hits the dropped socket and throws uncaught (porsager/postgres#1208).
 
 interface Instance {
   id: string;
@@ -49,9 +44,7 @@ async function until<T>(what: string, deadline: number, probe: () => Promise<T |
   }
 }
 
-const SUITE = DATABASE_OUTAGE
-  ? 'fault suite: three runners, SIGKILL mid-tick, database outage mid-tick (TCP proxy cut), faulty LLM'
-  : 'fault suite: three runners, SIGKILL mid-tick, faulty LLM';
+const SUITE = 'fault suite: three runners, SIGKILL mid-tick, database outage mid-tick (TCP proxy cut), faulty LLM';
 
 describe(SUITE, () => {
   let db: TestDatabase;
@@ -133,15 +126,13 @@ describe(SUITE, () => {
       SELECT mission_id FROM mana_ai.mission_snapshots WHERE lease_owner = ${KILLED} AND lease_until > now() ORDER BY mission_id`;
     timeline.leasesStrandedByKill = stranded.map((row) => row.mission_id);
 
-    if (DATABASE_OUTAGE) {
-      // Cut the database away from the survivors while they are planning.
-      await until('the survivors to be mid-tick for the outage', deadline, async () => ((await planned()) >= 450 ? true : undefined), 50);
-      const [leased] = await db.sql<{ n: string }[]>`
-        SELECT count(*)::text AS n FROM mana_ai.mission_snapshots WHERE lease_until > now() AND lease_owner <> ${KILLED}`;
-      timeline.inFlightLeasesAtOutage = Number(leased?.n ?? 0);
-      timeline.plannedAtOutage = await planned();
-      await proxy.outage(OUTAGE_MS);
-    }
+    // Cut the database away from the survivors while they are planning.
+    await until('the survivors to be mid-tick for the outage', deadline, async () => ((await planned()) >= 450 ? true : undefined), 50);
+    const [leased] = await db.sql<{ n: string }[]>`
+      SELECT count(*)::text AS n FROM mana_ai.mission_snapshots WHERE lease_until > now() AND lease_owner <> ${KILLED}`;
+    timeline.inFlightLeasesAtOutage = Number(leased?.n ?? 0);
+    timeline.plannedAtOutage = await planned();
+    await proxy.outage(OUTAGE_MS);
 
     await until(`all ${MISSIONS} missions to be planned`, deadline, async () => ((await planned()) >= MISSIONS ? true : undefined), 500).catch(
       async (error: unknown) => {
@@ -171,14 +162,12 @@ describe(SUITE, () => {
     await db?.drop();
   }, 30_000);
 
-  it(`served every kind of LLM fault and killed an instance holding leases${DATABASE_OUTAGE ? ' and cut the database mid-tick' : ''}`, () => {
+  it('served every kind of LLM fault, killed an instance holding leases and cut the database mid-tick', () => {
     for (const [kind, count] of Object.entries(ledger.faults)) expect(count, kind).toBeGreaterThan(0);
     expect(timeline.leasesStrandedByKill!.length).toBeGreaterThan(0);
     expect(timeline.plannedAtKill!).toBeLessThan(MISSIONS);
-    if (DATABASE_OUTAGE) {
-      expect(timeline.plannedAtOutage!).toBeLessThan(MISSIONS);
-      expect(timeline.inFlightLeasesAtOutage!).toBeGreaterThan(0);
-    }
+    expect(timeline.plannedAtOutage!).toBeLessThan(MISSIONS);
+    expect(timeline.inFlightLeasesAtOutage!).toBeGreaterThan(0);
     // Missions whose LLM calls failed stayed due and were planned again in later claims.
     expect([...ledger.attempts.values()].some((attempts) => attempts > 1)).toBe(true);
     expect(timeline.completedAfterMs!).toBeLessThan(SCENARIO_DEADLINE_MS);
