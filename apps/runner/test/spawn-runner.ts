@@ -25,11 +25,17 @@ export function assertWorkspaceBuilt(): void {
   }
 }
 
-/** Spawns `node --import tsx src/cli.ts <args>` in apps/runner with `env` on top of a clean environment. */
-export function spawnRunner(args: string[], env: Record<string, string>): RunnerProcess {
+/** Variables a spawned runner must not inherit from the test process (it gets them from `env`). */
+const CLEARED_VARIABLES = ['DATABASE_URL', 'SYNC_DATABASE_URL', 'NODE_ENV', 'PORT', 'MANA_SERVICE_KEY', 'LOG_LEVEL', 'NODE_OPTIONS'];
+
+/**
+ * Spawns `node <nodeArgs>` in apps/runner with `env` on top of a clean environment, collecting its
+ * output: the base of {@link spawnRunner} (sources through tsx) and of the system suites' built runner.
+ */
+export function spawnNode(nodeArgs: string[], env: Record<string, string>): RunnerProcess {
   const base = { ...process.env };
-  for (const name of ['DATABASE_URL', 'SYNC_DATABASE_URL', 'NODE_ENV', 'PORT', 'MANA_SERVICE_KEY', 'LOG_LEVEL']) delete base[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  for (const name of CLEARED_VARIABLES) delete base[name];
+  const child = spawn(process.execPath, nodeArgs, {
     cwd: RUNNER_ROOT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -54,6 +60,11 @@ export function spawnRunner(args: string[], env: Record<string, string>): Runner
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** Spawns `node --import tsx src/cli.ts <args>` in apps/runner with `env` on top of a clean environment. */
+export function spawnRunner(args: string[], env: Record<string, string>): RunnerProcess {
+  return spawnNode(['--import', 'tsx', 'src/cli.ts', ...args], env);
 }
 
 /** A TCP proxy in front of Postgres whose client-to-server traffic can be delayed on demand. */

@@ -6,7 +6,8 @@ import { type TestDatabase, createTestDatabase } from '../../../tooling/test-pos
 import { type BulkMissionShape, bulkMissionOf, seedBulkMissions } from '../support/bulk-missions.js';
 import { type FaultLedger, PLANNED_TOOL, scriptFaultyPlanner } from '../support/fault-llm.js';
 import { type OutageProxy, startOutageProxy } from '../support/fault-proxy.js';
-import { assertRunnerBuilt, freePort, metricValue, spawnBuiltRunner } from '../support/fault-runner.js';
+import { assertRunnerBuilt, spawnBuiltRunner } from '../support/fault-runner.js';
+import { freePort, metricValue } from '../support/runner-process.js';
 
 const MISSIONS = 1000;
 const INSTANCES = ['fault-a', 'fault-b', 'fault-c'] as const;

@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../../apps/runner/src/embedded-postgres.js';
+
+export { freePort };
 
 /** The built CLI the system suites start (`pnpm turbo run build --filter=@mana-ai/runner...` first). */
 export const RUNNER_CLI = fileURLToPath(new URL('../../../apps/runner/dist/cli.js', import.meta.url));
@@ -15,18 +17,6 @@ export interface BuiltRunner {
   output(): string;
   /** SIGTERM, then SIGKILL after `graceMs` if still alive; resolves once it exited. */
   stop(graceMs?: number): Promise<void>;
-}
-
-/** A free TCP port on the loopback interface. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /**
