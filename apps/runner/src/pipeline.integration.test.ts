@@ -139,6 +139,24 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(lease?.lease_owner).toBeNull();
   });
 
+  it('aborts the LLM call and hands the lease back when shutdown abandons a tick', async () => {
+    await insertMission('u-4', 'slow');
+    llm.script({ reply: { kind: 'hang' } });
+    const instance = await app({ shutdownTimeoutMs: 200, llmTimeoutMs: 60_000 });
+    const tickDone = instance.scheduler.runOnce();
+    await llm.waitForRequests(1);
+    const closing = performance.now();
+    await instance.close();
+    const stats = await tickDone;
+    // The hanging call was cut by the abort, not by the 60 s LLM timeout.
+    expect(performance.now() - closing).toBeLessThan(10_000);
+    expect(stats).toMatchObject({ dueMissionCount: 1, plansWrittenBack: 0 });
+    expect(stats.errors).toHaveLength(1);
+    expect(stats.errors[0]).toMatch(/^mission=slow: /);
+    const [row] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'slow'`;
+    expect(row?.lease_owner).toBeNull();
+  });
+
   it('hands back its leases when the app closes', async () => {
     await insertMission('u-3', 'held');
     const instance = await app();

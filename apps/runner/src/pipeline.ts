@@ -124,13 +124,14 @@ export function createInputsPort(resolvers: InputResolvers): InputsPort {
 /** The planner loop as core's planner port: a provider failure is a failed plan, not an exception. */
 export function createPlannerPort(planner: Planner): PlannerPort {
   return {
-    async plan({ mission, agent, inputs, tokensUsed24h }) {
+    async plan({ mission, agent, inputs, tokensUsed24h, signal }) {
       const result = await planner.planMission({
         mission,
         agent: agent ?? undefined,
         resolvedInputs: inputs,
         pretickUsage24h: tokensUsed24h,
         context: { missionId: mission.id, ...(agent ? { agentId: agent.id } : {}) },
+        ...(signal ? { signal } : {}),
       });
       if (result.stopReason === 'llm-error') {
         return { ok: false, reason: `llm-error: ${result.error?.kind ?? 'unknown'}`, usage: result.usage };
@@ -153,7 +154,8 @@ export function createPlannerPort(planner: Planner): PlannerPort {
 export function createPipelineTick(deps: PipelineDeps, options: PipelineOptions): TickFunction {
   const inputs = createInputsPort(deps.resolvers);
   const planner = createPlannerPort(deps.planner);
-  return async () => {
+  // The scheduler aborts the signal when shutdown stops waiting for this tick.
+  return async ({ signal }) => {
     const ports: TickPorts = {
       store: createTickStore(deps.projection, options.owner),
       inputs,
@@ -164,6 +166,7 @@ export function createPipelineTick(deps: PipelineDeps, options: PipelineOptions)
       events: deps.events,
     };
     return runTick(ports, {
+      signal,
       concurrency: options.concurrency,
       ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
     });

@@ -260,6 +260,25 @@ describe('runTick', () => {
     expect(h.released.sort()).toEqual(['fails', 'paused', 'sealed']);
   });
 
+  it('claims nothing more, hands the planner the signal and releases the leases when the tick is abandoned', async () => {
+    const controller = new AbortController();
+    const signals: Array<AbortSignal | undefined> = [];
+    const claims = ['m-1', 'm-2', 'm-3', 'm-4'].map((id) => claimOf(mission(id)));
+    const h = harness(claims, {});
+    const plan = h.ports.planner.plan;
+    h.ports.planner.plan = async (request) => {
+      signals.push(request.signal);
+      controller.abort(new Error('shutdown'));
+      return plan(request);
+    };
+    const stats = await runTick(h.ports, { concurrency: 1, claimBatchSize: 2, signal: controller.signal });
+    expect(signals).toEqual([controller.signal]);
+    expect(stats.dueMissionCount).toBe(2);
+    expect(stats.plansWrittenBack).toBe(1);
+    expect(stats.errors).toEqual(['mission=m-2: shutdown']);
+    expect(h.released).toEqual(['m-2']);
+  });
+
   it('plans up to the concurrency bound in parallel and never more', async () => {
     const claims = Array.from({ length: 20 }, (_, i) => claimOf(mission(`m-${i}`)));
     const h = harness(claims);

@@ -94,6 +94,8 @@ export interface PlannerPort {
     inputs: ResolvedInput[];
     iterationId: string;
     tokensUsed24h: number;
+    /** Aborts when the tick is abandoned (shutdown gave up waiting): stop calling the LLM. */
+    signal?: AbortSignal;
   }): Promise<PlanOutcome>;
 }
 
@@ -139,6 +141,11 @@ export interface TickOptions {
   claimBatchSize?: number;
   /** Upper bound of missions this instance handles in one tick (default 10,000). */
   maxMissionsPerTick?: number;
+  /**
+   * Abandons the tick: no further missions are claimed, the planner gets the signal, and the
+   * missions already claimed end as errors with their leases handed back.
+   */
+  signal?: AbortSignal;
 }
 
 const CIPHERTEXT_PREFIX = 'enc:1:';
@@ -199,7 +206,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     for (;;) {
       const claim = queue.shift();
       if (claim) return claim;
-      if (exhausted || claimed >= maxMissions) return undefined;
+      if (exhausted || claimed >= maxMissions || options.signal?.aborted) return undefined;
       fetching ??= ports.store
         .claimDue({ now: scannedAt, limit: Math.min(batchSize, maxMissions - claimed) })
         .then(
@@ -266,7 +273,15 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
 
       stage = 'plan';
       const startedAt = isoNow(ports.clock);
-      const outcome = await ports.planner.plan({ mission, agent, inputs, iterationId, tokensUsed24h });
+      options.signal?.throwIfAborted();
+      const outcome = await ports.planner.plan({
+        mission,
+        agent,
+        inputs,
+        iterationId,
+        tokensUsed24h,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       const budgetAgentId = agent?.id ?? DEFAULT_AGENT_ID;
       if (!outcome.ok) {
         stats.parseFailures += 1;
