@@ -8,7 +8,7 @@ import { manaResearch } from '@mana-ai/research/fastify';
 import { manaResolvers } from '@mana-ai/resolvers/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Sql } from 'postgres';
-import { type RunnerConfig, jwksUrlOf } from './config.js';
+import { type RunnerConfig, jwksUrlOf, parseConfig } from './config.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import pipeline from './plugins/pipeline.js';
@@ -23,9 +23,8 @@ import type { TickFunction } from './scheduler.js';
 import { createTracing } from './tracing.js';
 import { RUNNER_VERSION } from './version.js';
 
-const DEFAULT_AUTH_URL = 'http://localhost:3001';
-const DEFAULT_JWT_AUDIENCE = 'mana';
-const DEFAULT_DEV_USER_ID = '00000000-0000-0000-0000-000000000000';
+// What an empty environment parses to: the one source of the defaults a partial AppConfig falls back to.
+const DEFAULTS: RunnerConfig = parseConfig({});
 
 /** The settings of the mission pipeline; each has the default of {@link RunnerConfig}'s variable. */
 type PipelineConfigKey =
@@ -99,6 +98,7 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
  * (including the JWT-authenticated, CORS-enabled `GET /api/v1/me/ai-audit`).
  */
 export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
+  const settings: RunnerConfig = { ...DEFAULTS, ...config };
   const app = Fastify({ loggerInstance: deps.logger });
   const events = deps.events ?? createEventBus<EventMap>();
   app.register(manaCore, { clock: deps.clock, events });
@@ -106,7 +106,7 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   // scheduler's preClose wait, so the last tick's spans are complete before the flush.
   const tracing = createTracing(
     { events, logger: deps.logger, clock: deps.clock },
-    { endpoint: config.otelEndpoint, serviceVersion: deps.version ?? RUNNER_VERSION, ...(config.nodeEnv ? { nodeEnv: config.nodeEnv } : {}) },
+    { endpoint: settings.otelEndpoint, serviceVersion: deps.version ?? RUNNER_VERSION, ...(settings.nodeEnv ? { nodeEnv: settings.nodeEnv } : {}) },
   );
   app.addHook('onClose', async () => {
     await tracing.shutdown();
@@ -114,7 +114,7 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   app.register(metrics);
   app.register(errorHandler);
   app.register(serviceAuth, { serviceKey: config.serviceKey });
-  registerPipeline(app, deps, config);
+  registerPipeline(app, deps, settings);
   app.register(scheduler, (parent) => ({
     tick: deps.tick ?? parent.pipeline.tick,
     clock: deps.clock,
@@ -130,16 +130,16 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   app.register(metricsRoute);
   app.register(internalTickRoute);
   app.register(internalMissionsRoute);
-  const authUrl = config.authUrl ?? DEFAULT_AUTH_URL;
+  const authUrl = settings.authUrl;
   app.register(aiAuditRoute, {
     sql: deps.sql,
     clock: deps.clock,
-    jwksUrl: jwksUrlOf({ authUrl, authJwksUrl: config.authJwksUrl }),
-    issuers: [...new Set([config.jwtIssuer, authUrl].filter((issuer): issuer is string => issuer !== undefined))],
-    audience: config.jwtAudience ?? DEFAULT_JWT_AUDIENCE,
-    corsOrigins: config.corsOrigins ?? [],
+    jwksUrl: jwksUrlOf(settings),
+    issuers: [...new Set([settings.jwtIssuer, authUrl].filter((issuer): issuer is string => issuer !== undefined))],
+    audience: settings.jwtAudience,
+    corsOrigins: settings.corsOrigins,
     // The bypass is honoured in development only, whatever DEV_BYPASS_AUTH says elsewhere.
-    bypassUserId: config.nodeEnv === 'development' && config.devBypassAuth === true ? (config.devUserId ?? DEFAULT_DEV_USER_ID) : undefined,
+    bypassUserId: settings.nodeEnv === 'development' && settings.devBypassAuth ? settings.devUserId : undefined,
   });
   return app;
 }
@@ -149,13 +149,13 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
  * plugin that composes them into the tick. Later plugins read earlier decorators through option
  * functions, which Fastify evaluates when the plugin loads.
  */
-function registerPipeline(app: FastifyInstance, deps: AppDeps, config: AppConfig): void {
+function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerConfig): void {
   const fetchDeps = deps.fetch ? { fetch: deps.fetch } : {};
-  const llmModel = config.llmModel ?? 'mana/reasoning';
+  const llmModel = config.llmModel;
   app.register(manaProjection, {
     sql: deps.sql,
-    ...(config.leaseMs === undefined ? {} : { leaseMs: config.leaseMs }),
-    ...(config.defaultTimeZone === undefined ? {} : { defaultTimeZone: config.defaultTimeZone }),
+    leaseMs: config.leaseMs,
+    defaultTimeZone: config.defaultTimeZone,
   });
   app.register(manaCrypto, { privateKeyPem: config.privateKeyPem });
   app.register(manaResolvers, (parent) => ({
@@ -166,22 +166,21 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: AppConfig
       decryptValue: parent.manaCrypto.decryptValue,
     },
   }));
-  const compactMaxContext = config.compactMaxContext ?? 1_000_000;
   app.register(manaPlanner, {
     deps: fetchDeps,
-    locale: config.locale ?? 'de',
-    policyMode: config.policyMode ?? 'log-only',
-    maxRounds: config.maxRounds ?? 5,
+    locale: config.locale,
+    policyMode: config.policyMode,
+    maxRounds: config.maxRounds,
     model: llmModel,
-    ...(compactMaxContext > 0 ? { compaction: { maxContextTokens: compactMaxContext } } : {}),
+    ...(config.compactMaxContext > 0 ? { compaction: { maxContextTokens: config.compactMaxContext } } : {}),
     llm: {
-      baseUrl: config.llmUrl ?? 'http://localhost:3020',
+      baseUrl: config.llmUrl,
       // Upstream sent the service key as the LLM bearer; MANA_LLM_API_KEY separates the two.
       apiKey: config.llmApiKey ?? config.serviceKey,
-      authStyle: config.llmAuthStyle ?? 'bearer',
+      authStyle: config.llmAuthStyle,
       model: llmModel,
-      timeoutMs: config.llmTimeoutMs ?? 120_000,
-      maxRetries: config.llmMaxRetries ?? 2,
+      timeoutMs: config.llmTimeoutMs,
+      maxRetries: config.llmMaxRetries,
       // The provider label of mana_ai_provider_errors_total is the model's prefix, as upstream ("mana").
       provider: llmModel.split('/')[0] || 'llm',
     },
@@ -190,15 +189,15 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: AppConfig
     sql: deps.sql,
     ...fetchDeps,
     shallow: {
-      baseUrl: config.apiUrl ?? 'http://localhost:3060',
-      auth: (config.apiAuth ?? 'service-key') === 'none' ? { type: 'none' } : { type: 'service-key', serviceKey: config.serviceKey },
+      baseUrl: config.apiUrl,
+      auth: config.apiAuth === 'none' ? { type: 'none' } : { type: 'service-key', serviceKey: config.serviceKey },
     },
-    deep: { baseUrl: config.researchUrl ?? 'http://localhost:3068', serviceKey: config.serviceKey },
-    stage: { deepResearchEnabled: config.deepResearchEnabled ?? false },
+    deep: { baseUrl: config.researchUrl, serviceKey: config.serviceKey },
+    stage: { deepResearchEnabled: config.deepResearchEnabled },
   });
   app.register(pipeline, {
     owner: config.instanceId ?? defaultInstanceId(),
-    concurrency: config.concurrency ?? 8,
-    ...(config.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: config.maxMissionsPerTick }),
+    concurrency: config.concurrency,
+    maxMissionsPerTick: config.maxMissionsPerTick,
   });
 }

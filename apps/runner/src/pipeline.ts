@@ -4,7 +4,6 @@ import {
   type EventBus,
   type InputsPort,
   type Logger,
-  type MissionClaim,
   type PlannerPort,
   type ResearchPort,
   type TickEvents,
@@ -58,7 +57,6 @@ export function createTickStore(projection: Projection, owner: string): TickStor
     }
     return agent;
   };
-  const keyOf = (claim: MissionClaim) => ({ userId: claim.mission.userId, missionId: claim.mission.id });
   return {
     async refresh() {
       const result = await projection.refresh();
@@ -71,18 +69,18 @@ export function createTickStore(projection: Projection, owner: string): TickStor
     },
     async claimDue({ limit }) {
       const claimed = await projection.claimDue({ owner, limit });
-      const claims: MissionClaim[] = [];
-      for (const { mission, dueSlot } of claimed) {
-        try {
-          const [agent, iterationId] = await Promise.all([agentOf(mission.userId, mission.agentId), deriveIterationId(mission.id, dueSlot)]);
-          claims.push({ mission, agent, dueSlot, iterationId });
-        } catch (error) {
-          // Hand back what cannot be run now, so it is not held until the lease expires.
-          await projection.release(owner, [{ userId: mission.userId, missionId: mission.id }]).catch(() => {});
-          throw error;
-        }
+      try {
+        return await Promise.all(
+          claimed.map(async ({ mission, dueSlot }) => {
+            const [agent, iterationId] = await Promise.all([agentOf(mission.userId, mission.agentId), deriveIterationId(mission.id, dueSlot)]);
+            return { mission, agent, dueSlot, iterationId };
+          }),
+        );
+      } catch (error) {
+        // The tick never sees this batch: hand it all back rather than hold it until the leases expire.
+        await projection.release(owner, claimed.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id }))).catch(() => {});
+        throw error;
       }
-      return claims;
     },
     tokensUsedLast24h: (userId, agentId) => projection.tokenUsageLast24h(userId, agentId),
     async writeIteration(claim, request) {
@@ -108,7 +106,7 @@ export function createTickStore(projection: Projection, owner: string): TickStor
       await projection.recordTokenUsage({ userId: claim.mission.userId, agentId, missionId: claim.mission.id, tokens: tokensUsed });
     },
     async release(claim) {
-      await projection.release(owner, [keyOf(claim)]);
+      await projection.release(owner, [{ userId: claim.mission.userId, missionId: claim.mission.id }]);
     },
   };
 }

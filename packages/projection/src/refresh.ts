@@ -84,14 +84,48 @@ interface GroupMerge {
   lastPosition: string;
 }
 
-/** True when the record survives `JSON.stringify` (deep nesting overflows the stack). */
-function serializable(record: Record<string, unknown>): boolean {
+/** Counts a row the merge could not (fully) apply and reports it with ids only, never content. */
+function reportBadRow(context: ProjectionContext, outcome: BatchOutcome, row: FeedRow, reason: BadRowReason): void {
+  outcome.badRows += 1;
+  context.events.emit('row.skipped', { changeId: row.id, table: row.table_name, userId: row.user_id, recordId: row.record_id, reason });
+}
+
+/**
+ * Serialises one batch's snapshot writes once. Only when that fails (a record nested deeper than
+ * `JSON.stringify` can go) are the records checked one by one: those records' rows are skipped as
+ * `record-unserializable` and their snapshots stay as they were, so one record never holds the
+ * cursor (and every other user) back. New and updated snapshots are counted from what is kept.
+ */
+function serializeWrites(
+  context: ProjectionContext,
+  outcome: BatchOutcome,
+  groups: ReadonlyMap<string, RecordGroup>,
+  table: string,
+  writes: SnapshotWrite[],
+): { writes: SnapshotWrite[]; json: string } {
+  let kept = writes;
+  let json: string;
   try {
-    JSON.stringify(record);
-    return true;
+    json = JSON.stringify(writes);
   } catch {
-    return false;
+    kept = writes.filter((write) => {
+      try {
+        JSON.stringify(write.record);
+        return true;
+      } catch {
+        for (const row of groups.get(groupKey(table, write.user_id, write.record_id))?.rows ?? []) {
+          reportBadRow(context, outcome, row, 'record-unserializable');
+        }
+        return false;
+      }
+    });
+    json = JSON.stringify(kept);
   }
+  for (const write of kept) {
+    if (write.version === null) outcome.newSnapshots += 1;
+    else outcome.updatedSnapshots += 1;
+  }
+  return { writes: kept, json };
 }
 
 /** Merges one record's new rows onto its stored snapshot (counting applied, ignored and bad rows once). */
@@ -112,18 +146,7 @@ function mergeGroup(
     applyChange(
       state,
       change,
-      outcome
-        ? (_bad, reason: BadRowReason) => {
-            outcome.badRows += 1;
-            context.events.emit('row.skipped', {
-              changeId: row.id,
-              table: row.table_name,
-              userId: row.user_id,
-              recordId: row.record_id,
-              reason,
-            });
-          }
-        : undefined,
+      outcome ? (_bad, reason: BadRowReason) => reportBadRow(context, outcome, row, reason) : undefined,
     );
     if (outcome) outcome.rowsApplied += 1;
     lastPosition = row.position;
@@ -308,23 +331,6 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
       continue;
     }
     if (result.record === null) continue;
-    if (!serializable(result.record)) {
-      // One record that cannot be stored must not hold the cursor (and every other user) back:
-      // its rows are skipped and the snapshot stays as it was.
-      for (const row of group.rows) {
-        outcome.badRows += 1;
-        context.events.emit('row.skipped', {
-          changeId: row.id,
-          table: row.table_name,
-          userId: row.user_id,
-          recordId: row.record_id,
-          reason: 'record-unserializable',
-        });
-      }
-      continue;
-    }
-    if (snapshot) outcome.updatedSnapshots += 1;
-    else outcome.newSnapshots += 1;
     const write: SnapshotWrite = {
       user_id: group.userId,
       record_id: group.recordId,
@@ -336,8 +342,10 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
     (group.table === MISSIONS ? missionWrites : agentWrites).push(write);
   }
 
-  if (missionWrites.length > 0) {
-    const writesJson = JSON.stringify(missionWrites);
+  const missions = serializeWrites(context, outcome, groups, MISSIONS, missionWrites);
+  const agents = serializeWrites(context, outcome, groups, AGENTS, agentWrites);
+  if (missions.writes.length > 0) {
+    const writesJson = missions.json;
     const updated = await tx<{ user_id: string; mission_id: string }[]>`
       UPDATE mana_ai.mission_snapshots s SET
         record = u.record, last_applied_at = u.last_applied_at::timestamptz,
@@ -354,20 +362,20 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
       WHERE u.version IS NULL
       ON CONFLICT (user_id, mission_id) DO NOTHING
       RETURNING user_id, mission_id`;
-    if (updated.length + inserted.length < missionWrites.length) {
+    if (updated.length + inserted.length < missions.writes.length) {
       const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.mission_id)));
-      for (const write of missionWrites) {
+      for (const write of missions.writes) {
         const key = groupKey(MISSIONS, write.user_id, write.record_id);
         if (!done.has(key)) await remergeLocked(context, tx, groups.get(key)!);
       }
     }
   }
-  if (agentWrites.length > 0) {
+  if (agents.writes.length > 0) {
     // Only the refresh writes agent snapshots, and it holds the lock: a plain upsert is safe.
     await tx`
       INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, now()
-      FROM jsonb_to_recordset(${JSON.stringify(agentWrites)}::text::jsonb)
+      FROM jsonb_to_recordset(${agents.json}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text)
       ON CONFLICT (user_id, agent_id) DO UPDATE SET
         record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()`;

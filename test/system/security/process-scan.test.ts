@@ -1,10 +1,10 @@
 import { systemClock } from '@mana-ai/core';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GrantFixture, SECRET_TEXT, seedGrantedNote } from '../support/security-crypto.js';
+import { type GrantFixture, SECRET_TEXT, fixtureSecrets, seedGrantedNote } from '../support/security-crypto.js';
 import { type TestDatabase, createTestDatabase, insertLogRows, missionRecord } from '../support/security-database.js';
 import { type BuiltRunner, startBuiltRunner } from '../support/runner-process.js';
-import { type Secret, expectNoSecrets, pemFragments } from '../support/security-scan.js';
+import { type Secret, expectNoSecrets } from '../support/security-scan.js';
 
 const USER = 'u-process';
 const SERVICE_KEY = 'svc-key-process-3c9a71e2f4';
@@ -53,11 +53,7 @@ afterAll(async () => {
 describe('a runner process planning a mission with an encrypted input', () => {
   it('writes no plaintext, ciphertext, key material or credential to stdout, stderr or /metrics when it plans', async () => {
     const secrets: Secret[] = [
-      ['note title', SECRET_TEXT.title],
-      ['note content', SECRET_TEXT.content],
-      ['task title', SECRET_TEXT.task],
-      ...fixture.ciphertexts.map((text, index): Secret => [`ciphertext ${index}`, text]),
-      ...pemFragments(fixture.keys.privateKeyPem).map((line, index): Secret => [`private key line ${index}`, line]),
+      ...fixtureSecrets(fixture),
       ['service key', SERVICE_KEY],
       ['llm key', LLM_KEY],
       ['database password', new URL(db.url).password],

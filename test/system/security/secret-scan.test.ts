@@ -5,9 +5,9 @@ import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../apps/runner/src/app.js';
 import { createLogger } from '../../../apps/runner/src/logger.js';
-import { type GrantFixture, SECRET_TEXT, captureResolvers, seedGrantedNote } from '../support/security-crypto.js';
+import { type GrantFixture, SECRET_TEXT, captureResolvers, fixtureSecrets, seedGrantedNote } from '../support/security-crypto.js';
 import { type TestDatabase, connectAsRunner, createTestDatabase, insertLogRows, missionRecord } from '../support/security-database.js';
-import { type Secret, expectNoSecrets, pemFragments } from '../support/security-scan.js';
+import { type Secret, expectNoSecrets } from '../support/security-scan.js';
 
 type App = ReturnType<typeof buildApp>;
 
@@ -30,11 +30,7 @@ beforeAll(async () => {
   projection = createProjection({ sql: runner, clock });
   fixture = await seedGrantedNote(db.sql, clock, USER, 'm-a');
   secrets = [
-    ['note title', SECRET_TEXT.title],
-    ['note content', SECRET_TEXT.content],
-    ['task title', SECRET_TEXT.task],
-    ...fixture.ciphertexts.map((text, index): Secret => [`ciphertext ${index}`, text]),
-    ...pemFragments(fixture.keys.privateKeyPem).map((line, index): Secret => [`private key line ${index}`, line]),
+    ...fixtureSecrets(fixture),
     ['service key', SERVICE_KEY],
     ['llm key', LLM_KEY],
   ];

@@ -6,6 +6,7 @@ import { type InputResolvers, type ResolverEvents, createInputResolvers } from '
 import type { Sql } from 'postgres';
 import { createLogger } from '../../../apps/runner/src/logger.js';
 import { insertLogRows } from './security-database.js';
+import { type Secret, pemFragments } from './security-scan.js';
 
 /** User text that must never leave the resolvers except as the resolved input itself. */
 export const SECRET_TEXT = {
@@ -75,4 +76,15 @@ export async function captureResolvers(sql: Sql, projection: Projection, clock: 
     events: bus,
   });
   return { resolvers, logLines, events: captured, decryptCalls: () => decrypts };
+}
+
+/** What must never show up once `fixture` is seeded: its plaintexts, ciphertexts and private key. */
+export function fixtureSecrets(fixture: GrantFixture): Secret[] {
+  return [
+    ['note title', SECRET_TEXT.title],
+    ['note content', SECRET_TEXT.content],
+    ['task title', SECRET_TEXT.task],
+    ...fixture.ciphertexts.map((text, index): Secret => [`ciphertext ${index}`, text]),
+    ...pemFragments(fixture.keys.privateKeyPem).map((line, index): Secret => [`private key line ${index}`, line]),
+  ];
 }

@@ -95,14 +95,10 @@ export function createRunnerMetrics(): RunnerMetrics {
   function counter(name: string, help: string, labelNames: readonly string[] = []): Counter<string> {
     return new Counter({ name, help, labelNames, registers });
   }
+  const histogram = (name: string, help: string, buckets: number[]): Histogram => new Histogram({ name, help, buckets, registers });
   return {
     registry,
-    httpRequests: new Counter({
-      name: 'mana_ai_http_requests_total',
-      help: 'HTTP requests by method, route pattern and status.',
-      labelNames: ['method', 'path', 'status'],
-      registers,
-    }),
+    httpRequests: counter('mana_ai_http_requests_total', 'HTTP requests by method, route pattern and status.', ['method', 'path', 'status']),
     httpRequestDuration: new Histogram({
       name: 'mana_ai_http_request_duration_seconds',
       help: 'HTTP request duration in seconds by method, route pattern and status.',
@@ -110,13 +106,8 @@ export function createRunnerMetrics(): RunnerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    ticks: new Counter({ name: 'mana_ai_ticks_total', help: 'Ticks started (overlap-skipped calls excluded).', registers }),
-    tickDuration: new Histogram({
-      name: 'mana_ai_tick_duration_seconds',
-      help: 'Tick duration in seconds.',
-      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
-      registers,
-    }),
+    ticks: counter('mana_ai_ticks_total', 'Ticks started (overlap-skipped calls excluded).'),
+    tickDuration: histogram('mana_ai_tick_duration_seconds', 'Tick duration in seconds.', [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120]),
     plansProduced: counter('mana_ai_plans_produced_total', 'Planner loops that completed with a plan.'),
     plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
     parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
@@ -125,12 +116,7 @@ export function createRunnerMetrics(): RunnerMetrics {
     researchCompleted: counter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.', ['provider']),
     researchFailed: counter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.', ['provider']),
     researchPendingSkips: counter('mana_ai_research_jobs_pending_skips_total', 'Missions skipped while their deep-research job runs.'),
-    plannerRequestDuration: new Histogram({
-      name: 'mana_ai_planner_request_duration_seconds',
-      help: 'Duration of LLM requests of the planner in seconds (answered or failed, retries included).',
-      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60],
-      registers,
-    }),
+    plannerRequestDuration: histogram('mana_ai_planner_request_duration_seconds', 'Duration of LLM requests of the planner in seconds (answered or failed, retries included).', [0.25, 0.5, 1, 2, 5, 10, 30, 60]),
     snapshotsNew: counter('mana_ai_snapshots_new_total', 'Mission snapshots created by the refresh.'),
     snapshotsUpdated: counter('mana_ai_snapshots_updated_total', 'Mission snapshots updated by the refresh.'),
     snapshotRowsApplied: counter('mana_ai_snapshot_rows_applied_total', 'Log rows applied to snapshots.'),
@@ -141,21 +127,11 @@ export function createRunnerMetrics(): RunnerMetrics {
     agentDecisions: counter('mana_ai_agent_decisions_total', 'Agent gate decisions.', ['decision']),
     tokensUsed: counter('mana_ai_tokens_used_total', 'LLM tokens used, by agent.', ['agent_id']),
     toolCalls: counter('mana_ai_tool_calls_total', 'Tool calls recorded as plan steps.', ['tool', 'policy', 'outcome']),
-    plannerRounds: new Histogram({
-      name: 'mana_ai_planner_rounds',
-      help: 'Rounds of successful planner loops.',
-      buckets: [1, 2, 3, 4, 5],
-      registers,
-    }),
+    plannerRounds: histogram('mana_ai_planner_rounds', 'Rounds of successful planner loops.', [1, 2, 3, 4, 5]),
     providerErrors: counter('mana_ai_provider_errors_total', 'LLM provider failures, by kind.', ['provider', 'kind']),
     remindersEmitted: counter('mana_ai_reminders_emitted_total', 'Reminders added to planner requests.', ['producer', 'severity']),
     compactionsTriggered: counter('mana_ai_compactions_triggered_total', 'Planner compactions that folded at least one turn.'),
-    compactedTurns: new Histogram({
-      name: 'mana_ai_compacted_turns',
-      help: 'Messages folded per compaction.',
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
-      registers,
-    }),
+    compactedTurns: histogram('mana_ai_compacted_turns', 'Messages folded per compaction.', [1, 2, 4, 8, 16, 32, 64, 128]),
     missionsSkipped: counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
     tickErrors: counter('mana_ai_tick_errors_total', 'Ticks ended early, by stage (refresh or claim).', ['stage']),
     expiredLeases: new Gauge({ name: 'mana_ai_expired_leases', help: 'Mission leases that ran out without release (sampled after each tick).', registers }),
