@@ -29,9 +29,33 @@ export interface OpenDatabaseOptions {
   dataDir?: string;
 }
 
+/**
+ * Seconds to wait before reconnecting after `retries` failed connection attempts in a row: 50 ms
+ * doubling to at most 2 s, with jitter so several instances do not reconnect in lockstep.
+ * postgres.js's default grows as 3^n / 100 up to 20 s, which after a short database restart
+ * leaves a runner idle for many seconds after the database is back.
+ */
+export function reconnectBackoffSeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** Math.max(0, retries), 2) * (0.5 + Math.random() / 2);
+}
+
+/** Seconds a new connection may take to be ready before it is dropped and retried. */
+export const CONNECT_TIMEOUT_SECONDS = 10;
+
+/** The postgres.js options of the runner's pool (exported for the outage tests). */
+export function poolOptions(config: Pick<RunnerConfig, 'concurrency'>): postgres.Options<Record<string, never>> {
+  return {
+    // A few connections beyond the planning concurrency for refresh, health checks and HTTP.
+    max: config.concurrency + 4,
+    connect_timeout: CONNECT_TIMEOUT_SECONDS,
+    backoff: reconnectBackoffSeconds,
+    onnotice: () => {},
+    connection: { application_name: 'mana-ai' },
+  };
+}
+
 function createPool(url: string, config: Pick<RunnerConfig, 'concurrency'>): Sql {
-  // A few connections beyond the planning concurrency for refresh, health checks and HTTP.
-  return postgres(url, { max: config.concurrency + 4, onnotice: () => {}, connection: { application_name: 'mana-ai' } });
+  return postgres(url, poolOptions(config));
 }
 
 /**

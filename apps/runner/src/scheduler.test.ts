@@ -1,4 +1,4 @@
-import { type TickStats, createManualClock, noopLogger } from '@mana-ai/core';
+import { type Logger, type TickStats, createManualClock, noopLogger } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
 import { type TickContext, createScheduler, emptyTickStats } from './scheduler.js';
 
@@ -86,6 +86,31 @@ describe('createScheduler', () => {
     const after = calls;
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(calls).toBe(after);
+  });
+
+  it('warns once per overrunning tick, not at every skipped interval, and reports the skipped starts', async () => {
+    const lines: Array<{ level: string; message: string; context: Record<string, unknown> }> = [];
+    const record =
+      (level: string) =>
+      (context: unknown, message?: unknown): void => {
+        lines.push({ level, message: typeof message === 'string' ? message : '', context: context as Record<string, unknown> });
+      };
+    const logger: Logger = { ...noopLogger, debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
+    const gates = [deferred<TickStats>(), deferred<TickStats>()];
+    let calls = 0;
+    const scheduler = createScheduler({ tick: () => gates[calls++]!.promise, clock, logger }, options({ intervalMs: 20 }));
+    scheduler.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    gates[0]!.resolve(emptyTickStats(clock));
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    gates[1]!.resolve(emptyTickStats(clock));
+    await scheduler.stop();
+    const overran = lines.filter((line) => line.message.startsWith('tick overran'));
+    expect(overran.length).toBe(2);
+    expect(overran.every((line) => line.level === 'warn')).toBe(true);
+    const finished = lines.filter((line) => line.message === 'tick finished');
+    expect(finished[0]?.level).toBe('info');
+    expect(finished[0]?.context.skippedStarts).toBeGreaterThanOrEqual(5);
   });
 
   it('schedules nothing when disabled', async () => {

@@ -87,16 +87,25 @@ export function createScheduler(deps: SchedulerDeps, options: SchedulerOptions):
     return promise;
   }
 
+  // Scheduled starts skipped while the current tick runs: logged once per overrunning tick, and the
+  // count reported when it ends, rather than a warning at every interval.
+  let overlapped = 0;
   async function scheduledTick(): Promise<void> {
     try {
       const stats = await runOnce();
       if (stats.errors.includes('overlap-skipped')) {
-        logger.warn({ intervalMs: options.intervalMs }, 'tick skipped: the previous tick is still running');
+        overlapped += 1;
+        if (overlapped === 1) {
+          logger.warn({ intervalMs: options.intervalMs }, 'tick overran its interval: scheduled ticks are skipped until it ends');
+        }
         return;
       }
-      const level = stats.dueMissionCount > 0 || stats.errors.length > 0 ? 'info' : 'debug';
-      logger[level]({ stats }, 'tick finished');
+      const skippedStarts = overlapped;
+      overlapped = 0;
+      const level = stats.dueMissionCount > 0 || stats.errors.length > 0 || skippedStarts > 0 ? 'info' : 'debug';
+      logger[level]({ stats, ...(skippedStarts > 0 ? { skippedStarts } : {}) }, 'tick finished');
     } catch (error) {
+      overlapped = 0;
       logger.error({ error: describeError(error) }, 'tick failed');
     }
   }

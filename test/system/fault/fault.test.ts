@@ -2,6 +2,7 @@ import { type FakeLlmServer, createFakeLlmServer } from '@mana-ai/planner/testin
 import { deriveIterationId } from '@mana-ai/projection';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunnerProcess, waitForHealthy } from '../../../apps/runner/test/spawn-runner.js';
+import { CONNECT_TIMEOUT_SECONDS } from '../../../apps/runner/src/database.js';
 import { type TestDatabase, createTestDatabase } from '../../../tooling/test-postgres/src/index.js';
 import { type BulkMissionShape, bulkMissionOf, seedBulkMissions } from '../support/bulk-missions.js';
 import { type FaultLedger, PLANNED_TOOL, scriptFaultyPlanner } from '../support/fault-llm.js';
@@ -31,6 +32,7 @@ interface Timeline {
   leasesStrandedByKill: string[];
   plannedAtOutage: number;
   inFlightLeasesAtOutage: number;
+  firstPlanAfterOutageMs: number;
   completedAfterMs: number;
 }
 
@@ -134,6 +136,12 @@ describe(SUITE, () => {
     timeline.inFlightLeasesAtOutage = Number(leased?.n ?? 0);
     timeline.plannedAtOutage = await planned();
     await proxy.outage(OUTAGE_MS);
+    // The survivors' pools must reconnect promptly: a driver left wedged by the dropped connections
+    // would stall planning until its connect timeout, or for good.
+    const backAt = performance.now();
+    const plannedWhenBack = await planned();
+    await until('the first plan after the outage', deadline, async () => ((await planned()) > plannedWhenBack ? true : undefined), 100);
+    timeline.firstPlanAfterOutageMs = Math.round(performance.now() - backAt);
 
     await until(`all ${MISSIONS} missions to be planned`, deadline, async () => ((await planned()) >= MISSIONS ? true : undefined), 500).catch(
       async (error: unknown) => {
@@ -169,6 +177,8 @@ describe(SUITE, () => {
     expect(timeline.plannedAtKill!).toBeLessThan(MISSIONS);
     expect(timeline.plannedAtOutage!).toBeLessThan(MISSIONS);
     expect(timeline.inFlightLeasesAtOutage!).toBeGreaterThan(0);
+    // Well under the pool's 10 s connect timeout: reconnect backoff is capped at 2 s.
+    expect(timeline.firstPlanAfterOutageMs!).toBeLessThan(CONNECT_TIMEOUT_SECONDS * 1000);
     // Missions whose LLM calls failed stayed due and were planned again in later claims.
     expect([...ledger.attempts.values()].some((attempts) => attempts > 1)).toBe(true);
     expect(timeline.completedAfterMs!).toBeLessThan(SCENARIO_DEADLINE_MS);
