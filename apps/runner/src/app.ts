@@ -12,6 +12,7 @@ import { type RunnerConfig, jwksUrlOf, parseConfig } from './config.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import pipeline from './plugins/pipeline.js';
+import { leaseHoldBoundMs } from './pipeline.js';
 import scheduler from './plugins/scheduler.js';
 import serviceAuth from './plugins/service-auth.js';
 import aiAuditRoute from './routes/ai-audit.js';
@@ -199,5 +200,8 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     owner: config.instanceId ?? defaultInstanceId(),
     concurrency: config.concurrency,
     maxMissionsPerTick: config.maxMissionsPerTick,
+    // The heartbeat beats three times per lease, so one slow or failed renewal does not lose it.
+    renewEveryMs: Math.floor(config.leaseMs / 3),
+    maxLeaseHoldMs: leaseHoldBoundMs(config),
   });
 }

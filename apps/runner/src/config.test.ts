@@ -52,7 +52,7 @@ describe('parseConfig', () => {
       maxRounds: 5,
       locale: 'de',
       apiAuth: 'service-key',
-      leaseMs: 600_000,
+      leaseMs: 60_000,
       instanceId: undefined,
       maxMissionsPerTick: 10_000,
     });

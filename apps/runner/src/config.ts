@@ -334,8 +334,9 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   },
   leaseMs: {
     name: 'MANA_AI_LEASE_MS',
-    default: '600000',
-    description: 'How long a claimed mission stays leased; a crashed instance\'s missions are planned by another one after this.',
+    default: '60000',
+    description:
+      'How long a claimed mission stays leased; the running instance renews it every third of this, so a crashed instance\'s missions are planned by another one after at most this long.',
     expected: 'an integer from 10000 to 86400000',
     schema: integer(10_000, 86_400_000),
   },

@@ -38,6 +38,11 @@ export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, c
       metrics.snapshotRowsApplied.inc(refresh.rowsApplied);
     }),
     events.on('tick.failed', ({ stage }) => metrics.tickErrors.inc({ stage })),
+    events.on('leases.renewed', ({ requested, held }) => {
+      metrics.leaseRenewals.inc({ outcome: 'renewed' }, held);
+      if (requested > held) metrics.leaseRenewals.inc({ outcome: 'lost' }, requested - held);
+    }),
+    events.on('leases.renew-failed', ({ requested }) => metrics.leaseRenewals.inc({ outcome: 'failed' }, requested)),
     events.on('tick.finished', () => {
       inFlight.clear();
       metrics.missionsInFlight.set(0);

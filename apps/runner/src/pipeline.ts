@@ -36,6 +36,19 @@ export interface PipelineOptions {
   concurrency: number;
   /** Missions one instance handles per tick (`MANA_AI_MAX_MISSIONS_PER_TICK`). */
   maxMissionsPerTick?: number;
+  /** Lease heartbeat interval (core's `renewEveryMs`); unset = leases are never extended. */
+  renewEveryMs?: number;
+  /** How long after its claim a mission's lease is still renewed (core's `maxLeaseHoldMs`). */
+  maxLeaseHoldMs?: number;
+}
+
+/**
+ * How long a mission's lease may be kept alive by the heartbeat: the slowest run the configuration
+ * allows (every planner round, plus the compaction call, timing out on every attempt) plus one lease
+ * for the rest of the run. Past it the run is considered hung and its lease left to expire.
+ */
+export function leaseHoldBoundMs(config: { llmTimeoutMs: number; llmMaxRetries: number; maxRounds: number; leaseMs: number }): number {
+  return config.llmTimeoutMs * (config.llmMaxRetries + 1) * (config.maxRounds + 1) + config.leaseMs;
 }
 
 /**
@@ -108,6 +121,10 @@ export function createTickStore(projection: Projection, owner: string): TickStor
     async release(claim) {
       await projection.release(owner, [{ userId: claim.mission.userId, missionId: claim.mission.id }]);
     },
+    async renew(claims) {
+      const held = await projection.renew({ owner, missions: claims.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id })) });
+      return held.length;
+    },
   };
 }
 
@@ -167,6 +184,8 @@ export function createPipelineTick(deps: PipelineDeps, options: PipelineOptions)
       signal,
       concurrency: options.concurrency,
       ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
+      ...(options.renewEveryMs === undefined ? {} : { renewEveryMs: options.renewEveryMs }),
+      ...(options.maxLeaseHoldMs === undefined ? {} : { maxLeaseHoldMs: options.maxLeaseHoldMs }),
     });
   };
 }

@@ -279,6 +279,66 @@ describe('runTick', () => {
     expect(h.released).toEqual(['m-2']);
   });
 
+  it('renews the leases of queued and running missions while a slow plan runs, never of finished ones', async () => {
+    const claims = ['slow', 'quick', 'queued'].map((id) => claimOf(mission(id)));
+    const gate = { open: () => {} };
+    const renewed: string[][] = [];
+    const h = harness(claims, {
+      plan: async (id) => {
+        if (id === 'slow') await new Promise<void>((resolve) => (gate.open = resolve));
+        return { ok: true, calls: [], summary: '', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, rounds: 1 };
+      },
+    });
+    h.ports.store.renew = async (batch) => {
+      renewed.push(batch.map((claim) => claim.mission.id).sort());
+      return batch.length;
+    };
+    const tick = runTick(h.ports, { concurrency: 2, claimBatchSize: 3, renewEveryMs: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    gate.open();
+    const stats = await tick;
+    const beatsAtEnd = renewed.length;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(stats.plansWrittenBack).toBe(3);
+    expect(beatsAtEnd).toBeGreaterThanOrEqual(2);
+    expect(renewed.length).toBe(beatsAtEnd);
+    // 'quick' and 'queued' finished within a few ms; afterwards only the slow mission is renewed.
+    expect(renewed.at(-1)).toEqual(['slow']);
+    expect(renewed.every((ids) => ids.includes('slow'))).toBe(true);
+    expect(h.events.filter(([name]) => name === 'leases.renewed').at(-1)).toEqual(['leases.renewed', { requested: 1, held: 1 }]);
+  });
+
+  it('stops renewing a lease after maxLeaseHoldMs and survives failing renewals', async () => {
+    const gate = { open: () => {} };
+    const h = harness([claimOf(mission('hung'))], {
+      plan: async () => {
+        await new Promise<void>((resolve) => (gate.open = resolve));
+        return { ok: false, reason: 'llm-error: timeout', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } };
+      },
+    });
+    const clock = h.ports.clock as ReturnType<typeof createManualClock>;
+    let calls = 0;
+    h.ports.store.renew = async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('connection reset');
+      return 0;
+    };
+    const tick = runTick(h.ports, { renewEveryMs: 10, maxLeaseHoldMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const beforeBound = calls;
+    clock.advance(60_000);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    gate.open();
+    const stats = await tick;
+    expect(beforeBound).toBeGreaterThanOrEqual(2);
+    expect(calls).toBe(beforeBound);
+    expect(stats).toMatchObject({ parseFailures: 1, errors: [] });
+    expect(h.released).toEqual(['hung']);
+    const failed = h.events.filter(([name]) => name === 'leases.renew-failed');
+    expect(failed).toEqual([['leases.renew-failed', { requested: 1, message: 'connection reset' }]]);
+    expect(h.events.some(([name, payload]) => name === 'leases.renewed' && (payload as { held: number }).held === 0)).toBe(true);
+  });
+
   it('plans up to the concurrency bound in parallel and never more', async () => {
     const claims = Array.from({ length: 20 }, (_, i) => claimOf(mission(`m-${i}`)));
     const h = harness(claims);

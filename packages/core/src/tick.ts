@@ -60,6 +60,12 @@ export interface TickStorePort {
   recordTokenUsage(claim: MissionClaim, agentId: string, tokensUsed: number): Promise<void>;
   /** Releases the lease of a run that wrote nothing; the mission stays due. */
   release(claim: MissionClaim): Promise<void>;
+  /**
+   * Extends the leases of missions still queued or running (the heartbeat; see
+   * {@link TickOptions.renewEveryMs}) and returns how many this instance still held. Optional:
+   * without it leases are never extended.
+   */
+  renew?(claims: readonly MissionClaim[]): Promise<number>;
 }
 
 /** Resolves a mission's linked inputs (grant unwrap, decrypt, audit) — @mana-ai/resolvers. */
@@ -117,6 +123,9 @@ export interface TickEvents {
   'mission.written': { missionId: string; userId: string; iterationId: string; written: boolean };
   'mission.error': { missionId: string; userId: string; stage: MissionStage; message: string };
   'tokens.used': { agentId: string; userId: string; tokens: number };
+  /** A lease heartbeat: `held < requested` means leases ran out and may be planned elsewhere too. */
+  'leases.renewed': { requested: number; held: number };
+  'leases.renew-failed': { requested: number; message: string };
 }
 
 /** The step of a mission run in which an error happened. */
@@ -146,6 +155,18 @@ export interface TickOptions {
    * missions already claimed end as errors with their leases handed back.
    */
   signal?: AbortSignal;
+  /**
+   * Lease heartbeat: every `renewEveryMs` the leases of claimed missions that are still queued or
+   * running are extended through `store.renew`, so a run longer than the lease is not claimed
+   * and planned again elsewhere, and the lease itself can stay short (fast takeover after a crash).
+   * Off when unset or when the store has no `renew`. A third of the lease is a good value.
+   */
+  renewEveryMs?: number;
+  /**
+   * A mission's lease is renewed for at most this long after its claim (default: no bound), so a
+   * run that hangs beyond any timeout still lets its lease expire and another instance take over.
+   */
+  maxLeaseHoldMs?: number;
 }
 
 const CIPHERTEXT_PREFIX = 'enc:1:';
@@ -199,6 +220,8 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
   }
 
   const queue: MissionClaim[] = [];
+  // Claims whose lease the heartbeat keeps alive (queued or running), with the time of their claim.
+  const live = new Map<MissionClaim, number>();
   let claimed = 0;
   let exhausted = false;
   let fetching: Promise<void> | undefined;
@@ -214,6 +237,8 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
             claimed += batch.length;
             stats.dueMissionCount += batch.length;
             if (batch.length === 0) exhausted = true;
+            const claimedAt = ports.clock.now();
+            for (const claim of batch) live.set(claim, claimedAt);
             queue.push(...batch);
           },
           (error: unknown) => {
@@ -334,9 +359,20 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
   };
 
   const worker = async (): Promise<void> => {
-    for (let claim = await nextClaim(); claim; claim = await nextClaim()) await runOne(claim);
+    for (let claim = await nextClaim(); claim; claim = await nextClaim()) {
+      try {
+        await runOne(claim);
+      } finally {
+        live.delete(claim);
+      }
+    }
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  const heartbeat = startHeartbeat(ports, options, live, logger);
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    await heartbeat.stop();
+  }
   await Promise.all(
     unfinished.map((claim) =>
       ports.store.release(claim).catch((error: unknown) => {
@@ -345,4 +381,46 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     ),
   );
   return finish();
+}
+
+/** Renews the leases in `live` on an interval; `stop()` ends it and waits for a renewal in flight. */
+function startHeartbeat(
+  ports: TickPorts,
+  options: TickOptions,
+  live: Map<MissionClaim, number>,
+  logger: Logger,
+): { stop(): Promise<void> } {
+  const every = options.renewEveryMs;
+  const renew = ports.store.renew?.bind(ports.store);
+  if (!renew || every === undefined || !Number.isFinite(every) || every <= 0) return { stop: async () => {} };
+  const maxHold = options.maxLeaseHoldMs ?? Number.POSITIVE_INFINITY;
+  let inFlight: Promise<void> | undefined;
+  const beat = async (): Promise<void> => {
+    const now = ports.clock.now();
+    const claims = [...live].filter(([, claimedAt]) => now - claimedAt < maxHold).map(([claim]) => claim);
+    if (claims.length === 0) return;
+    try {
+      const held = await renew(claims);
+      ports.events?.emit('leases.renewed', { requested: claims.length, held });
+      if (held < claims.length) {
+        logger.warn({ requested: claims.length, held }, 'lease heartbeat: some leases ran out; those missions may be planned elsewhere too');
+      }
+    } catch (error) {
+      const message = describeError(error);
+      ports.events?.emit('leases.renew-failed', { requested: claims.length, message });
+      logger.warn({ requested: claims.length, err: message }, 'lease heartbeat failed; it is retried at the next beat');
+    }
+  };
+  const timer = setInterval(() => {
+    inFlight ??= beat().finally(() => {
+      inFlight = undefined;
+    });
+  }, every);
+  timer.unref?.();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
 }

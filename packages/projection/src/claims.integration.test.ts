@@ -98,6 +98,36 @@ describe('claimDueMissions', () => {
     expect(await projection.release('crashed')).toBe(0);
   });
 
+  it('renews only the leases the owner still holds, so a long run is not reclaimed', async () => {
+    await seedDueMissions(3);
+    const events: unknown[] = [];
+    const claimed = await projection.claimDue({ owner: 'slow', limit: 3 });
+    const keys = claimed.map((claim) => ({ userId: claim.mission.userId, missionId: claim.mission.id }));
+    projection.events.on('missions.renewed', (event) => events.push(event));
+    // Halfway through the lease the heartbeat pushes it a full lease ahead.
+    clock.advance(40_000);
+    expect(await projection.renew({ owner: 'slow', missions: keys.slice(0, 2) })).toEqual(keys.slice(0, 2));
+    clock.advance(40_000);
+    // The unrenewed third lease ran out and another instance took that mission; the renewed two did not.
+    const taken = await projection.claimDue({ owner: 'other', limit: 10 });
+    expect(taken.map((claim) => claim.mission.id)).toEqual([keys[2]!.missionId]);
+    // A heartbeat cannot take back a lost lease, and reports it missing.
+    expect(await projection.renew({ owner: 'slow', missions: keys, leaseMs: 30_000 })).toEqual(keys.slice(0, 2));
+    const [leases] = await db.sql<{ slow_until: string; other: string }[]>`
+      SELECT max(lease_until) FILTER (WHERE lease_owner = 'slow')::text AS slow_until,
+             count(*) FILTER (WHERE lease_owner = 'other')::text AS other
+      FROM mana_ai.mission_snapshots`;
+    expect(new Date(leases!.slow_until).toISOString()).toBe('2026-04-21T07:01:50.000Z');
+    expect(leases?.other).toBe('1');
+    expect(events).toEqual([
+      { owner: 'slow', requested: 2, renewed: 2 },
+      { owner: 'slow', requested: 3, renewed: 2 },
+    ]);
+    expect(await projection.renew({ owner: 'slow', missions: [] })).toEqual([]);
+    await expect(projection.renew({ owner: '', missions: keys })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+    await expect(projection.renew({ owner: 'slow', missions: keys, leaseMs: 0 })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+  });
+
   it('counts running and expired leases when a claimer stops releasing', async () => {
     await seedDueMissions(4);
     expect(await projection.leaseStats()).toEqual({ active: 0, expired: 0, oldestExpiredAt: null });

@@ -183,6 +183,40 @@ export async function releaseMissions(context: ProjectionContext, owner: string,
   return released;
 }
 
+/** Options of {@link renewLeases}. */
+export interface RenewOptions {
+  /** Who holds the leases; leases held by anybody else (or by nobody) are left alone. */
+  owner: string;
+  /** The missions whose leases to extend. */
+  missions: readonly MissionKey[];
+  /** New lease length from now in ms (default: the projection's `leaseMs`). */
+  leaseMs?: number;
+}
+
+/**
+ * Extends `owner`'s leases on `missions` to now + `leaseMs` (the heartbeat of a long run), and
+ * returns the keys it still held. A key missing from the result lost its lease: it expired and
+ * another claimer took the mission, or it was released.
+ */
+export async function renewLeases(context: ProjectionContext, options: RenewOptions & { defaultLeaseMs: number }): Promise<MissionKey[]> {
+  assertOwner(options.owner);
+  const leaseMs = options.leaseMs ?? options.defaultLeaseMs;
+  if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'leaseMs must be positive');
+  }
+  if (options.missions.length === 0) return [];
+  const leaseUntil = new Date(context.clock.now() + leaseMs).toISOString();
+  const keys = JSON.stringify(options.missions.map((m) => ({ user_id: m.userId, mission_id: m.missionId })));
+  const rows = await context.sql<{ user_id: string; mission_id: string }[]>`
+    UPDATE mana_ai.mission_snapshots s SET lease_until = ${leaseUntil}::text::timestamptz
+    FROM jsonb_to_recordset(${keys}::text::jsonb) AS k(user_id text, mission_id text)
+    WHERE s.user_id = k.user_id AND s.mission_id = k.mission_id AND s.lease_owner = ${options.owner}
+    RETURNING s.user_id, s.mission_id`;
+  const held = rows.map((row) => ({ userId: row.user_id, missionId: row.mission_id }));
+  context.events.emit('missions.renewed', { owner: options.owner, requested: options.missions.length, renewed: held.length });
+  return held;
+}
+
 /** Counts of mission leases at one moment, for operators and the stuck-lease alert. */
 export interface LeaseStats {
   /** Missions whose lease is still running. */

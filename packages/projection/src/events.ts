@@ -55,6 +55,13 @@ export interface MissionsClaimedEvent {
   claimed: number;
 }
 
+/** Payload of `missions.renewed`: a lease heartbeat; `renewed < requested` means leases were lost. */
+export interface MissionsRenewedEvent {
+  owner: string;
+  requested: number;
+  renewed: number;
+}
+
 /** Payload of `missions.released`. */
 export interface MissionsReleasedEvent {
   owner: string;
@@ -79,6 +86,7 @@ export interface ProjectionEvents {
   'row.skipped': RowSkippedEvent;
   'missions.claimed': MissionsClaimedEvent;
   'missions.released': MissionsReleasedEvent;
+  'missions.renewed': MissionsRenewedEvent;
   'iteration.written': IterationWrittenEvent;
   [name: string]: unknown;
 }

@@ -1,10 +1,11 @@
-export type { ClaimOptions, ClaimedMission, LeaseStats, MissionKey } from './claims.js';
+export type { ClaimOptions, ClaimedMission, LeaseStats, MissionKey, RenewOptions } from './claims.js';
 export { type ProjectionErrorCode, ProjectionError } from './errors.js';
 export type {
   FeedCursor,
   IterationWrittenEvent,
   MissionsClaimedEvent,
   MissionsReleasedEvent,
+  MissionsRenewedEvent,
   ProjectionEvents,
   RefreshProgressEvent,
   RefreshResult,

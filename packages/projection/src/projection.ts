@@ -10,7 +10,17 @@ import {
   systemClock,
 } from '@mana-ai/core';
 import type { Sql, TransactionSql } from 'postgres';
-import { type ClaimOptions, type ClaimedMission, type LeaseStats, type MissionKey, claimDueMissions, leaseStats, releaseMissions } from './claims.js';
+import {
+  type ClaimOptions,
+  type ClaimedMission,
+  type LeaseStats,
+  type MissionKey,
+  type RenewOptions,
+  claimDueMissions,
+  leaseStats,
+  releaseMissions,
+  renewLeases,
+} from './claims.js';
 import type { ProjectionContext } from './context.js';
 import { ProjectionError } from './errors.js';
 import type { ProjectionEvents, RefreshResult } from './events.js';
@@ -50,6 +60,8 @@ export interface Projection {
   claimDue(options: ClaimOptions): Promise<ClaimedMission[]>;
   /** Ends `owner`'s leases on `missions`, or all of them. */
   release(owner: string, missions?: readonly MissionKey[]): Promise<number>;
+  /** Extends `owner`'s leases on missions still running; returns the keys still held (see {@link renewLeases}). */
+  renew(options: RenewOptions): Promise<MissionKey[]>;
   /** Running and expired leases across all users (ids and times only). */
   leaseStats(): Promise<LeaseStats>;
   /** Writes a planned iteration and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
@@ -100,6 +112,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     refresh: (refreshOptions) => refreshSnapshots(context, { batchSize, ...refreshOptions }),
     claimDue: (claimOptions) => claimDueMissions(context, { ...claimOptions, defaultLeaseMs: leaseMs }),
     release: (owner, missions) => releaseMissions(context, owner, missions),
+    renew: (renewOptions) => renewLeases(context, { ...renewOptions, defaultLeaseMs: leaseMs }),
     leaseStats: () => leaseStats(context),
     writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
     replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),

@@ -69,6 +69,8 @@ export interface RunnerMetrics {
   missionsSkipped: Counter<'reason'>;
   /** `mana_ai_tick_errors_total{stage}`: ticks ended early by a refresh or claim failure. */
   tickErrors: Counter<'stage'>;
+  /** `mana_ai_lease_renewals_total{outcome}`: lease heartbeat results per mission (renewed, lost, failed). */
+  leaseRenewals: Counter<'outcome'>;
   /** `mana_ai_expired_leases`: leases that ran out without release, sampled after each tick. */
   expiredLeases: Gauge;
   /** `mana_ai_missions_in_flight`: missions this instance is running now. */
@@ -134,6 +136,11 @@ export function createRunnerMetrics(): RunnerMetrics {
     compactedTurns: histogram('mana_ai_compacted_turns', 'Messages folded per compaction.', [1, 2, 4, 8, 16, 32, 64, 128]),
     missionsSkipped: counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
     tickErrors: counter('mana_ai_tick_errors_total', 'Ticks ended early, by stage (refresh or claim).', ['stage']),
+    leaseRenewals: counter(
+      'mana_ai_lease_renewals_total',
+      'Lease heartbeat results per mission: renewed, lost (ran out first) or failed (database error).',
+      ['outcome'],
+    ),
     expiredLeases: new Gauge({ name: 'mana_ai_expired_leases', help: 'Mission leases that ran out without release (sampled after each tick).', registers }),
     missionsInFlight: new Gauge({ name: 'mana_ai_missions_in_flight', help: 'Missions this instance is running now.', registers }),
     lastTickTimestamp: new Gauge({ name: 'mana_ai_last_tick_timestamp_seconds', help: 'Unix time at which the last tick of this instance ended.', registers }),

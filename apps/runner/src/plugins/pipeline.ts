@@ -13,6 +13,10 @@ export interface PipelinePluginOptions {
   concurrency: number;
   /** Missions one instance handles per tick. */
   maxMissionsPerTick?: number;
+  /** Lease heartbeat interval in ms; unset = leases are never extended. */
+  renewEveryMs?: number;
+  /** How long after its claim a mission's lease is still renewed. */
+  maxLeaseHoldMs?: number;
 }
 
 /** The wired mission pipeline of this instance. */
@@ -48,6 +52,8 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       owner: options.owner,
       concurrency: options.concurrency,
       ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
+      ...(options.renewEveryMs === undefined ? {} : { renewEveryMs: options.renewEveryMs }),
+      ...(options.maxLeaseHoldMs === undefined ? {} : { maxLeaseHoldMs: options.maxLeaseHoldMs }),
     },
   );
   const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock);
