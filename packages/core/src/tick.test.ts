@@ -272,7 +272,10 @@ describe('runTick', () => {
       return plan(request);
     };
     const stats = await runTick(h.ports, { concurrency: 1, claimBatchSize: 2, signal: controller.signal });
-    expect(signals).toEqual([controller.signal]);
+    // The plan's own signal, aborted together with the tick's.
+    expect(signals).toHaveLength(1);
+    expect(signals[0]?.aborted).toBe(true);
+    expect(signals[0]?.reason).toBe(controller.signal.reason);
     expect(stats.dueMissionCount).toBe(2);
     expect(stats.plansWrittenBack).toBe(1);
     expect(stats.errors).toEqual(['mission=m-2: shutdown']);
@@ -337,6 +340,39 @@ describe('runTick', () => {
     const failed = h.events.filter(([name]) => name === 'leases.renew-failed');
     expect(failed).toEqual([['leases.renew-failed', { requested: 1, message: 'connection reset' }]]);
     expect(h.events.some(([name, payload]) => name === 'leases.renewed' && (payload as { held: number }).held === 0)).toBe(true);
+  });
+
+  it('aborts every plan in flight with the tick and puts one listener on the tick signal, whatever the concurrency', async () => {
+    const controller = new AbortController();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    const added: unknown[] = [];
+    const addEventListener = controller.signal.addEventListener.bind(controller.signal);
+    controller.signal.addEventListener = ((type: string, listener: EventListener, opts?: AddEventListenerOptions) => {
+      added.push(type);
+      addEventListener(type, listener, opts);
+    }) as typeof controller.signal.addEventListener;
+    const claims = Array.from({ length: 32 }, (_, i) => claimOf(mission(`m-${i}`)));
+    const h = harness(claims);
+    let started = 0;
+    h.ports.planner.plan = (request) =>
+      new Promise((_, reject) => {
+        // Like the LLM adapter: one abort listener per call in flight.
+        request.signal?.addEventListener('abort', () => reject(request.signal?.reason), { once: true });
+        started += 1;
+        if (started === 32) controller.abort(new Error('shutdown'));
+      });
+    const stats = await runTick(h.ports, { concurrency: 32, signal: controller.signal });
+    await new Promise((resolve) => setImmediate(resolve));
+    process.off('warning', onWarning);
+    expect(started).toBe(32);
+    expect(stats.errors).toHaveLength(32);
+    expect(stats.errors.every((error) => error.endsWith(': shutdown'))).toBe(true);
+    expect(added).toEqual(['abort']);
+    expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
   it('plans up to the concurrency bound in parallel and never more', async () => {

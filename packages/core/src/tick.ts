@@ -151,8 +151,9 @@ export interface TickOptions {
   /** Upper bound of missions this instance handles in one tick (default 10,000). */
   maxMissionsPerTick?: number;
   /**
-   * Abandons the tick: no further missions are claimed, the planner gets the signal, and the
-   * missions already claimed end as errors with their leases handed back.
+   * Abandons the tick: no further missions are claimed, every plan in flight is aborted (each plan
+   * gets a signal of its own that follows this one), and the missions already claimed end as
+   * errors with their leases handed back.
    */
   signal?: AbortSignal;
   /**
@@ -299,14 +300,18 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
       stage = 'plan';
       const startedAt = isoNow(ports.clock);
       options.signal?.throwIfAborted();
-      const outcome = await ports.planner.plan({
-        mission,
-        agent,
-        inputs,
-        iterationId,
-        tokensUsed24h,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
+      const missionAbort = options.signal ? new AbortController() : undefined;
+      if (missionAbort) planAborts.add(missionAbort);
+      const outcome = await ports.planner
+        .plan({
+          mission,
+          agent,
+          inputs,
+          iterationId,
+          tokensUsed24h,
+          ...(missionAbort ? { signal: missionAbort.signal } : {}),
+        })
+        .finally(() => missionAbort && planAborts.delete(missionAbort));
       const budgetAgentId = agent?.id ?? DEFAULT_AGENT_ID;
       if (!outcome.ok) {
         stats.parseFailures += 1;
@@ -358,6 +363,13 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     }
   };
 
+  // Each plan gets its own signal, aborted with the tick's: the tick signal then carries one listener
+  // instead of one per LLM call in flight (Node warns about a leak past 10 on one signal).
+  const planAborts = new Set<AbortController>();
+  const abortPlans = (): void => {
+    for (const controller of planAborts) controller.abort(options.signal?.reason);
+  };
+  options.signal?.addEventListener('abort', abortPlans, { once: true });
   const worker = async (): Promise<void> => {
     for (let claim = await nextClaim(); claim; claim = await nextClaim()) {
       try {
@@ -371,6 +383,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
   } finally {
+    options.signal?.removeEventListener('abort', abortPlans);
     await heartbeat.stop();
   }
   await Promise.all(
