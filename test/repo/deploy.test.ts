@@ -224,7 +224,7 @@ describe('deploy/prometheus/alerts.yml', () => {
     ManaAIGrantSkipsHigh: { expr: 'sum(rate(mana_ai_grant_skips_total{reason!="expired"}[15m])) > 0.1', for: '15m' },
   };
 
-  it('keeps the original four alerts with their expressions and durations and adds the three new ones', () => {
+  it('keeps the original four alerts with their expressions and durations and adds the four new ones', () => {
     expect(rules.groups.map((group) => group.name)).toEqual(['mana_ai_alerts']);
     expect(alertRules.map((rule) => rule.alert)).toEqual([
       'ManaAIServiceDown',
@@ -234,6 +234,7 @@ describe('deploy/prometheus/alerts.yml', () => {
       'ManaAIStuckLeases',
       'ManaAIAgentBudgetExhausted',
       'ManaAITickStalled',
+      'ManaAIRefreshHeldBack',
     ]);
     const byName = new Map(alertRules.map((rule) => [rule.alert, rule]));
     for (const [name, original] of Object.entries(ORIGINAL)) {
@@ -245,6 +246,7 @@ describe('deploy/prometheus/alerts.yml', () => {
     expect(byName.get('ManaAIStuckLeases')).toMatchObject({ expr: 'mana_ai_expired_leases > 0', for: '15m' });
     expect(byName.get('ManaAIAgentBudgetExhausted')?.expr).toBe('sum(increase(mana_ai_agent_decisions_total{decision="skipped-budget"}[1h])) > 0');
     expect(byName.get('ManaAITickStalled')?.expr).toContain('time() - mana_ai_last_tick_timestamp_seconds > 600');
+    expect(byName.get('ManaAIRefreshHeldBack')).toMatchObject({ expr: 'max by (job) (mana_ai_feed_lag_seconds) > 300', for: '5m' });
   });
 
   it('gives every alert a severity, a summary, a description and a runbook section that exists', () => {
@@ -274,7 +276,7 @@ describe('deploy/prometheus/alerts.yml', () => {
     async () => {
       if (promtool) {
         const checked = await run(promtool, ['check', 'rules', ALERTS], { cwd: root });
-        expect(checked.stdout).toContain('SUCCESS: 7 rules found');
+        expect(checked.stdout).toContain(`SUCCESS: ${alertRules.length} rules found`);
         const config = await run(promtool, ['check', 'config', PROMETHEUS], { cwd: root });
         expect(config.stdout).toContain('SUCCESS');
         const tested = await run(promtool, ['test', 'rules', 'alerts.test.yml'], { cwd: join(root, 'deploy/prometheus') });

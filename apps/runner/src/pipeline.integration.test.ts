@@ -183,6 +183,44 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(await metric(instance, 'mana_ai_lease_renewals_total{outcome="lost",service="mana-ai"}')).toBeUndefined();
   });
 
+  it('exports how long an open transaction has held the refresh back after each tick', async () => {
+    const instance = await app();
+    await tick(instance);
+    const lagAfter = async (): Promise<number | undefined> => {
+      await tick(instance);
+      // Sampled asynchronously once the tick has finished.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const value = await metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}');
+        if (value !== undefined && value >= 1) return value;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}');
+    };
+    expect(await metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}')).toBeLessThan(1);
+    const idle = db.connect({ max: 1 });
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const session = idle.begin(async (sql) => {
+      await sql`SELECT 1`;
+      opened();
+      await ended;
+    });
+    await open;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const held = await lagAfter();
+    end();
+    await session;
+    await idle.end();
+    expect(held).toBeGreaterThanOrEqual(1);
+    expect(held).toBeLessThan(60);
+  });
+
   it('hands back the whole claimed batch when an agent lookup fails while claiming', async () => {
     await insertMission('u-5', 'first');
     await insertMission('u-5', 'second', { agentId: 'a-broken' });

@@ -25,7 +25,7 @@ import type { ProjectionContext } from './context.js';
 import { ProjectionError } from './errors.js';
 import type { ProjectionEvents, RefreshResult } from './events.js';
 import { type MissionOverview, listUserMissions, loadAgent, loadAgents } from './read-model.js';
-import { type RefreshOptions, refreshSnapshots } from './refresh.js';
+import { type RefreshOptions, feedLagSeconds, refreshSnapshots } from './refresh.js';
 import { replayRecord } from './replay.js';
 import { type TokenUsageEntry, recordTokenUsage, tokenUsageLast24h } from './token-usage.js';
 import { withUser } from './with-user.js';
@@ -64,6 +64,8 @@ export interface Projection {
   renew(options: RenewOptions): Promise<MissionKey[]>;
   /** Running and expired leases across all users (ids and times only). */
   leaseStats(): Promise<LeaseStats>;
+  /** Seconds the change feed is held back by the oldest open transaction (see {@link feedLagSeconds}). */
+  feedLag(): Promise<number>;
   /** Writes a planned iteration and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
   writeIteration(input: WriteIterationInput): Promise<WriteIterationResult>;
   /** Replays one record of any synced table under `withUser` (UPSTREAM §2.4): the resolvers' port. */
@@ -114,6 +116,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     release: (owner, missions) => releaseMissions(context, owner, missions),
     renew: (renewOptions) => renewLeases(context, { ...renewOptions, defaultLeaseMs: leaseMs }),
     leaseStats: () => leaseStats(context),
+    feedLag: () => feedLagSeconds(context),
     writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
     replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),
     loadAgents: (userId) => loadAgents(context, userId),

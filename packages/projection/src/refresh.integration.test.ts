@@ -232,6 +232,32 @@ describe('refreshSnapshots', () => {
     expect([...missions.keys()].sort()).toEqual(['u-1/m-fast', 'u-1/m-slow']);
   });
 
+  it('reports how long an idle transaction has held the feed back, and 0 once it ends', async () => {
+    const idle = db.connect({ max: 1 });
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const session = idle.begin(async (tx) => {
+      await tx`SELECT 1`;
+      opened();
+      await ended;
+    });
+    await open;
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // As the least-privileged runner role, which cannot see other sessions itself.
+    const held = await projection.feedLag();
+    expect(held).toBeGreaterThanOrEqual(1);
+    expect(held).toBeLessThan(60);
+    end();
+    await session;
+    expect(await projection.feedLag()).toBeLessThan(1);
+  });
+
   it('merges again instead of overwriting when a write-back changes a mission during the refresh', async () => {
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
     await projection.refresh();

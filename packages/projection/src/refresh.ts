@@ -404,3 +404,15 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
   outcome.cursor = { createdAt: last.position, id: last.id };
   return outcome;
 }
+
+/**
+ * Seconds the change feed is held back: how long ago the oldest transaction still open in the
+ * database began (0 when none). The refresh reads no row stamped after that start, so a session
+ * left open for minutes (a backup, an idle psql) stalls new missions for as long. Only the duration
+ * is returned, never who holds the transaction.
+ */
+export async function feedLagSeconds(context: ProjectionContext): Promise<number> {
+  const [row] = await context.sql<{ lag: number | string | null }[]>`SELECT mana_ai.change_feed_lag_seconds() AS lag`;
+  const lag = Number(row?.lag ?? 0);
+  return Number.isFinite(lag) && lag > 0 ? lag : 0;
+}

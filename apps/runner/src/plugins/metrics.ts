@@ -73,6 +73,8 @@ export interface RunnerMetrics {
   leaseRenewals: Counter<'outcome'>;
   /** `mana_ai_expired_leases`: leases that ran out without release, sampled after each tick. */
   expiredLeases: Gauge;
+  /** `mana_ai_feed_lag_seconds`: how far the oldest open transaction holds the refresh back, sampled after each tick. */
+  feedLag: Gauge;
   /** `mana_ai_missions_in_flight`: missions this instance is running now. */
   missionsInFlight: Gauge;
   /** `mana_ai_last_tick_timestamp_seconds`: when this instance's last tick ended. */
@@ -142,6 +144,11 @@ export function createRunnerMetrics(): RunnerMetrics {
       ['outcome'],
     ),
     expiredLeases: new Gauge({ name: 'mana_ai_expired_leases', help: 'Mission leases that ran out without release (sampled after each tick).', registers }),
+    feedLag: new Gauge({
+      name: 'mana_ai_feed_lag_seconds',
+      help: 'Seconds the snapshot refresh is held back by the oldest transaction open in the database (sampled after each tick).',
+      registers,
+    }),
     missionsInFlight: new Gauge({ name: 'mana_ai_missions_in_flight', help: 'Missions this instance is running now.', registers }),
     lastTickTimestamp: new Gauge({ name: 'mana_ai_last_tick_timestamp_seconds', help: 'Unix time at which the last tick of this instance ended.', registers }),
   };

@@ -58,10 +58,22 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
   );
   const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock);
   // Sampled after each tick rather than on scrape: /metrics must not depend on the database.
+  let feedLagUnavailable = false;
   const stopSampling = runnerEvents(manaCore.events).on('tick.finished', () => {
     projection.leaseStats().then(
       (stats) => app.metrics.expiredLeases.set(stats.expired),
       (error: unknown) => logger.warn({ err: describeError(error) }, 'lease stats unavailable'),
+    );
+    projection.feedLag().then(
+      (seconds) => {
+        app.metrics.feedLag.set(seconds);
+        feedLagUnavailable = false;
+      },
+      (error: unknown) => {
+        // Logged once per outage (a database without migration projection/0004 fails every tick).
+        if (!feedLagUnavailable) logger.warn({ err: describeError(error) }, 'feed lag unavailable');
+        feedLagUnavailable = true;
+      },
     );
   });
   app.decorate('pipeline', { tick, owner: options.owner });
