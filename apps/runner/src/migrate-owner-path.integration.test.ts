@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { migrations as projectionMigrations, withUser } from '@mana-ai/projection';
+import type { TestPostgresContext } from '@mana-ai/test-postgres';
+import postgres, { type Notice, type Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { allMigrations, migrate } from './migrate.js';
+
+// docs/database.md, "As mana-sync's owner role, without a superuser for the migration", then
+// "Run the service with a least-privileged login role", on an empty database that mana-sync's own
+// role owns (not a clone of the superuser-migrated template). mana_ai_feed and mana_ai_runner already
+// exist cluster-wide (the template migration created them) and are shared by the whole run.
+
+function urlFor(adminUrl: string, database: string, user?: { name: string; password: string }): string {
+  const parsed = new URL(adminUrl);
+  parsed.pathname = `/${database}`;
+  if (user) {
+    parsed.username = encodeURIComponent(user.name);
+    parsed.password = encodeURIComponent(user.password);
+  }
+  return parsed.toString();
+}
+
+describe('migrate as the owner of mana_sync', () => {
+  const suffix = randomBytes(6).toString('hex');
+  const database = `mana_sync_${suffix}`;
+  const owner = { name: `owner_${suffix}`, password: randomBytes(12).toString('hex') };
+  const login = { name: `login_${suffix}`, password: randomBytes(12).toString('hex') };
+  const ownerNotices: string[] = [];
+  const clients: Sql[] = [];
+  const createdRoles: string[] = [];
+  let context: TestPostgresContext;
+  let admin: Sql;
+  let databaseCreated = false;
+
+  function connect(url: string, onnotice: (notice: Notice) => void = () => {}): Sql {
+    const client = postgres(url, { max: 2, onnotice });
+    clients.push(client);
+    return client;
+  }
+
+  beforeAll(async () => {
+    context = inject('manaAiTestPostgres');
+    admin = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
+    // mana-sync's world before the runner: its login role owns the database and sync_changes.
+    await admin.unsafe(`CREATE ROLE ${owner.name} LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS PASSWORD '${owner.password}'`);
+    createdRoles.push(owner.name);
+    await admin.unsafe(`CREATE DATABASE ${database} OWNER ${owner.name}`);
+    databaseCreated = true;
+    const sync = connect(urlFor(context.adminUrl, database, owner));
+    const syncChanges = projectionMigrations.find((migration) => migration.id === 'projection/0001_sync_changes');
+    if (!syncChanges) throw new Error('projection/0001_sync_changes is missing');
+    await sync.unsafe(syncChanges.sql);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
+    if (databaseCreated) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    for (const role of createdRoles.reverse()) {
+      await admin.unsafe(`REVOKE mana_ai_feed, mana_ai_runner FROM ${role}`);
+      await admin.unsafe(`DROP OWNED BY ${role}`);
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    }
+    await admin.end();
+  });
+
+  it('applies every migration without a superuser when the owner has run steps 1 and 2', async () => {
+    // Step 1, as a superuser connected to mana_sync (the roles themselves already exist).
+    const superuser = connect(urlFor(context.adminUrl, database));
+    await superuser.unsafe('GRANT pg_read_all_stats TO mana_ai_feed');
+    await superuser.unsafe(`GRANT mana_ai_feed TO ${owner.name}`);
+    // Step 2, as the owner.
+    const ownerSql = connect(urlFor(context.adminUrl, database, owner), (notice) => ownerNotices.push(String(notice.message)));
+    const [rights] = await ownerSql<{ superuser: boolean; createrole: boolean }[]>`
+      SELECT rolsuper AS superuser, rolcreaterole AS createrole FROM pg_roles WHERE rolname = current_user`;
+    expect(rights).toEqual({ superuser: false, createrole: false });
+    await ownerSql.unsafe('CREATE SCHEMA IF NOT EXISTS mana_ai');
+    await ownerSql.unsafe('GRANT CREATE ON SCHEMA mana_ai TO mana_ai_feed');
+    // Step 3, as the owner.
+    const report = await migrate(ownerSql);
+    expect(report).toEqual({ applied: allMigrations.map((m) => m.id), skipped: [] });
+    const recorded = await ownerSql<{ id: string }[]>`SELECT id FROM mana_ai.schema_migrations ORDER BY id`;
+    expect(recorded.map((row) => row.id)).toEqual(allMigrations.map((m) => m.id).sort());
+    // Nothing was skipped for lack of rights: neither the sync_changes part nor pg_read_all_stats.
+    expect(ownerNotices.filter((message) => message.startsWith('mana_ai:'))).toEqual([]);
+    const [objects] = await ownerSql<
+      { tableOwner: string; policy: boolean; index: boolean; feedGrant: boolean; runnerGrant: boolean }[]
+    >`
+      SELECT pg_get_userbyid(c.relowner) AS "tableOwner",
+        EXISTS (SELECT 1 FROM pg_policies WHERE tablename = 'sync_changes' AND policyname = 'sync_changes_mana_ai_feed') AS policy,
+        to_regclass('public.idx_sync_changes_mana_ai_feed') IS NOT NULL AS index,
+        has_table_privilege('mana_ai_feed', c.oid, 'SELECT') AS "feedGrant",
+        has_table_privilege('mana_ai_runner', c.oid, 'SELECT, INSERT') AS "runnerGrant"
+      FROM pg_class c WHERE c.oid = 'public.sync_changes'::regclass`;
+    expect(objects).toEqual({ tableOwner: owner.name, policy: true, index: true, feedGrant: true, runnerGrant: true });
+    const functions = await ownerSql<{ name: string; owner: string; definer: boolean }[]>`
+      SELECT p.proname AS name, pg_get_userbyid(p.proowner) AS owner, p.prosecdef AS definer
+      FROM pg_proc p WHERE p.pronamespace = 'mana_ai'::regnamespace ORDER BY p.proname`;
+    expect(functions).toEqual([
+      { name: 'change_feed', owner: 'mana_ai_feed', definer: true },
+      { name: 'change_feed_horizon', owner: 'mana_ai_feed', definer: true },
+      { name: 'change_feed_lag_seconds', owner: 'mana_ai_feed', definer: true },
+    ]);
+  });
+
+  it('lets a login with only mana_ai_runner read the feed and its lag when the owner has migrated', async () => {
+    // "Run the service with a least-privileged login role", as a superuser connected to mana_sync.
+    const superuser = connect(urlFor(context.adminUrl, database));
+    await superuser.unsafe(`CREATE ROLE ${login.name} LOGIN NOBYPASSRLS PASSWORD '${login.password}'`);
+    createdRoles.push(login.name);
+    await superuser.unsafe(`GRANT mana_ai_runner TO ${login.name}`);
+    const runtime = connect(urlFor(context.adminUrl, database, login));
+    const [rights] = await runtime<{ database: boolean; schema: boolean; public: boolean; feed: boolean }[]>`
+      SELECT has_database_privilege(current_database(), 'CREATE') AS database,
+        has_schema_privilege('mana_ai', 'CREATE') AS schema, has_schema_privilege('public', 'CREATE') AS public,
+        pg_has_role('mana_ai_feed', 'MEMBER') AS feed`;
+    expect(rights).toEqual({ database: false, schema: false, public: false, feed: false });
+    await withUser(runtime, 'user-a', async (tx) => {
+      await tx`
+        INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES
+          ('ai', 'aiMissions', 'mission-1', 'user-a', 'insert', '{"title":"t"}', 'owner-path-test'),
+          ('todo', 'tasks', 'task-1', 'user-a', 'insert', '{}', 'owner-path-test')`;
+    });
+    // RLS still applies to the login: without a user it sees none of the rows.
+    const [visible] = await runtime<{ count: string }[]>`SELECT count(*) FROM public.sync_changes`;
+    expect(visible?.count).toBe('0');
+    const feed = await runtime<{ table_name: string; record_id: string; user_id: string; op: string }[]>`
+      SELECT table_name, record_id, user_id, op FROM mana_ai.change_feed(NULL, NULL, 10)`;
+    expect(feed).toEqual([{ table_name: 'aiMissions', record_id: 'mission-1', user_id: 'user-a', op: 'insert' }]);
+    const [lag] = await runtime<{ seconds: number }[]>`SELECT mana_ai.change_feed_lag_seconds() AS seconds`;
+    expect(typeof lag?.seconds).toBe('number');
+    expect(lag?.seconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('boots without DDL as that login when every migration is already applied', async () => {
+    const runtime = connect(urlFor(context.adminUrl, database, login));
+    const report = await migrate(runtime);
+    expect(report).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
+  });
+});
