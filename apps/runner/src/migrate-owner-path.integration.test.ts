@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { migrations as projectionMigrations, withUser } from '@mana-ai/projection';
 import type { TestPostgresContext } from '@mana-ai/test-postgres';
 import postgres, { type Notice, type Sql } from 'postgres';
@@ -9,6 +10,14 @@ import { allMigrations, migrate } from './migrate.js';
 // "Run the service with a least-privileged login role", on an empty database that mana-sync's own
 // role owns (not a clone of the superuser-migrated template). mana_ai_feed and mana_ai_runner already
 // exist cluster-wide (the template migration created them) and are shared by the whole run.
+
+/** The SQL block of docs/database.md whose first line starts with `marker`, for `owner` as mana_sync. */
+function documentedStep(marker: string, owner: string): string {
+  const doc = readFileSync(new URL('../../../docs/database.md', import.meta.url), 'utf8');
+  const block = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((sql) => sql.startsWith(marker));
+  if (!block) throw new Error(`docs/database.md has no SQL block starting with ${marker}`);
+  return block.replace(/\bmana_sync\b/g, owner);
+}
 
 function urlFor(adminUrl: string, database: string, user?: { name: string; password: string }): string {
   const parsed = new URL(adminUrl);
@@ -64,17 +73,16 @@ describe('migrate as the owner of mana_sync', () => {
   });
 
   it('applies every migration without a superuser when the owner has run steps 1 and 2', async () => {
-    // Step 1, as a superuser connected to mana_sync (the roles themselves already exist).
+    // Step 1 exactly as documented, as a superuser connected to mana_sync (the roles already exist
+    // on this cluster, which the documented block must tolerate).
     const superuser = connect(urlFor(context.adminUrl, database));
-    await superuser.unsafe('GRANT pg_read_all_stats TO mana_ai_feed');
-    await superuser.unsafe(`GRANT mana_ai_feed TO ${owner.name}`);
+    await superuser.unsafe(documentedStep('-- 1.', owner.name));
     // Step 2, as the owner.
     const ownerSql = connect(urlFor(context.adminUrl, database, owner), (notice) => ownerNotices.push(String(notice.message)));
     const [rights] = await ownerSql<{ superuser: boolean; createrole: boolean }[]>`
       SELECT rolsuper AS superuser, rolcreaterole AS createrole FROM pg_roles WHERE rolname = current_user`;
     expect(rights).toEqual({ superuser: false, createrole: false });
-    await ownerSql.unsafe('CREATE SCHEMA IF NOT EXISTS mana_ai');
-    await ownerSql.unsafe('GRANT CREATE ON SCHEMA mana_ai TO mana_ai_feed');
+    await ownerSql.unsafe(documentedStep('-- 2.', owner.name));
     // Step 3, as the owner.
     const report = await migrate(ownerSql);
     expect(report).toEqual({ applied: allMigrations.map((m) => m.id), skipped: [] });
