@@ -1,6 +1,6 @@
 import { createManualClock, type ManualClock } from '@mana-ai/core';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Sql } from 'postgres';
@@ -197,25 +197,9 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
       return metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}');
     };
     expect(await metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}')).toBeLessThan(1);
-    const idle = db.connect({ max: 1 });
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => {
-      end = resolve;
-    });
-    let opened!: () => void;
-    const open = new Promise<void>((resolve) => {
-      opened = resolve;
-    });
-    const session = idle.begin(async (sql) => {
-      await sql`SELECT 1`;
-      opened();
-      await ended;
-    });
-    await open;
+    const idle = await openTransaction(db.connect({ max: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const held = await lagAfter();
-    end();
-    await session;
     await idle.end();
     expect(held).toBeGreaterThanOrEqual(1);
     expect(held).toBeLessThan(60);

@@ -1,5 +1,5 @@
 import { type EventBus, createEventBus } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectAsRunner, insertChanges, missionData, snapshotsOf } from '../test/helpers.js';
@@ -182,50 +182,25 @@ describe('refreshSnapshots', () => {
   it('skips the refresh and says so when another instance holds the lock', async () => {
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
     const other = db.connect({ max: 1 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let locked!: () => void;
-    const lockTaken = new Promise<void>((resolve) => {
-      locked = resolve;
-    });
-    const holder = other.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint)`;
-      locked();
-      await held;
-    });
-    await lockTaken;
+    const holder = await openTransaction(other);
+    await holder.run((tx) => tx`SELECT pg_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint)`);
     const result = await projection.refresh();
-    release();
-    await holder;
+    await holder.end();
     expect(result).toMatchObject({ skipped: true, reason: 'locked', rowsRead: 0 });
     expect((await projection.refresh()).rowsRead).toBe(1);
   });
 
   it('waits for rows of transactions still open so the cursor never skips them', async () => {
-    const writer = db.connect({ max: 1 });
-    let commit!: () => void;
-    const committed = new Promise<void>((resolve) => {
-      commit = resolve;
-    });
-    let inserted!: () => void;
-    const rowWritten = new Promise<void>((resolve) => {
-      inserted = resolve;
-    });
-    const slow = writer.begin(async (tx) => {
-      await tx`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
-               VALUES ('ai', 'aiMissions', 'm-slow', 'u-1', 'insert', '{"state":"active"}', 'slow-client')`;
-      inserted();
-      await committed;
-    });
-    await rowWritten;
+    const slow = await openTransaction(db.connect({ max: 1 }));
+    await slow.run(
+      (tx) => tx`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+                 VALUES ('ai', 'aiMissions', 'm-slow', 'u-1', 'insert', '{"state":"active"}', 'slow-client')`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 5));
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-fast', data: missionData('m-fast') }]);
     const during = await projection.refresh();
     expect(during.rowsRead).toBe(0);
-    commit();
-    await slow;
+    await slow.end();
     const after = await projection.refresh();
     expect(after.rowsRead).toBe(2);
     const missions = await snapshotsOf(db.sql, 'mission_snapshots');
@@ -233,28 +208,13 @@ describe('refreshSnapshots', () => {
   });
 
   it('reports how long an idle transaction has held the feed back, and 0 once it ends', async () => {
-    const idle = db.connect({ max: 1 });
-    let end!: () => void;
-    const ended = new Promise<void>((resolve) => {
-      end = resolve;
-    });
-    let opened!: () => void;
-    const open = new Promise<void>((resolve) => {
-      opened = resolve;
-    });
-    const session = idle.begin(async (tx) => {
-      await tx`SELECT 1`;
-      opened();
-      await ended;
-    });
-    await open;
+    const idle = await openTransaction(db.connect({ max: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 1200));
     // As the least-privileged runner role, which cannot see other sessions itself.
     const held = await projection.feedLag();
     expect(held).toBeGreaterThanOrEqual(1);
     expect(held).toBeLessThan(60);
-    end();
-    await session;
+    await idle.end();
     expect(await projection.feedLag()).toBeLessThan(1);
   });
 
@@ -264,27 +224,15 @@ describe('refreshSnapshots', () => {
     await insertChanges(db.sql, [
       { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'from the log' }, fieldMeta: { title: '2026-04-21T00:00:00.000Z' } },
     ]);
-    const writer = db.connect({ max: 1 });
-    let commit!: () => void;
-    const committed = new Promise<void>((resolve) => {
-      commit = resolve;
-    });
-    let changed!: () => void;
-    const rowChanged = new Promise<void>((resolve) => {
-      changed = resolve;
-    });
-    const concurrent = writer.begin(async (tx) => {
-      await tx`UPDATE mana_ai.mission_snapshots
-               SET record = record || '{"iterations": [{"id": "it-concurrent"}]}'::jsonb
-               WHERE mission_id = 'm-1'`;
-      changed();
-      await committed;
-    });
-    await rowChanged;
+    const concurrent = await openTransaction(db.connect({ max: 1 }));
+    await concurrent.run(
+      (tx) => tx`UPDATE mana_ai.mission_snapshots
+                 SET record = record || '{"iterations": [{"id": "it-concurrent"}]}'::jsonb
+                 WHERE mission_id = 'm-1'`,
+    );
     const refreshing = projection.refresh();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    commit();
-    await concurrent;
+    await concurrent.end();
     expect((await refreshing).rowsRead).toBe(1);
     const record = (await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1');
     expect(record).toMatchObject({ title: 'from the log', iterations: [{ id: 'it-concurrent' }] });

@@ -80,3 +80,39 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/** A transaction held open by a test until {@link OpenTransaction.end}. */
+export interface OpenTransaction {
+  /** Runs `query` inside the open transaction (for example an INSERT that commits only at `end`). */
+  run<T>(query: (tx: postgres.TransactionSql) => Promise<T>): Promise<T>;
+  /** Commits the transaction and waits for it to finish. */
+  end(): Promise<void>;
+}
+
+/**
+ * Begins a transaction on `sql` (use a client of its own: it keeps one connection) and holds it open,
+ * the way an idle-in-transaction session or a slow writer does, until `end()` commits it.
+ */
+export async function openTransaction(sql: Sql): Promise<OpenTransaction> {
+  let commit!: () => void;
+  const committed = new Promise<void>((resolve) => {
+    commit = resolve;
+  });
+  let handOver!: (tx: postgres.TransactionSql) => void;
+  const started = new Promise<postgres.TransactionSql>((resolve) => {
+    handOver = resolve;
+  });
+  const done = sql.begin(async (tx) => {
+    await tx`SELECT 1`;
+    handOver(tx);
+    await committed;
+  });
+  const tx = await Promise.race([started, done.then(() => Promise.reject(new Error('the transaction ended before it was open')))]);
+  return {
+    run: (query) => query(tx),
+    async end() {
+      commit();
+      await done;
+    },
+  };
+}
