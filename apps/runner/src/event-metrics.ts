@@ -38,9 +38,9 @@ export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, c
       metrics.snapshotRowsApplied.inc(refresh.rowsApplied);
     }),
     events.on('tick.failed', ({ stage }) => metrics.tickErrors.inc({ stage })),
-    events.on('leases.renewed', ({ requested, held }) => {
+    events.on('leases.renewed', ({ held, lost }) => {
       metrics.leaseRenewals.inc({ outcome: 'renewed' }, held);
-      if (requested > held) metrics.leaseRenewals.inc({ outcome: 'lost' }, requested - held);
+      if (lost > 0) metrics.leaseRenewals.inc({ outcome: 'lost' }, lost);
     }),
     events.on('leases.renew-failed', ({ requested }) => metrics.leaseRenewals.inc({ outcome: 'failed' }, requested)),
     events.on('tick.finished', () => {

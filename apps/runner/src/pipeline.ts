@@ -122,8 +122,10 @@ export function createTickStore(projection: Projection, owner: string): TickStor
       await projection.release(owner, [{ userId: claim.mission.userId, missionId: claim.mission.id }]);
     },
     async renew(claims) {
+      const keyOf = (userId: string, missionId: string): string => JSON.stringify([userId, missionId]);
       const held = await projection.renew({ owner, missions: claims.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id })) });
-      return held.length;
+      const heldKeys = new Set(held.map((key) => keyOf(key.userId, key.missionId)));
+      return claims.filter(({ mission }) => heldKeys.has(keyOf(mission.userId, mission.id)));
     },
   };
 }

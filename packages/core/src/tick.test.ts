@@ -294,7 +294,7 @@ describe('runTick', () => {
     });
     h.ports.store.renew = async (batch) => {
       renewed.push(batch.map((claim) => claim.mission.id).sort());
-      return batch.length;
+      return batch;
     };
     const tick = runTick(h.ports, { concurrency: 2, claimBatchSize: 3, renewEveryMs: 10 });
     await new Promise((resolve) => setTimeout(resolve, 80));
@@ -308,7 +308,45 @@ describe('runTick', () => {
     // 'quick' and 'queued' finished within a few ms; afterwards only the slow mission is renewed.
     expect(renewed.at(-1)).toEqual(['slow']);
     expect(renewed.every((ids) => ids.includes('slow'))).toBe(true);
-    expect(h.events.filter(([name]) => name === 'leases.renewed').at(-1)).toEqual(['leases.renewed', { requested: 1, held: 1 }]);
+    expect(h.events.filter(([name]) => name === 'leases.renewed').at(-1)).toEqual(['leases.renewed', { requested: 1, held: 1, lost: 0 }]);
+  });
+
+  it('counts a mission written back while the heartbeat ran as finished, not as a lost lease', async () => {
+    const slowGate = { open: () => {} };
+    const quickGate = { open: () => {} };
+    const quickWritten = { done: () => {} };
+    const quickDone = new Promise<void>((resolve) => (quickWritten.done = resolve));
+    const h = harness(['slow', 'quick'].map((id) => claimOf(mission(id))), {
+      plan: async (id) => {
+        await new Promise<void>((resolve) => ((id === 'slow' ? slowGate : quickGate).open = resolve));
+        return { ok: true, calls: [], summary: '', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, rounds: 1 };
+      },
+    });
+    const write = h.ports.store.writeIteration.bind(h.ports.store);
+    h.ports.store.writeIteration = async (claim, request) => {
+      const result = await write(claim, request);
+      if (claim.mission.id === 'quick') quickWritten.done();
+      return result;
+    };
+    let beats = 0;
+    h.ports.store.renew = async (batch) => {
+      beats += 1;
+      if (beats > 1) return batch;
+      // The quick mission is written back (its lease released) while this renewal is in flight.
+      quickGate.open();
+      await quickDone;
+      return batch.filter((claim) => claim.mission.id !== 'quick');
+    };
+    const tick = runTick(h.ports, { concurrency: 2, renewEveryMs: 10 });
+    while (beats === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await quickDone;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    slowGate.open();
+    const stats = await tick;
+    expect(stats.plansWrittenBack).toBe(2);
+    const beatsSeen = h.events.filter(([name]) => name === 'leases.renewed');
+    expect(beatsSeen[0]).toEqual(['leases.renewed', { requested: 2, held: 1, lost: 0 }]);
+    expect(beatsSeen.every(([, payload]) => (payload as { lost: number }).lost === 0)).toBe(true);
   });
 
   it('stops renewing a lease after maxLeaseHoldMs and survives failing renewals', async () => {
@@ -324,7 +362,7 @@ describe('runTick', () => {
     h.ports.store.renew = async () => {
       calls += 1;
       if (calls === 1) throw new Error('connection reset');
-      return 0;
+      return [];
     };
     const tick = runTick(h.ports, { renewEveryMs: 10, maxLeaseHoldMs: 60_000 });
     await new Promise((resolve) => setTimeout(resolve, 60));
@@ -339,7 +377,7 @@ describe('runTick', () => {
     expect(h.released).toEqual(['hung']);
     const failed = h.events.filter(([name]) => name === 'leases.renew-failed');
     expect(failed).toEqual([['leases.renew-failed', { requested: 1, message: 'connection reset' }]]);
-    expect(h.events.some(([name, payload]) => name === 'leases.renewed' && (payload as { held: number }).held === 0)).toBe(true);
+    expect(h.events).toContainEqual(['leases.renewed', { requested: 1, held: 0, lost: 1 }]);
   });
 
   it('aborts every plan in flight with the tick and puts one listener on the tick signal, whatever the concurrency', async () => {

@@ -62,10 +62,10 @@ export interface TickStorePort {
   release(claim: MissionClaim): Promise<void>;
   /**
    * Extends the leases of missions still queued or running (the heartbeat; see
-   * {@link TickOptions.renewEveryMs}) and returns how many this instance still held. Optional:
-   * without it leases are never extended.
+   * {@link TickOptions.renewEveryMs}) and returns those of `claims` whose lease this instance still
+   * held. Optional: without it leases are never extended.
    */
-  renew?(claims: readonly MissionClaim[]): Promise<number>;
+  renew?(claims: readonly MissionClaim[]): Promise<readonly MissionClaim[]>;
 }
 
 /** Resolves a mission's linked inputs (grant unwrap, decrypt, audit) — @mana-ai/resolvers. */
@@ -123,8 +123,11 @@ export interface TickEvents {
   'mission.written': { missionId: string; userId: string; iterationId: string; written: boolean };
   'mission.error': { missionId: string; userId: string; stage: MissionStage; message: string };
   'tokens.used': { agentId: string; userId: string; tokens: number };
-  /** A lease heartbeat: `held < requested` means leases ran out and may be planned elsewhere too. */
-  'leases.renewed': { requested: number; held: number };
+  /**
+   * A lease heartbeat. `lost` counts missions still running whose lease ran out first (they may be
+   * planned elsewhere too); missions that finished while the beat ran are neither held nor lost.
+   */
+  'leases.renewed': { requested: number; held: number; lost: number };
   'leases.renew-failed': { requested: number; message: string };
 }
 
@@ -344,6 +347,8 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
         iterationId,
         rationale: mission.objective,
       });
+      // The write ends the lease: from here on a heartbeat that finds it gone must not call it lost.
+      live.delete(claim);
       const result = await ports.store.writeIteration(claim, { iteration, actor, tokensUsed: outcome.usage.totalTokens, now });
       wrote = true;
       if (outcome.usage.totalTokens > 0) {
@@ -413,10 +418,12 @@ function startHeartbeat(
     const claims = [...live].filter(([, claimedAt]) => now - claimedAt < maxHold).map(([claim]) => claim);
     if (claims.length === 0) return;
     try {
-      const held = await renew(claims);
-      ports.events?.emit('leases.renewed', { requested: claims.length, held });
-      if (held < claims.length) {
-        logger.warn({ requested: claims.length, held }, 'lease heartbeat: some leases ran out; those missions may be planned elsewhere too');
+      const held = new Set(await renew(claims));
+      // A mission written back while the beat ran has released its lease: finished, not lost.
+      const lost = claims.filter((claim) => !held.has(claim) && live.has(claim)).length;
+      ports.events?.emit('leases.renewed', { requested: claims.length, held: held.size, lost });
+      if (lost > 0) {
+        logger.warn({ requested: claims.length, lost }, 'lease heartbeat: leases of running missions ran out; those missions may be planned elsewhere too');
       }
     } catch (error) {
       const message = describeError(error);
