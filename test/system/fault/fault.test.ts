@@ -244,6 +244,10 @@ describe(SUITE, () => {
       expect(health.status, instance.id).toBe(200);
       const page = await (await fetch(`${instance.url}/metrics`)).text();
       expect(metricValue(page, 'mana_ai_expired_leases'), instance.id).toBe(0);
+      // Ticks ran longer than a third of the 10 s lease: the heartbeat renewed running missions.
+      expect(metricValue(page, 'mana_ai_lease_renewals_total', { outcome: 'renewed' }), instance.id).toBeGreaterThan(0);
+      const renewals = Object.fromEntries(['renewed', 'lost', 'failed'].map((outcome) => [outcome, metricValue(page, 'mana_ai_lease_renewals_total', { outcome }) ?? 0]));
+      console.info(`fault suite: lease heartbeat of ${instance.id}: ${JSON.stringify(renewals)}`);
     }
   });
 });
