@@ -38,6 +38,7 @@ interface ExportedSpan {
   endTimeUnixNano: string;
   attributes: Record<string, unknown>;
   status: { code?: number; message?: string };
+  events?: Array<{ name: string; attributes?: OtlpAttribute[] }>;
 }
 
 interface OtlpAttribute {
@@ -420,6 +421,49 @@ describe('createTracing', () => {
     // The model name was prose, so it was dropped; the rest of the call is still traced.
     const call = byName(spans, SPAN_NAMES.llmCall).find((span) => span.parentSpanId !== undefined && span.attributes['llm.message_count'] === 1);
     expect(call?.attributes['gen_ai.request.model']).toBeUndefined();
+  });
+
+  it('records research steps as events on their mission span, with enums and counts but no user text', async () => {
+    const events = countingBus();
+    const clock = createManualClock(START);
+    const { tracing } = open(events, clock);
+    events.emit('tick.started', { scannedAt: START });
+    events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: AGENT });
+    events.emit('mission.claimed', { missionId: SKIPPED, userId: USER, agentId: AGENT });
+    const base = { userId: USER, missionId: PLANNED };
+    events.emit('research.shallow', { ...base, reason: 'deep-not-requested', status: 'found', feedCount: 3, articleCount: 7, query: SENTINEL });
+    events.emit('research.submit-failed', { ...base, provider: 'mana-research', code: 'RESEARCH_HTTP_STATUS', kind: 'http-status', status: 503, message: SENTINEL });
+    events.emit('research.pending-skip', { userId: USER, missionId: SKIPPED, provider: 'mana-research', taskId: 'task-42', remoteStatus: 'running', failedPolls: 1 });
+    events.emit('mission.skipped', { missionId: SKIPPED, userId: USER, agentId: AGENT, reason: 'research-pending' });
+    events.emit('research.completed', { userId: USER, missionId: 'not-running', provider: 'mana-research', taskId: 'task-7', hasAnswer: true });
+    events.emit('mission.planned', { missionId: PLANNED, userId: USER, agentId: AGENT, steps: 1, rounds: 1, tokens: 10 });
+    events.emit('mission.written', { missionId: PLANNED, userId: USER, iterationId: ITERATION, written: true });
+    events.emit('tick.finished', { stats: statsAt(START), durationMs: 5 });
+    await tracing.shutdown();
+
+    const raw = receiver.requests.map((request) => request.raw).join('\n');
+    expect(raw).not.toContain('SENTINEL');
+    const spans = spansOf(receiver.requests);
+    const eventsOf = (missionId: string) =>
+      (missionSpan(spans, missionId).events ?? []).map((event) => ({ name: event.name, attributes: decodeAttributes(event.attributes) }));
+    expect(eventsOf(PLANNED)).toEqual([
+      {
+        name: 'research.shallow',
+        attributes: { 'research.reason': 'deep-not-requested', 'research.status': 'found', 'research.feed_count': 3, 'research.article_count': 7 },
+      },
+      {
+        name: 'research.submit-failed',
+        attributes: { 'research.provider': 'mana-research', 'research.error_code': 'RESEARCH_HTTP_STATUS', 'research.error_kind': 'http-status', 'http.response.status_code': 503 },
+      },
+    ]);
+    expect(eventsOf(SKIPPED)).toEqual([
+      {
+        name: 'research.pending-skip',
+        attributes: { 'research.provider': 'mana-research', 'research.task_id': 'task-42', 'research.remote_status': 'running', 'research.failed_polls': 1 },
+      },
+    ]);
+    // An event of a mission with no open span (another tick, another instance) is dropped.
+    expect(raw).not.toContain('task-7');
   });
 
   it('ends spans left open with status ERROR when their tick finishes', async () => {

@@ -15,6 +15,7 @@ import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@o
 import { type Clock, type EventBus, type EventMap, type Logger, type TickEvents, describeError, systemClock } from '@mana-ai/core';
 import type { PlannerEvents } from '@mana-ai/planner';
 import type { IterationWrittenEvent } from '@mana-ai/projection';
+import type { ResearchEvents } from '@mana-ai/research';
 import { RunnerError } from './errors.js';
 
 /** Span names the runner exports. */
@@ -73,7 +74,29 @@ export const SPAN_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set([
   'write_back.written',
   'write_back.duplicate',
   'write_back.steps',
+  'research.provider',
+  'research.task_id',
+  'research.status',
+  'research.reason',
+  'research.remote_status',
+  'research.failed_polls',
+  'research.feed_count',
+  'research.article_count',
+  'research.has_answer',
+  'research.error_code',
+  'research.error_kind',
 ]);
+
+/** Research events recorded as span events on their mission's span (names as emitted). */
+export const RESEARCH_SPAN_EVENTS = [
+  'research.shallow',
+  'research.submitted',
+  'research.submit-failed',
+  'research.pending-skip',
+  'research.completed',
+  'research.failed',
+  'research.consumed',
+] as const;
 
 // Ids, enums and model names only: any whitespace or punctuation typical of prose rejects the value.
 const SAFE_STRING = /^[A-Za-z0-9._:/@+-]{1,128}$/;
@@ -130,7 +153,7 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-type TracedEvents = TickEvents & PlannerEvents & { 'iteration.written': IterationWrittenEvent };
+type TracedEvents = TickEvents & PlannerEvents & ResearchEvents & { 'iteration.written': IterationWrittenEvent };
 
 const MAX_OPEN_TICKS = 8;
 const MAX_OPEN_MISSIONS = 10_000;
@@ -201,6 +224,7 @@ export function createTracing(deps: TracingDeps, options: TracingOptions): Traci
   on('planner.llm-call.finished', (payload) => recorder.llmCallFinished(payload));
   on('planner.provider-error', (payload) => recorder.providerError(payload));
   on('planner.run.finished', (payload) => recorder.plannerRunFinished(payload));
+  for (const name of RESEARCH_SPAN_EVENTS) on(name, (payload) => recorder.researchEvent(name, payload));
 
   // Userinfo could hold credentials: log scheme, host and path only.
   deps.logger.info({ endpoint: `${url.protocol}//${url.host}${url.pathname}` }, 'tracing enabled');
@@ -356,6 +380,32 @@ function createSpanRecorder(tracer: Tracer, clock: Clock) {
         'tick.duration_ms': payload.durationMs,
       });
       endTick(key, tick);
+    },
+    /** A research step of a running mission, as an event on its span (ids, counts and enums only). */
+    researchEvent(name: (typeof RESEARCH_SPAN_EVENTS)[number], payload: ResearchEvents[(typeof RESEARCH_SPAN_EVENTS)[number]]): void {
+      const mission = missions.get(payload.missionId);
+      if (!mission) return;
+      const fields = payload as unknown as Partial<Record<string, unknown>>;
+      // `status` is an outcome enum on research.shallow and an HTTP status on research.submit-failed.
+      const status = fields.status;
+      mission.span.addEvent(
+        name,
+        filterSpanAttributes({
+          'research.provider': fields.provider,
+          'research.task_id': fields.taskId,
+          'research.status': typeof status === 'string' ? status : undefined,
+          'research.reason': fields.reason,
+          'research.remote_status': fields.remoteStatus,
+          'research.failed_polls': fields.failedPolls,
+          'research.feed_count': fields.feedCount,
+          'research.article_count': fields.articleCount,
+          'research.has_answer': fields.hasAnswer,
+          'research.error_code': fields.code,
+          'research.error_kind': fields.kind,
+          'http.response.status_code': typeof status === 'number' ? status : undefined,
+        }),
+        now(),
+      );
     },
     missionClaimed(payload: TracedEvents['mission.claimed']): void {
       if (missions.has(payload.missionId)) endMission(payload.missionId, 'unfinished', 'claimed again before the run ended');
