@@ -42,13 +42,20 @@ export interface PipelineOptions {
   maxLeaseHoldMs?: number;
 }
 
+/** The planner's longest wait between two attempts of one LLM call (its `retryMaxDelayMs`). */
+const LLM_RETRY_DELAY_BOUND_MS = 10_000;
+/** Room for what is not an LLM call: research, input resolution and decryption, the write-back. */
+const RUN_SLACK_MS = 5 * 60_000;
+
 /**
- * How long a mission's lease may be kept alive by the heartbeat: the slowest run the configuration
- * allows (every planner round, plus the compaction call, timing out on every attempt) plus one lease
- * for the rest of the run. Past it the run is considered hung and its lease left to expire.
+ * How long after its run started a mission's lease may be kept alive by the heartbeat: the slowest
+ * run the configuration allows (every planner round, plus the compaction call, timing out on every
+ * attempt and waiting the longest backoff between attempts), five minutes for the other stages, and
+ * one lease. Past it the run is considered hung and its lease left to expire.
  */
 export function leaseHoldBoundMs(config: { llmTimeoutMs: number; llmMaxRetries: number; maxRounds: number; leaseMs: number }): number {
-  return config.llmTimeoutMs * (config.llmMaxRetries + 1) * (config.maxRounds + 1) + config.leaseMs;
+  const llmCall = config.llmTimeoutMs * (config.llmMaxRetries + 1) + LLM_RETRY_DELAY_BOUND_MS * config.llmMaxRetries;
+  return llmCall * (config.maxRounds + 1) + RUN_SLACK_MS + config.leaseMs;
 }
 
 /**

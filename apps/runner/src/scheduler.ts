@@ -96,7 +96,7 @@ export function createScheduler(deps: SchedulerDeps, options: SchedulerOptions):
       if (stats.errors.includes('overlap-skipped')) {
         overlapped += 1;
         if (overlapped === 1) {
-          logger.warn({ intervalMs: options.intervalMs }, 'tick overran its interval: scheduled ticks are skipped until it ends');
+          logger.warn({ intervalMs: options.intervalMs }, 'a tick is still running at the next interval: scheduled ticks are skipped until it ends');
         }
         return;
       }

@@ -311,6 +311,38 @@ describe('runTick', () => {
     expect(h.events.filter(([name]) => name === 'leases.renewed').at(-1)).toEqual(['leases.renewed', { requested: 1, held: 1, lost: 0 }]);
   });
 
+  it('keeps renewing skipped and failed missions until the tick hands them back, and stops beating once aborted', async () => {
+    const slowGate = { open: () => {} };
+    const claims = [claimOf(mission('fails')), claimOf(mission('paused'), agent({ state: 'paused' })), claimOf(mission('slow'))];
+    const h = harness(claims, {
+      plan: async (id) => {
+        if (id === 'fails') return { ok: false, reason: 'llm-error: server', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } };
+        await new Promise<void>((resolve) => (slowGate.open = resolve));
+        return { ok: true, calls: [], summary: '', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, rounds: 1 };
+      },
+    });
+    const renewed: string[][] = [];
+    h.ports.store.renew = async (batch) => {
+      renewed.push(batch.map((claim) => claim.mission.id).sort());
+      return batch;
+    };
+    const controller = new AbortController();
+    const tick = runTick(h.ports, { concurrency: 3, renewEveryMs: 10, signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    // 'fails' and 'paused' finished long ago and still hold their leases, renewed, like 'slow'.
+    expect(renewed.at(-1)).toEqual(['fails', 'paused', 'slow']);
+    expect(h.released).toEqual([]);
+    controller.abort(new Error('shutdown'));
+    const beatsAtAbort = renewed.length;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    expect(renewed.length).toBe(beatsAtAbort);
+    slowGate.open();
+    await tick;
+    // The slow plan ignored the signal and was written; the other two are handed back at the end.
+    expect(h.written.map((w) => w.claim.mission.id)).toEqual(['slow']);
+    expect(h.released.sort()).toEqual(['fails', 'paused']);
+  });
+
   it('counts a mission written back while the heartbeat ran as finished, not as a lost lease', async () => {
     const slowGate = { open: () => {} };
     const quickGate = { open: () => {} };

@@ -160,15 +160,18 @@ export interface TickOptions {
    */
   signal?: AbortSignal;
   /**
-   * Lease heartbeat: every `renewEveryMs` the leases of claimed missions that are still queued or
-   * running are extended through `store.renew`, so a run longer than the lease is not claimed
-   * and planned again elsewhere, and the lease itself can stay short (fast takeover after a crash).
-   * Off when unset or when the store has no `renew`. A third of the lease is a good value.
+   * Lease heartbeat: every `renewEveryMs` the leases of claimed missions are extended through
+   * `store.renew` while they are queued or running, and for missions that wrote nothing (skipped,
+   * failed) until the tick hands them back. So a run longer than the lease is not claimed and
+   * planned again elsewhere, a failed mission is not retried within its own tick, and the lease
+   * itself can stay short (fast takeover after a crash). Off when unset or when the store has no
+   * `renew`, and once `signal` aborts. A third of the lease is a good value.
    */
   renewEveryMs?: number;
   /**
-   * A mission's lease is renewed for at most this long after its claim (default: no bound), so a
-   * run that hangs beyond any timeout still lets its lease expire and another instance take over.
+   * A mission's lease is renewed for at most this long after its run started (after its claim while
+   * it waits in the queue; default: no bound), so a run that hangs beyond any timeout still lets its
+   * lease expire and another instance take over.
    */
   maxLeaseHoldMs?: number;
 }
@@ -224,7 +227,8 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
   }
 
   const queue: MissionClaim[] = [];
-  // Claims whose lease the heartbeat keeps alive (queued or running), with the time of their claim.
+  // Claims whose lease the heartbeat keeps alive, with the time their hold started (claim, then run
+  // start): queued and running missions, and those that wrote nothing, until the tick hands them back.
   const live = new Map<MissionClaim, number>();
   let claimed = 0;
   let exhausted = false;
@@ -275,6 +279,8 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     const { mission, agent, iterationId } = claim;
     const ids = { missionId: mission.id, userId: mission.userId };
     const agentId = agent?.id ?? null;
+    // The hold bound counts from the start of the run, not from the claim: queueing is not running.
+    if (live.has(claim)) live.set(claim, ports.clock.now());
     emit('mission.claimed', { ...ids, agentId });
     let stage: MissionStage = 'gates';
     let wrote = false;
@@ -376,13 +382,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
   };
   options.signal?.addEventListener('abort', abortPlans, { once: true });
   const worker = async (): Promise<void> => {
-    for (let claim = await nextClaim(); claim; claim = await nextClaim()) {
-      try {
-        await runOne(claim);
-      } finally {
-        live.delete(claim);
-      }
-    }
+    for (let claim = await nextClaim(); claim; claim = await nextClaim()) await runOne(claim);
   };
   const heartbeat = startHeartbeat(ports, options, live, logger);
   try {
@@ -414,12 +414,15 @@ function startHeartbeat(
   const maxHold = options.maxLeaseHoldMs ?? Number.POSITIVE_INFINITY;
   let inFlight: Promise<void> | undefined;
   const beat = async (): Promise<void> => {
+    // An abandoned tick's leases are being handed back: renewing them now would only report them lost.
+    if (options.signal?.aborted) return;
     const now = ports.clock.now();
     const claims = [...live].filter(([, claimedAt]) => now - claimedAt < maxHold).map(([claim]) => claim);
     if (claims.length === 0) return;
     try {
       const held = new Set(await renew(claims));
       // A mission written back while the beat ran has released its lease: finished, not lost.
+      // Lost means no longer held by this instance: it expired and another claimer took it.
       const lost = claims.filter((claim) => !held.has(claim) && live.has(claim)).length;
       ports.events?.emit('leases.renewed', { requested: claims.length, held: held.size, lost });
       if (lost > 0) {

@@ -1,5 +1,5 @@
 import { createManualClock, type ManualClock } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
@@ -127,6 +127,22 @@ describe('claimDueMissions', () => {
     await expect(projection.renew({ owner: '', missions: keys })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
     await expect(projection.renew({ owner: 'slow', missions: keys, leaseMs: 0 })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
   });
+
+  it('fails a renewal fast instead of queueing behind a row lock another session holds', async () => {
+    await seedDueMissions(1);
+    const claimed = await projection.claimDue({ owner: 'slow', limit: 1 });
+    const key = { userId: claimed[0]!.mission.userId, missionId: claimed[0]!.mission.id };
+    const stuck = await openTransaction(db.connect({ max: 1 }));
+    try {
+      await stuck.run((tx) => tx`SELECT 1 FROM mana_ai.mission_snapshots WHERE mission_id = ${key.missionId} FOR UPDATE`);
+      const started = performance.now();
+      await expect(projection.renew({ owner: 'slow', missions: [key] })).rejects.toMatchObject({ code: '55P03' });
+      expect(performance.now() - started).toBeLessThan(20_000);
+    } finally {
+      await stuck.end();
+    }
+    expect(await projection.renew({ owner: 'slow', missions: [key] })).toEqual([key]);
+  }, 30_000);
 
   it('counts running and expired leases when a claimer stops releasing', async () => {
     await seedDueMissions(4);

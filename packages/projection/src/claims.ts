@@ -34,6 +34,8 @@ export interface MissionKey {
 // them locked take the next ones. Every candidate fits its agent's remaining capacity on its own,
 // so taking any subset keeps the limit.
 const CANDIDATE_FACTOR = 4;
+/** How long a lease renewal waits for a row lock before it fails (the next beat retries). */
+const RENEW_LOCK_TIMEOUT_MS = 5000;
 const CLAIM_ATTEMPTS = 3;
 
 function assertOwner(owner: unknown): asserts owner is string {
@@ -207,11 +209,16 @@ export async function renewLeases(context: ProjectionContext, options: RenewOpti
   if (options.missions.length === 0) return [];
   const leaseUntil = new Date(context.clock.now() + leaseMs).toISOString();
   const keys = JSON.stringify(options.missions.map((m) => ({ user_id: m.userId, mission_id: m.missionId })));
-  const rows = await context.sql<{ user_id: string; mission_id: string }[]>`
-    UPDATE mana_ai.mission_snapshots s SET lease_until = ${leaseUntil}::text::timestamptz
-    FROM jsonb_to_recordset(${keys}::text::jsonb) AS k(user_id text, mission_id text)
-    WHERE s.user_id = k.user_id AND s.mission_id = k.mission_id AND s.lease_owner = ${options.owner}
-    RETURNING s.user_id, s.mission_id`;
+  // A heartbeat must not queue behind a row lock held by a stuck session: it fails fast instead and
+  // the next beat tries again.
+  const rows = await context.sql.begin(async (tx) => {
+    await tx`SELECT set_config('lock_timeout', ${`${RENEW_LOCK_TIMEOUT_MS}ms`}, true)`;
+    return tx<{ user_id: string; mission_id: string }[]>`
+      UPDATE mana_ai.mission_snapshots s SET lease_until = ${leaseUntil}::text::timestamptz
+      FROM jsonb_to_recordset(${keys}::text::jsonb) AS k(user_id text, mission_id text)
+      WHERE s.user_id = k.user_id AND s.mission_id = k.mission_id AND s.lease_owner = ${options.owner}
+      RETURNING s.user_id, s.mission_id`;
+  });
   const held = rows.map((row) => ({ userId: row.user_id, missionId: row.mission_id }));
   context.events.emit('missions.renewed', { owner: options.owner, requested: options.missions.length, renewed: held.length });
   return held;

@@ -37,25 +37,29 @@ describe('postgres.js pool through a database outage (the runner patch)', () => 
           });
         }
       });
-      await sleep(200 + round * 37);
-      await proxy.outage(1500);
-      const back = performance.now();
-      // Every one of a burst of queries answers well before the 30 s connect timeout.
-      const results = await Promise.all(
-        Array.from({ length: 12 }, async () => {
-          for (;;) {
-            try {
-              await sql`SELECT 1 AS one`;
-              return performance.now() - back;
-            } catch {
-              if (performance.now() - back > 20_000) return Number.POSITIVE_INFINITY;
-              await sleep(100);
+      let results: number[];
+      try {
+        await sleep(200 + round * 37);
+        await proxy.outage(1500);
+        const back = performance.now();
+        // Every one of a burst of queries answers well before the pool's connect timeout.
+        results = await Promise.all(
+          Array.from({ length: 12 }, async () => {
+            for (;;) {
+              try {
+                await sql`SELECT 1 AS one`;
+                return performance.now() - back;
+              } catch {
+                if (performance.now() - back > 20_000) return Number.POSITIVE_INFINITY;
+                await sleep(100);
+              }
             }
-          }
-        }),
-      );
-      stop = true;
-      await Promise.all(load);
+          }),
+        );
+      } finally {
+        stop = true;
+        await Promise.all(load);
+      }
       await sql.end({ timeout: 1 });
       const seen = [...new Set(errors)];
       // Unpatched, a connection closed with a write pending keeps a stale timer: every later small

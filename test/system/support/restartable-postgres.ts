@@ -40,17 +40,25 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     throw error;
   }
   detachEmbeddedPostgresExitHooks();
-  const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`CREATE DATABASE ${DATABASE}`);
-  } finally {
-    await admin.end();
-  }
   const target = new URL(cluster.url);
   target.pathname = `/${DATABASE}`;
   const url = target.toString();
   const sql = postgres(url, { max: 4, onnotice: () => {} });
-  await migrate(sql);
+  try {
+    const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`CREATE DATABASE ${DATABASE}`);
+    } finally {
+      await admin.end();
+    }
+    await migrate(sql);
+  } catch (error) {
+    // Nothing may outlive a failed start: the exit hooks are detached, so nobody else stops it.
+    await sql.end({ timeout: 1 }).catch(() => {});
+    await cluster.stop().catch(() => {});
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   let running = true;
   return {
     url,

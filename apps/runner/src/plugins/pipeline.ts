@@ -70,6 +70,8 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
         feedLagUnavailable = false;
       },
       (error: unknown) => {
+        // NaN, not the last value: a stale lag must not keep ManaAIRefreshHeldBack firing.
+        app.metrics.feedLag.set(Number.NaN);
         // Logged once per outage (a database without migration projection/0004 fails every tick).
         if (!feedLagUnavailable) logger.warn({ err: describeError(error) }, 'feed lag unavailable');
         feedLagUnavailable = true;
