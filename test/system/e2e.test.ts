@@ -20,7 +20,7 @@ import {
 // The harness is a private workspace package the root does not depend on: imported by path.
 import { type TestDatabase, createTestDatabase } from '../../tooling/test-postgres/src/index.js';
 import { type BuiltRunner, metricValue, startBuiltRunner } from './support/runner-process.js';
-import { RUNNER_PASSWORD } from './support/security-database.js';
+import { runnerUrl } from './support/security-database.js';
 
 const SERVICE_KEY = 'e2e-service-key-0123456789abcdef';
 const USER = `u-e2e-${randomUUID()}`;
@@ -118,9 +118,8 @@ describe('the tick end to end', () => {
       VALUES (${USER}, ${skippedAgents.budget}, 'earlier-mission', 1500, now() - interval '1 hour')`;
 
     // As in production: the runner's own role, no superuser, no BYPASSRLS (DESIGN §3.5).
-    await db.sql.unsafe(`ALTER ROLE mana_ai_runner LOGIN PASSWORD '${RUNNER_PASSWORD}'`);
     runner = await startBuiltRunner({
-      DATABASE_URL: db.urlFor('mana_ai_runner', RUNNER_PASSWORD),
+      DATABASE_URL: await runnerUrl(db),
       MANA_LLM_URL: llm.url,
       MANA_AI_PRIVATE_KEY_PEM: keys.privateKeyPem,
       MANA_SERVICE_KEY: SERVICE_KEY,

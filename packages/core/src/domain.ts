@@ -162,3 +162,10 @@ export interface TickStats {
   errors: string[];
   skipped: Partial<Record<SkipReason, number>>;
 }
+
+/**
+ * Replays one synced record from the `sync_changes` log (UPSTREAM §2.4) under the user's RLS scope;
+ * `null` when the record has no rows, was deleted or carries `deletedAt`. The port between
+ * `@mana-ai/projection` (which implements it) and `@mana-ai/resolvers` (which reads inputs with it).
+ */
+export type ReplayRecord = (userId: string, appId: string, table: string, recordId: string) => Promise<Record<string, unknown> | null>;

@@ -57,6 +57,7 @@ export {
   type ResolvedInput,
   type SkipReason,
   type TickStats,
+  type ReplayRecord,
   type TokenUsage,
 } from './domain.js';
 export {

@@ -280,7 +280,7 @@ export async function runTick(ports: TickPorts, options: TickOptions = {}): Prom
     const ids = { missionId: mission.id, userId: mission.userId };
     const agentId = agent?.id ?? null;
     // The hold bound counts from the start of the run, not from the claim: queueing is not running.
-    if (live.has(claim)) live.set(claim, ports.clock.now());
+    live.set(claim, ports.clock.now());
     emit('mission.claimed', { ...ids, agentId });
     let stage: MissionStage = 'gates';
     let wrote = false;

@@ -2,7 +2,7 @@ import { createManualClock, type ManualClock } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
+import { RUNNER_PASSWORD, connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
 import { type Projection, createProjection } from './projection.js';
 
 let db: TestDatabase;
@@ -59,8 +59,8 @@ describe('claimDueMissions', () => {
 
   it('claims each of 500 due missions exactly once when two claimers race', async () => {
     await seedDueMissions(500);
-    const clientA = db.connect({ url: db.urlFor('mana_ai_runner', 'mana-ai-runner-test'), max: 3 });
-    const clientB = db.connect({ url: db.urlFor('mana_ai_runner', 'mana-ai-runner-test'), max: 3 });
+    const clientA = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 3 });
+    const clientB = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 3 });
     const claimerA = createProjection({ sql: clientA, clock }, { leaseMs: 60_000 });
     const claimerB = createProjection({ sql: clientB, clock }, { leaseMs: 60_000 });
     const drain = async (claimer: Projection, owner: string): Promise<string[]> => {

@@ -1,14 +1,10 @@
+import type { ReplayRecord } from '@mana-ai/core';
 import { type ProjectionContext, MILLISECOND_STAMP } from './context.js';
 import { type ChangeRow, mergeChanges } from './lww.js';
 import { withUser } from './with-user.js';
 
-/** Replays one record of any synced table (the resolvers' port). */
-export type ReplayRecord = (
-  userId: string,
-  appId: string,
-  table: string,
-  recordId: string,
-) => Promise<Record<string, unknown> | null>;
+/** Replays one record of any synced table (the resolvers' port; defined in core). */
+export type { ReplayRecord };
 
 /**
  * Replays one record from its full history under `withUser` (UPSTREAM §2.4): null when it has no

@@ -1,16 +1,7 @@
-import type { GrantDerivation, MissionInputRef, ResolvedInput } from '@mana-ai/core';
+import type { GrantDerivation, MissionInputRef, ReplayRecord, ResolvedInput } from '@mana-ai/core';
 
-/**
- * Replays one synced record from the `sync_changes` log (UPSTREAM §2.4) under the user's RLS
- * scope; `null` when the record has no rows, was deleted or carries `deletedAt`.
- * `@mana-ai/projection` provides the real one.
- */
-export type ReplayRecord = (
-  userId: string,
-  appId: string,
-  table: string,
-  recordId: string,
-) => Promise<Record<string, unknown> | null>;
+/** Replays one synced record (core's port; `@mana-ai/projection` provides the real one). */
+export type { ReplayRecord };
 
 /** A mission grant unwrapped by the crypto port. */
 export interface UnwrappedGrant {

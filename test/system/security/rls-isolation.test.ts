@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  RUNNER_PASSWORD,
   type TestDatabase,
   agentRecord,
   connectAsRunner,
@@ -78,7 +79,7 @@ describe('the runner role', () => {
   it('does not keep the user setting after the transaction of withUser', async () => {
     await projection.withUser('u-alice', async (tx) => tx`SELECT 1`);
     // A single-connection client makes sure the next query reuses the very same session.
-    const single = db.connect({ url: db.urlFor('mana_ai_runner', 'mana-ai-runner-system'), max: 1 });
+    const single = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 1 });
     const scoped = createProjection({ sql: single, clock });
     expect(await scoped.withUser('u-alice', (tx) => tx`SELECT 1 FROM sync_changes`)).not.toHaveLength(0);
     expect(await single`SELECT 1 FROM sync_changes`).toHaveLength(0);

@@ -1,69 +1,13 @@
-import type { Sql } from 'postgres';
 // The harness is a private workspace package the root does not depend on, so system suites import
 // it by path (the `@mana-ai/test-postgres` specifier only resolves inside packages and apps).
-import { type TestDatabase, createTestDatabase } from '../../../tooling/test-postgres/src/index.js';
-
-export { type TestDatabase, createTestDatabase };
-
-/** Password the system suites give the cluster-wide `mana_ai_runner` role so they can log in as it. */
-export const RUNNER_PASSWORD = 'mana-ai-runner-system';
-
-/** A client logged in as `mana_ai_runner` (no superuser, no BYPASSRLS), as the runner runs in production. */
-export async function connectAsRunner(db: TestDatabase, max = 4): Promise<Sql> {
-  await db.sql.unsafe(`ALTER ROLE mana_ai_runner LOGIN PASSWORD '${RUNNER_PASSWORD}'`);
-  return db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max });
-}
-
-/** One `sync_changes` row, written with the superuser as mana-sync would. */
-export interface LogRow {
-  userId: string;
-  recordId: string;
-  appId?: string;
-  table?: string;
-  op?: string;
-  /** The `data` column as JSON text (`'null'` is a JSON null; undefined is SQL NULL). */
-  dataJson?: string | undefined;
-  /** The `field_meta` column as JSON text (undefined is `{}`; `'sql-null'` is SQL NULL). */
-  fieldMetaJson?: string | undefined;
-  /** An explicit `created_at` (any timestamptz literal); default now(). */
-  createdAt?: string;
-}
-
-/** Inserts rows in order with the superuser client; returns their ids. */
-export async function insertLogRows(sql: Sql, rows: readonly LogRow[]): Promise<string[]> {
-  const ids: string[] = [];
-  for (const row of rows) {
-    const fieldMeta = row.fieldMetaJson === 'sql-null' ? null : (row.fieldMetaJson ?? '{}');
-    const [inserted] = await sql<{ id: string }[]>`
-      INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id, created_at)
-      VALUES (${row.appId ?? 'ai'}, ${row.table ?? 'aiMissions'}, ${row.recordId}, ${row.userId}, ${row.op ?? 'insert'},
-              ${row.dataJson ?? null}::text::jsonb, ${fieldMeta}::text::jsonb, 'system-test',
-              coalesce(${row.createdAt ?? null}::text::timestamptz, now()))
-      RETURNING id::text AS id`;
-    if (!inserted) throw new Error('insert returned no row');
-    ids.push(inserted.id);
-  }
-  return ids;
-}
-
-/** A mission as the webapp inserts it, due long ago. */
-export function missionRecord(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    id,
-    createdAt: '2026-04-20T08:00:00.000Z',
-    title: `Mission ${id}`,
-    conceptMarkdown: '',
-    objective: `Objective of ${id}`,
-    inputs: [],
-    cadence: { kind: 'interval', everyMinutes: 60 },
-    state: 'active',
-    nextRunAt: '2026-04-21T06:00:00.000Z',
-    iterations: [],
-    ...overrides,
-  };
-}
-
-/** An agent as the webapp inserts it. */
-export function agentRecord(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return { id, name: `Agent ${id}`, role: 'helper', state: 'active', maxConcurrentMissions: 5, ...overrides };
-}
+export {
+  type LogRow,
+  RUNNER_PASSWORD,
+  type TestDatabase,
+  agentRecord,
+  connectAsRunner,
+  createTestDatabase,
+  insertLogRows,
+  missionRecord,
+  runnerUrl,
+} from '../../../tooling/test-postgres/src/index.js';

@@ -116,3 +116,5 @@ export async function openTransaction(sql: Sql): Promise<OpenTransaction> {
     },
   };
 }
+
+export { RUNNER_PASSWORD, runnerUrl, connectAsRunner, type LogRow, insertLogRows, missionRecord, agentRecord } from './sync-log.js';

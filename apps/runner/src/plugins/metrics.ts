@@ -100,6 +100,7 @@ export function createRunnerMetrics(): RunnerMetrics {
     return new Counter({ name, help, labelNames, registers });
   }
   const histogram = (name: string, help: string, buckets: number[]): Histogram => new Histogram({ name, help, buckets, registers });
+  const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
   return {
     registry,
     httpRequests: counter('mana_ai_http_requests_total', 'HTTP requests by method, route pattern and status.', ['method', 'path', 'status']),
@@ -140,17 +141,16 @@ export function createRunnerMetrics(): RunnerMetrics {
     tickErrors: counter('mana_ai_tick_errors_total', 'Ticks ended early, by stage (refresh or claim).', ['stage']),
     leaseRenewals: counter(
       'mana_ai_lease_renewals_total',
-      'Lease heartbeat results per mission: renewed, lost (ran out first) or failed (database error).',
+      'Lease heartbeat results per mission: renewed, lost (no longer held: expired and taken) or failed (database error).',
       ['outcome'],
     ),
-    expiredLeases: new Gauge({ name: 'mana_ai_expired_leases', help: 'Mission leases that ran out without release (sampled after each tick).', registers }),
-    feedLag: new Gauge({
-      name: 'mana_ai_feed_lag_seconds',
-      help: 'Seconds the snapshot refresh is held back by the oldest transaction open in the database (sampled after each tick).',
-      registers,
-    }),
-    missionsInFlight: new Gauge({ name: 'mana_ai_missions_in_flight', help: 'Missions this instance is running now.', registers }),
-    lastTickTimestamp: new Gauge({ name: 'mana_ai_last_tick_timestamp_seconds', help: 'Unix time at which the last tick of this instance ended.', registers }),
+    expiredLeases: gauge('mana_ai_expired_leases', 'Mission leases that ran out without release (sampled after each tick).'),
+    feedLag: gauge(
+      'mana_ai_feed_lag_seconds',
+      'Seconds the snapshot refresh is held back by the oldest transaction open in the database (sampled after each tick).',
+    ),
+    missionsInFlight: gauge('mana_ai_missions_in_flight', 'Missions this instance is running now.'),
+    lastTickTimestamp: gauge('mana_ai_last_tick_timestamp_seconds', 'Unix time at which the last tick of this instance ended.'),
   };
 }
 
