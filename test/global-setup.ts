@@ -5,7 +5,6 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../apps/runner/src/embedded-postgres.js';
 import { migrate } from '../apps/runner/src/migrate.js';
-import { detachEmbeddedPostgresExitHooks } from '../apps/runner/src/process-hooks.js';
 
 /**
  * Starts one PostgreSQL for the whole test run — `TEST_DATABASE_URL` when given (a role that may
@@ -19,9 +18,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!adminUrl) {
     scratch = await mkdtemp(join(tmpdir(), 'mana-ai-test-pg-'));
     cluster = await startEmbeddedPostgres({ dataDir: scratch, persistent: false, fast: true });
-    // embedded-postgres installs exit hooks that call process.exit(0) on `beforeExit`, which would
-    // turn a failing run into exit code 0; the teardown below stops the cluster itself.
-    detachEmbeddedPostgresExitHooks();
     adminUrl = cluster.url;
   }
   const template = `mana_ai_template_${process.pid}`;

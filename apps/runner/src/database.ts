@@ -2,7 +2,6 @@ import { resolve } from 'node:path';
 import { type Logger, describeError } from '@mana-ai/core';
 import postgres, { type Sql } from 'postgres';
 import type { RunnerConfig } from './config.js';
-import { detachEmbeddedPostgresExitHooks } from './process-hooks.js';
 
 /** Where the embedded cluster keeps its data, relative to the current directory. */
 export const EMBEDDED_DATA_DIR = '.mana-ai/pg';
@@ -73,9 +72,8 @@ export async function openDatabase(
     return { sql, embedded: false, close: () => (closing ??= sql.end({ timeout: 5 })) };
   }
 
-  // Imported lazily: the module installs process exit hooks on import (see process-hooks.ts).
+  // Imported lazily: a runner with DATABASE_URL never loads the embedded cluster's code.
   const { startEmbeddedPostgres } = await import('./embedded-postgres.js');
-  detachEmbeddedPostgresExitHooks();
   const dataDir = resolve(options.dataDir ?? EMBEDDED_DATA_DIR);
   logger.info({ dataDir }, 'DATABASE_URL is unset: starting embedded PostgreSQL');
   const cluster = await startEmbeddedPostgres({ dataDir, logger });

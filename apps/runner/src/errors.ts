@@ -6,7 +6,8 @@ export type RunnerErrorCode =
   | 'RUNNER_BAD_REQUEST'
   | 'RUNNER_UNAUTHENTICATED'
   | 'RUNNER_NOT_FOUND'
-  | 'RUNNER_INTERNAL';
+  | 'RUNNER_INTERNAL'
+  | 'RUNNER_EMBEDDED_POSTGRES_FAILED';
 
 /** An error raised by the runner host. */
 export class RunnerError extends ManaAiError<RunnerErrorCode> {
@@ -34,5 +35,28 @@ export class ConfigError extends RunnerError {
     });
     this.name = 'ConfigError';
     this.issues = issues;
+  }
+}
+
+/** Which step of starting the embedded PostgreSQL failed. */
+export type EmbeddedPostgresStep = 'prepare' | 'initdb' | 'start';
+
+/**
+ * The embedded PostgreSQL could not be prepared, initialised or started. The message says what
+ * failed and what to do (use an existing database via `DATABASE_URL`); it never holds the password.
+ */
+export class EmbeddedPostgresError extends RunnerError {
+  /** The step that failed. */
+  readonly step: EmbeddedPostgresStep;
+
+  constructor(step: EmbeddedPostgresStep, reason: string, options: { cause?: unknown } = {}) {
+    super(
+      'RUNNER_EMBEDDED_POSTGRES_FAILED',
+      `embedded PostgreSQL failed (${step}): ${reason}. Set DATABASE_URL to use an existing PostgreSQL instead ` +
+        '(see docs/troubleshooting.md#embedded-postgresql)',
+      { ...options, details: { step } },
+    );
+    this.name = 'EmbeddedPostgresError';
+    this.step = step;
   }
 }

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import postgres, { type Sql } from 'postgres';
 import { type EmbeddedPostgresHandle, startEmbeddedPostgres } from '../../../apps/runner/src/embedded-postgres.js';
 import { migrate } from '../../../apps/runner/src/migrate.js';
-import { detachEmbeddedPostgresExitHooks } from '../../../apps/runner/src/process-hooks.js';
 
 const DATABASE = 'mana_sync';
 
@@ -29,8 +28,8 @@ export interface RestartablePostgres {
 
 /** Initialises and starts a throwaway cluster, creates `mana_sync` and applies the runner's migrations. */
 export async function startRestartablePostgres(): Promise<RestartablePostgres> {
-  // The cluster lives directly in the scratch directory, which startEmbeddedPostgres opens up to the
-  // postgres system user when running as root.
+  // The cluster lives in the scratch directory, which startEmbeddedPostgres opens (traverse only) to
+  // the postgres system user when running as root; `cluster.directory` says where it really is.
   const dataDir = await mkdtemp(join(tmpdir(), 'mana-ai-restartable-pg-'));
   let cluster: EmbeddedPostgresHandle;
   try {
@@ -39,7 +38,6 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
-  detachEmbeddedPostgresExitHooks();
   const target = new URL(cluster.url);
   target.pathname = `/${DATABASE}`;
   const url = target.toString();
@@ -56,6 +54,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     // Nothing may outlive a failed start: the exit hooks are detached, so nobody else stops it.
     await sql.end({ timeout: 1 }).catch(() => {});
     await cluster.stop().catch(() => {});
+    await rm(cluster.directory, { recursive: true, force: true });
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
@@ -73,6 +72,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     async close() {
       await sql.end({ timeout: 1 }).catch(() => {});
       if (running) await cluster.stop().catch(() => {});
+      await rm(cluster.directory, { recursive: true, force: true });
       await rm(dataDir, { recursive: true, force: true });
     },
   };
