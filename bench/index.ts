@@ -5,6 +5,8 @@
  *
  * Each bench prints a Markdown table `| figure | value | target | PASS/FAIL |`; rows with a target
  * are collected. A bench that exits non-zero or prints no such row is reported as MISSED.
+ * `pnpm bench <name…>` runs only the benches whose name contains one of the given words (e.g.
+ * `pnpm bench system`); the system bench's scenarios are listed in bench/system.ts.
  */
 import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
@@ -100,9 +102,11 @@ async function main(): Promise<void> {
       env: { TSX_TSCONFIG_PATH: 'bench/tsconfig.json' },
     },
   ];
+  const only = process.argv.slice(2);
+  const selected = only.length === 0 ? runs : runs.filter((run) => only.some((word) => run.name.includes(word)));
   const figures: Figure[] = [];
   let failed = 0;
-  for (const run of runs) {
+  for (const run of selected) {
     process.stdout.write(`\n=== ${run.name} bench ===\n`);
     const { stdout, code } = await execute(run);
     const found = parseFigures(stdout, run.name.replace(/^@mana-ai\//, ''));
