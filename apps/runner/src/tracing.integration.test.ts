@@ -1,16 +1,17 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  DEFAULT_AGENT_ID,
   type EventBus,
-  type EventMap,
   type Logger,
   type ManualClock,
+  type RunIds,
   type TickStats,
   createEventBus,
   createManualClock,
 } from '@mana-ai/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SPAN_NAMES, type Tracing, createTracing, filterSpanAttributes } from './tracing.js';
+import { SPAN_NAMES, type TracedEvents, type Tracing, createTracing, filterSpanAttributes } from './tracing.js';
 
 const SENTINEL = 'SENTINEL secret objective: call Dr. Müller about the biopsy';
 const START = '2026-04-15T12:00:00.000Z';
@@ -20,7 +21,10 @@ const PLANNED = '11111111-1111-4111-8111-111111111111';
 const SKIPPED = '22222222-2222-4222-8222-222222222222';
 const ERRORING = '33333333-3333-4333-8333-333333333333';
 const PLAN_FAILED = '44444444-4444-4444-8444-444444444444';
+const OTHER = '55555555-5555-4555-8555-555555555555';
 const ITERATION = 'it-1111-2026-04-15';
+const PREFIX = 'a1b2c3d4';
+const PASS = `${PREFIX}-pass-1`;
 
 interface ExportRequest {
   path: string;
@@ -120,9 +124,11 @@ function capturingLogger(): Logger & { lines: Array<{ level: string; context: un
   return logger;
 }
 
-/** A bus that counts subscriptions, to prove the disabled path subscribes nothing. */
-function countingBus(): EventBus<EventMap> & { subscriptions: () => number } {
-  const bus = createEventBus<EventMap>({
+type Bus = EventBus<TracedEvents>;
+
+/** A typed bus that counts subscriptions (to prove the disabled path subscribes nothing) and rethrows listener errors. */
+function countingBus(): Bus & { subscriptions: () => number } {
+  const bus = createEventBus<TracedEvents>({
     onListenerError: (error) => {
       throw error;
     },
@@ -154,62 +160,107 @@ function statsAt(scannedAt: string, overrides: Partial<TickStats> = {}): TickSta
   return { scannedAt, dueMissionCount: 0, plansProduced: 0, plansWrittenBack: 0, parseFailures: 0, errors: [], skipped: {}, ...overrides };
 }
 
-/** Emits a realistic tick: one mission planned with two LLM calls, one skipped, one erroring, one failing to plan. */
-function emitRealisticTick(events: EventBus<EventMap>, clock: ManualClock): void {
+/** The ids of run `sequence` of this instance (the dispatcher's `<prefix>-<n>` shape). */
+function idsOf(missionId: string, sequence: number, agentId: string | null = AGENT): RunIds {
+  return { runId: `${PREFIX}-${sequence}`, missionId, userId: USER, agentId };
+}
+
+interface PlannedRunOptions {
+  passId?: string | null;
+  rounds?: number;
+  iterationId?: string;
+  /** False: the iteration already existed (a retried write). */
+  written?: boolean;
+}
+
+/**
+ * The events of one run that plans in `rounds` LLM calls and writes its iteration, as the dispatcher,
+ * planner and projection emit them: one function per step, so that runs can be interleaved.
+ */
+function plannedRun(events: Bus, clock: ManualClock, ids: RunIds, options: PlannedRunOptions = {}): Array<() => void> {
+  const { passId = null, rounds = 2, iterationId = ITERATION, written = true } = options;
+  const context = { runId: ids.runId, missionId: ids.missionId, ...(ids.agentId ? { agentId: ids.agentId } : {}) };
+  let tokens = 0;
+  const steps: Array<() => void> = [() => events.emit('mission.claimed', { ...ids, passId })];
+  for (let round = 1; round <= rounds; round += 1) {
+    steps.push(() =>
+      events.emit('planner.llm-call.started', { context, purpose: 'plan', round, model: 'gemini-2.5-flash', messageCount: 2 + round, toolCount: 5 }),
+    );
+    steps.push(() => {
+      clock.advance(100);
+      const last = round === rounds;
+      tokens += 300 + 40 * round;
+      events.emit('planner.llm-call.finished', {
+        context,
+        purpose: 'plan',
+        round,
+        model: 'gemini-2.5-flash',
+        durationMs: 100,
+        usage: { promptTokens: 300, completionTokens: 40 * round, totalTokens: 300 + 40 * round },
+        finishReason: last ? 'stop' : 'tool_calls',
+        toolCallCount: last ? 0 : 1,
+      });
+      if (!last) events.emit('planner.tool-call.recorded', { context, round, tool: 'create_task', module: 'todo', policy: 'propose' });
+    });
+  }
+  steps.push(() =>
+    events.emit('planner.run.finished', {
+      context,
+      rounds,
+      stopReason: 'assistant-stop',
+      recordedCalls: rounds - 1,
+      rejectedCalls: 0,
+      usage: { promptTokens: 300 * rounds, completionTokens: tokens - 300 * rounds, totalTokens: tokens },
+      durationMs: 100 * rounds,
+    }),
+  );
+  steps.push(() => events.emit('mission.planned', { ...ids, steps: rounds - 1, rounds, tokens }));
+  steps.push(() => {
+    clock.advance(5);
+    const { userId, missionId } = ids;
+    events.emit('iteration.written', { userId, missionId, iterationId, duplicate: !written, nextRunAt: '2026-04-16T06:00:00.000Z', steps: rounds - 1 });
+    events.emit('tokens.used', { agentId: ids.agentId ?? DEFAULT_AGENT_ID, userId, tokens });
+    events.emit('mission.written', { ...ids, iterationId, written });
+  });
+  steps.push(() => events.emit('mission.finished', { ...ids, outcome: 'written', durationMs: 100 * rounds + 5 }));
+  return steps;
+}
+
+/**
+ * Emits a realistic pass: a refresh, then four claimed runs: one planned in two LLM calls and
+ * written, one skipped, one failing on its inputs, one whose LLM call fails.
+ */
+function emitRealisticPass(events: Bus, clock: ManualClock): void {
   const step = (ms = 10) => clock.advance(ms);
-  events.emit('tick.started', { scannedAt: START });
+  const planned = idsOf(PLANNED, 2);
+  const skipped = idsOf(SKIPPED, 3);
+  const erroring = idsOf(ERRORING, 4, null);
+  const planFailed = idsOf(PLAN_FAILED, 5, null);
+  events.emit('tick.started', { passId: PASS, scannedAt: START });
   step();
   events.emit('tick.refreshed', { rowsApplied: 7, newSnapshots: 2, updatedSnapshots: 3 });
   step();
-  events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: AGENT });
-  events.emit('mission.claimed', { missionId: SKIPPED, userId: USER, agentId: AGENT });
-  events.emit('mission.claimed', { missionId: ERRORING, userId: USER, agentId: null });
-  events.emit('mission.claimed', { missionId: PLAN_FAILED, userId: USER, agentId: null });
+  const plannedSteps = plannedRun(events, clock, planned, { passId: PASS });
+  plannedSteps.shift()?.();
+  for (const ids of [skipped, erroring, planFailed]) events.emit('mission.claimed', { ...ids, passId: PASS });
   step();
-  events.emit('mission.skipped', { missionId: SKIPPED, userId: USER, agentId: AGENT, reason: 'agent-paused' });
+  events.emit('mission.skipped', { ...skipped, reason: 'agent-paused' });
   events.emit('agent.decision', { agentId: AGENT, decision: 'skipped-paused' });
-  events.emit('resolver.failed', { missionId: ERRORING, module: 'notes', error: SENTINEL });
-  events.emit('mission.error', { missionId: ERRORING, userId: USER, stage: 'inputs', message: SENTINEL });
+  events.emit('mission.finished', { ...skipped, outcome: 'skipped', durationMs: 10 });
+  events.emit('mission.error', { ...erroring, stage: 'inputs', message: SENTINEL });
+  events.emit('mission.finished', { ...erroring, outcome: 'error', durationMs: 10 });
   step();
-  const context = { missionId: PLANNED, agentId: AGENT };
-  for (const round of [1, 2]) {
-    events.emit('planner.llm-call.started', { context, purpose: 'plan', round, model: 'gemini-2.5-flash', messageCount: 2 + round, toolCount: 5 });
-    step(100);
-    events.emit('planner.llm-call.finished', {
-      context,
-      purpose: 'plan',
-      round,
-      model: 'gemini-2.5-flash',
-      durationMs: 100,
-      usage: { promptTokens: 300, completionTokens: 40 * round, totalTokens: 300 + 40 * round },
-      finishReason: round === 1 ? 'tool_calls' : 'stop',
-      toolCallCount: round === 1 ? 2 : 0,
-    });
-    events.emit('planner.tool-call.recorded', { context, round, tool: 'create_task', module: 'todo', policy: 'propose' });
-    step();
-  }
-  events.emit('planner.run.finished', {
-    context,
-    rounds: 2,
-    stopReason: 'assistant-stop',
-    recordedCalls: 2,
-    rejectedCalls: 0,
-    usage: { promptTokens: 600, completionTokens: 120, totalTokens: 720 },
-    durationMs: 220,
-  });
-  events.emit('mission.planned', { missionId: PLANNED, userId: USER, agentId: AGENT, steps: 2, rounds: 2, tokens: 720 });
-  step(5);
-  events.emit('iteration.written', { userId: USER, missionId: PLANNED, iterationId: ITERATION, duplicate: false, nextRunAt: '2026-04-16T06:00:00.000Z', steps: 2 });
-  events.emit('tokens.used', { agentId: AGENT, userId: USER, tokens: 720 });
-  events.emit('mission.written', { missionId: PLANNED, userId: USER, iterationId: ITERATION, written: true });
+  for (const next of plannedSteps) next();
   step();
-  const failing = { missionId: PLAN_FAILED };
+  const failing = { runId: planFailed.runId, missionId: PLAN_FAILED };
   events.emit('planner.llm-call.started', { context: failing, purpose: 'plan', round: 1, model: 'gemini-2.5-flash', messageCount: 2, toolCount: 3 });
   step(50);
   events.emit('planner.provider-error', { context: failing, purpose: 'plan', round: 1, provider: 'mana', kind: 'server', status: 503, attempts: 3, durationMs: 50 });
-  events.emit('mission.plan-failed', { missionId: PLAN_FAILED, userId: USER, agentId: null, reason: `llm-error: ${SENTINEL}`, tokens: 0 });
+  events.emit('mission.plan-failed', { ...planFailed, reason: `llm-error: ${SENTINEL}`, tokens: 0 });
+  events.emit('mission.finished', { ...planFailed, outcome: 'plan-failed', durationMs: 300 });
   step();
   events.emit('tick.finished', {
+    passId: PASS,
     stats: statsAt(START, {
       dueMissionCount: 4,
       plansProduced: 1,
@@ -220,6 +271,13 @@ function emitRealisticTick(events: EventBus<EventMap>, clock: ManualClock): void
     }),
     durationMs: clock.now() - Date.parse(START),
   });
+}
+
+/** Runs the steps of several runs alternately: one step of each in turn. */
+function interleave(...runs: Array<Array<() => void>>): void {
+  for (let index = 0; runs.some((steps) => index < steps.length); index += 1) {
+    for (const steps of runs) steps[index]?.();
+  }
 }
 
 function byName(spans: ExportedSpan[], name: string): ExportedSpan[] {
@@ -253,7 +311,7 @@ describe('createTracing', () => {
   });
 
   const open = (
-    events: EventBus<EventMap>,
+    events: Bus,
     clock: ManualClock,
     options: { nodeEnv?: string; headers?: Record<string, string>; endpoint?: string; shutdownTimeoutMs?: number } = {},
   ) => {
@@ -266,14 +324,14 @@ describe('createTracing', () => {
     return { tracing, logger };
   };
 
-  it('exports tick, mission, LLM call and write-back spans with parents, attributes and statuses when a tick runs', async () => {
+  it('exports a tick span with its runs beneath, each with its LLM call and write-back spans, when a pass runs', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing, logger } = open(events, clock, { nodeEnv: 'production' });
     expect(tracing.enabled).toBe(true);
     expect(logger.lines).toEqual([{ level: 'info', context: { endpoint: `${receiver.endpoint}/v1/traces` }, message: 'tracing enabled' }]);
 
-    emitRealisticTick(events, clock);
+    emitRealisticPass(events, clock);
     // Batched: nothing is exported before the flush at shutdown.
     expect(receiver.requests).toHaveLength(0);
     await tracing.shutdown();
@@ -296,6 +354,7 @@ describe('createTracing', () => {
     expect(tick.parentSpanId ?? '').toBe('');
     expect(tick.kind).toBe(KIND_INTERNAL);
     expect(tick.attributes).toEqual({
+      'tick.pass_id': PASS,
       'refresh.rows_applied': 7,
       'refresh.new_snapshots': 2,
       'refresh.updated_snapshots': 3,
@@ -312,18 +371,19 @@ describe('createTracing', () => {
     expect(BigInt(tick.startTimeUnixNano)).toBe(BigInt(Date.parse(START)) * 1_000_000n);
     expect(BigInt(tick.endTimeUnixNano)).toBe(BigInt(clock.now()) * 1_000_000n);
     for (const span of spans) expect(span.traceId).toBe(tick.traceId);
+    for (const missionId of [PLANNED, SKIPPED, ERRORING, PLAN_FAILED]) expect(missionSpan(spans, missionId).parentSpanId).toBe(tick.spanId);
 
     const planned = missionSpan(spans, PLANNED);
-    expect(planned.parentSpanId).toBe(tick.spanId);
     expect(planned.attributes).toEqual({
       'mission.id': PLANNED,
+      'mission.run_id': `${PREFIX}-2`,
       'user.id': USER,
       'agent.id': AGENT,
-      'mission.steps': 2,
+      'mission.steps': 1,
       'mission.rounds': 2,
       'mission.tokens': 720,
       'planner.stop_reason': 'assistant-stop',
-      'planner.recorded_calls': 2,
+      'planner.recorded_calls': 1,
       'planner.rejected_calls': 0,
       'mission.iteration_id': ITERATION,
       'mission.outcome': 'written',
@@ -336,6 +396,7 @@ describe('createTracing', () => {
     expect(firstCall?.kind).toBe(KIND_CLIENT);
     expect(firstCall?.attributes).toEqual({
       'mission.id': PLANNED,
+      'mission.run_id': `${PREFIX}-2`,
       'agent.id': AGENT,
       'llm.purpose': 'plan',
       'llm.round': 1,
@@ -344,7 +405,7 @@ describe('createTracing', () => {
       'llm.tool_count': 5,
       'llm.duration_ms': 100,
       'gen_ai.response.finish_reason': 'tool_calls',
-      'llm.tool_call_count': 2,
+      'llm.tool_call_count': 1,
       'gen_ai.usage.input_tokens': 300,
       'gen_ai.usage.output_tokens': 40,
       'llm.total_tokens': 340,
@@ -355,21 +416,29 @@ describe('createTracing', () => {
     expect(writeBack?.parentSpanId).toBe(planned.spanId);
     expect(writeBack?.attributes).toEqual({
       'mission.id': PLANNED,
+      'mission.run_id': `${PREFIX}-2`,
       'user.id': USER,
-      'write_back.steps': 2,
+      'write_back.steps': 1,
       'mission.iteration_id': ITERATION,
       'write_back.duplicate': false,
       'write_back.written': true,
     });
     expect(STATUS_OK_OR_UNSET).toContain(writeBack?.status.code);
+    // The write-back ends with mission.written, before its run's span.
+    expect(BigInt(writeBack?.endTimeUnixNano ?? 0)).toBeLessThanOrEqual(BigInt(planned.endTimeUnixNano));
 
     const skipped = missionSpan(spans, SKIPPED);
-    expect(skipped.parentSpanId).toBe(tick.spanId);
     expect(skipped.attributes).toMatchObject({ 'mission.outcome': 'skipped', 'mission.skip_reason': 'agent-paused' });
     expect(STATUS_OK_OR_UNSET).toContain(skipped.status.code);
 
     const erroring = missionSpan(spans, ERRORING);
-    expect(erroring.attributes).toEqual({ 'mission.id': ERRORING, 'user.id': USER, 'mission.error_stage': 'inputs', 'mission.outcome': 'error' });
+    expect(erroring.attributes).toEqual({
+      'mission.id': ERRORING,
+      'mission.run_id': `${PREFIX}-4`,
+      'user.id': USER,
+      'mission.error_stage': 'inputs',
+      'mission.outcome': 'error',
+    });
     expect(erroring.status).toEqual({ code: STATUS_ERROR, message: 'mission failed in stage inputs' });
 
     const planFailed = missionSpan(spans, PLAN_FAILED);
@@ -388,26 +457,147 @@ describe('createTracing', () => {
     expect(events.subscriptions()).toBe(0);
   });
 
+  it('puts each LLM call and write-back under its own run when two runs of the continuous dispatcher interleave', async () => {
+    const events = countingBus();
+    const clock = createManualClock(START);
+    const { tracing } = open(events, clock);
+    const first = idsOf(PLANNED, 7);
+    const second = idsOf(OTHER, 8, null);
+    interleave(
+      plannedRun(events, clock, first, { rounds: 2, iterationId: 'it-first' }),
+      plannedRun(events, clock, second, { rounds: 3, iterationId: 'it-second', written: false }),
+    );
+    await tracing.shutdown();
+
+    const spans = spansOf(receiver.requests);
+    expect(byName(spans, SPAN_NAMES.tick)).toHaveLength(0);
+    expect(spans).toHaveLength(2 + 5 + 2);
+    const firstRun = missionSpan(spans, PLANNED);
+    const secondRun = missionSpan(spans, OTHER);
+    // Runs of the continuous dispatcher are traces of their own.
+    expect(firstRun.parentSpanId ?? '').toBe('');
+    expect(secondRun.parentSpanId ?? '').toBe('');
+    expect(firstRun.traceId).not.toBe(secondRun.traceId);
+    const children = (run: ExportedSpan, name: string) => spans.filter((span) => span.name === name && span.parentSpanId === run.spanId);
+
+    const firstCalls = children(firstRun, SPAN_NAMES.llmCall);
+    expect(firstCalls.map((span) => span.attributes['llm.round']).sort()).toEqual([1, 2]);
+    const secondCalls = children(secondRun, SPAN_NAMES.llmCall);
+    expect(secondCalls.map((span) => span.attributes['llm.round']).sort()).toEqual([1, 2, 3]);
+    for (const call of firstCalls) expect(call.attributes).toMatchObject({ 'mission.id': PLANNED, 'mission.run_id': first.runId, 'agent.id': AGENT });
+    for (const call of secondCalls) {
+      expect(call.attributes).toMatchObject({ 'mission.id': OTHER, 'mission.run_id': second.runId });
+      expect(call.attributes['agent.id']).toBeUndefined();
+    }
+    for (const call of [...firstCalls, ...secondCalls]) expect(BigInt(call.endTimeUnixNano) > BigInt(call.startTimeUnixNano)).toBe(true);
+
+    expect(children(firstRun, SPAN_NAMES.writeBack).map((span) => span.attributes)).toEqual([
+      expect.objectContaining({ 'mission.iteration_id': 'it-first', 'write_back.duplicate': false, 'write_back.written': true }),
+    ]);
+    expect(children(secondRun, SPAN_NAMES.writeBack).map((span) => span.attributes)).toEqual([
+      expect.objectContaining({ 'mission.iteration_id': 'it-second', 'write_back.duplicate': true, 'write_back.written': false }),
+    ]);
+    expect(firstRun.attributes).toMatchObject({ 'mission.outcome': 'written', 'mission.rounds': 2, 'mission.iteration_id': 'it-first' });
+    expect(secondRun.attributes).toMatchObject({ 'mission.outcome': 'duplicate', 'mission.rounds': 3, 'mission.iteration_id': 'it-second' });
+    for (const span of spans) expect(STATUS_OK_OR_UNSET).toContain(span.status.code);
+  });
+
+  it('records no LLM call span when its events carry no run id or the id of a run that already ended', async () => {
+    const events = countingBus();
+    const clock = createManualClock(START);
+    const { tracing } = open(events, clock);
+    const ended = idsOf(PLANNED, 1);
+    const endedContext = { runId: ended.runId, missionId: PLANNED, agentId: AGENT };
+    events.emit('mission.claimed', { ...ended, passId: null });
+    events.emit('planner.llm-call.started', { context: endedContext, purpose: 'plan', round: 1, model: 'm', messageCount: 2, toolCount: 1 });
+    clock.advance(20);
+    events.emit('mission.error', { ...ended, stage: 'plan', message: SENTINEL });
+    events.emit('mission.finished', { ...ended, outcome: 'error', durationMs: 20 });
+
+    // The next run of the same mission; the ended run's planner is still talking (an ignored abort).
+    const next = idsOf(PLANNED, 2);
+    const steps = plannedRun(events, clock, next, { rounds: 1 });
+    const finish = steps.pop();
+    for (const step of steps) step();
+    events.emit('planner.llm-call.finished', {
+      context: endedContext,
+      purpose: 'plan',
+      round: 1,
+      model: 'm',
+      durationMs: 30,
+      usage: undefined,
+      finishReason: 'stop',
+      toolCallCount: 0,
+    });
+    events.emit('planner.llm-call.started', { context: endedContext, purpose: 'plan', round: 2, model: 'm', messageCount: 4, toolCount: 1 });
+    events.emit('planner.provider-error', { context: endedContext, purpose: 'plan', round: 2, provider: 'mana', kind: 'timeout', status: undefined, attempts: 1, durationMs: 5 });
+    events.emit('planner.run.finished', {
+      context: endedContext,
+      rounds: 2,
+      stopReason: 'llm-error',
+      recordedCalls: 0,
+      rejectedCalls: 3,
+      usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+      durationMs: 50,
+    });
+    // A call without a run id (a caller that attached none) has no run to hang under.
+    events.emit('planner.llm-call.started', { context: { missionId: PLANNED }, purpose: 'compaction', round: 1, model: 'm', messageCount: 9, toolCount: 0 });
+    events.emit('planner.llm-call.finished', {
+      context: { missionId: PLANNED },
+      purpose: 'compaction',
+      round: 1,
+      model: 'm',
+      durationMs: 1,
+      usage: undefined,
+      finishReason: 'stop',
+      toolCallCount: 0,
+    });
+    // Late events of the ended run change nothing.
+    events.emit('mission.written', { ...ended, iterationId: 'it-late', written: true });
+    events.emit('mission.finished', { ...ended, outcome: 'written', durationMs: 99 });
+    finish?.();
+    await tracing.shutdown();
+
+    const spans = spansOf(receiver.requests);
+    const runs = byName(spans, SPAN_NAMES.mission);
+    expect(runs).toHaveLength(2);
+    const endedRun = runs.find((span) => span.attributes['mission.run_id'] === ended.runId);
+    const nextRun = runs.find((span) => span.attributes['mission.run_id'] === next.runId);
+    if (!endedRun || !nextRun) throw new Error('missing run span');
+    expect(endedRun.attributes).toMatchObject({ 'mission.outcome': 'error', 'mission.error_stage': 'plan' });
+    expect(endedRun.attributes['mission.iteration_id']).toBeUndefined();
+    expect(endedRun.status).toEqual({ code: STATUS_ERROR, message: 'mission failed in stage plan' });
+    expect(nextRun.attributes).toMatchObject({ 'mission.outcome': 'written', 'planner.stop_reason': 'assistant-stop', 'planner.rejected_calls': 0 });
+
+    const calls = byName(spans, SPAN_NAMES.llmCall);
+    expect(calls).toHaveLength(2);
+    const [endedCall] = calls.filter((span) => span.parentSpanId === endedRun.spanId);
+    expect(endedCall?.status).toEqual({ code: STATUS_ERROR, message: 'mission ended before the LLM call finished' });
+    expect(endedCall?.attributes['llm.duration_ms']).toBeUndefined();
+    const [nextCall] = calls.filter((span) => span.parentSpanId === nextRun.spanId);
+    expect(nextCall?.attributes).toMatchObject({ 'mission.run_id': next.runId, 'llm.purpose': 'plan', 'llm.round': 1, 'llm.duration_ms': 100 });
+    expect(STATUS_OK_OR_UNSET).toContain(nextCall?.status.code);
+  });
+
   it('never exports user text when payloads carry it in error messages and reasons', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing } = open(events, clock);
-    emitRealisticTick(events, clock);
-    // A scan-level failure whose message quotes user text, and payloads with extra text fields.
+    emitRealisticPass(events, clock);
+    // A claim failure whose message quotes user text, and payloads with extra text fields.
     clock.advance(1000);
-    const second = new Date(clock.now()).toISOString();
-    events.emit('tick.started', { scannedAt: second });
-    events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: AGENT, title: SENTINEL, objective: SENTINEL });
-    events.emit('planner.llm-call.started', {
-      context: { missionId: PLANNED, prompt: SENTINEL },
-      purpose: 'plan',
-      round: 1,
-      model: SENTINEL,
-      messageCount: 1,
-      toolCount: 1,
-    });
+    const scannedAt = new Date(clock.now()).toISOString();
+    const passId = `${PREFIX}-pass-9`;
+    const ids = idsOf(PLANNED, 10);
+    events.emit('tick.started', { passId, scannedAt });
+    const claimed = { ...ids, passId, title: SENTINEL, objective: SENTINEL };
+    events.emit('mission.claimed', claimed);
+    const context = { runId: ids.runId, missionId: PLANNED, prompt: SENTINEL };
+    events.emit('planner.llm-call.started', { context, purpose: 'plan', round: 1, model: SENTINEL, messageCount: 1, toolCount: 1 });
     events.emit('tick.failed', { stage: 'claim', message: SENTINEL });
-    events.emit('tick.finished', { stats: statsAt(second, { errors: [`claim: ${SENTINEL}`] }), durationMs: 3 });
+    events.emit('mission.error', { ...ids, stage: 'plan', message: SENTINEL });
+    events.emit('mission.finished', { ...ids, outcome: 'error', durationMs: 3 });
+    events.emit('tick.finished', { passId, stats: statsAt(scannedAt, { errors: [`claim: ${SENTINEL}`] }), durationMs: 3 });
     await tracing.shutdown();
 
     const raw = receiver.requests.map((request) => request.raw).join('\n');
@@ -416,29 +606,39 @@ describe('createTracing', () => {
     expect(raw).not.toContain('Müller');
     expect(raw).not.toContain('biopsy');
     const spans = spansOf(receiver.requests);
-    const secondTick = byName(spans, SPAN_NAMES.tick).find((span) => span.attributes['tick.failed_stage'] === 'claim');
+    const secondTick = byName(spans, SPAN_NAMES.tick).find((span) => span.attributes['tick.pass_id'] === passId);
+    expect(secondTick?.attributes['tick.failed_stage']).toBe('claim');
     expect(secondTick?.status).toEqual({ code: STATUS_ERROR, message: 'tick failed in stage claim' });
     // The model name was prose, so it was dropped; the rest of the call is still traced.
-    const call = byName(spans, SPAN_NAMES.llmCall).find((span) => span.parentSpanId !== undefined && span.attributes['llm.message_count'] === 1);
+    const call = byName(spans, SPAN_NAMES.llmCall).find((span) => span.attributes['mission.run_id'] === ids.runId);
+    expect(call?.attributes['llm.message_count']).toBe(1);
     expect(call?.attributes['gen_ai.request.model']).toBeUndefined();
   });
 
-  it('records research steps as events on their mission span, with enums and counts but no user text', async () => {
+  it('records research steps as events on the open run of their mission, with enums and counts but no user text', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing } = open(events, clock);
-    events.emit('tick.started', { scannedAt: START });
-    events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: AGENT });
-    events.emit('mission.claimed', { missionId: SKIPPED, userId: USER, agentId: AGENT });
+    const planned = idsOf(PLANNED, 1);
+    const skipped = idsOf(SKIPPED, 2);
+    events.emit('mission.claimed', { ...planned, passId: null });
+    events.emit('mission.claimed', { ...skipped, passId: null });
     const base = { userId: USER, missionId: PLANNED };
-    events.emit('research.shallow', { ...base, reason: 'deep-not-requested', status: 'found', feedCount: 3, articleCount: 7, query: SENTINEL });
-    events.emit('research.submit-failed', { ...base, provider: 'mana-research', code: 'RESEARCH_HTTP_STATUS', kind: 'http-status', status: 503, message: SENTINEL });
+    const shallow = { ...base, reason: 'deep-not-requested' as const, status: 'found' as const, feedCount: 3, articleCount: 7, query: SENTINEL };
+    events.emit('research.shallow', shallow);
+    const submitFailed = { ...base, provider: 'mana-research', code: 'RESEARCH_HTTP_STATUS' as const, kind: 'http-status' as const, status: 503, message: SENTINEL };
+    events.emit('research.submit-failed', submitFailed);
     events.emit('research.pending-skip', { userId: USER, missionId: SKIPPED, provider: 'mana-research', taskId: 'task-42', remoteStatus: 'running', failedPolls: 1 });
-    events.emit('mission.skipped', { missionId: SKIPPED, userId: USER, agentId: AGENT, reason: 'research-pending' });
+    events.emit('mission.skipped', { ...skipped, reason: 'research-pending' });
+    events.emit('mission.finished', { ...skipped, outcome: 'skipped', durationMs: 5 });
+    // No open run: another instance's mission, another user's mission of the same id, a run that ended.
     events.emit('research.completed', { userId: USER, missionId: 'not-running', provider: 'mana-research', taskId: 'task-7', hasAnswer: true });
-    events.emit('mission.planned', { missionId: PLANNED, userId: USER, agentId: AGENT, steps: 1, rounds: 1, tokens: 10 });
-    events.emit('mission.written', { missionId: PLANNED, userId: USER, iterationId: ITERATION, written: true });
-    events.emit('tick.finished', { stats: statsAt(START), durationMs: 5 });
+    events.emit('research.completed', { userId: 'another-user', missionId: PLANNED, provider: 'mana-research', taskId: 'task-8', hasAnswer: true });
+    events.emit('research.consumed', { userId: USER, missionId: SKIPPED, provider: 'mana-research', taskId: 'task-9' });
+    events.emit('mission.planned', { ...planned, steps: 1, rounds: 1, tokens: 10 });
+    events.emit('mission.written', { ...planned, iterationId: ITERATION, written: true });
+    events.emit('research.consumed', { ...base, provider: 'mana-research', taskId: 'task-41' });
+    events.emit('mission.finished', { ...planned, outcome: 'written', durationMs: 5 });
     await tracing.shutdown();
 
     const raw = receiver.requests.map((request) => request.raw).join('\n');
@@ -455,6 +655,7 @@ describe('createTracing', () => {
         name: 'research.submit-failed',
         attributes: { 'research.provider': 'mana-research', 'research.error_code': 'RESEARCH_HTTP_STATUS', 'research.error_kind': 'http-status', 'http.response.status_code': 503 },
       },
+      { name: 'research.consumed', attributes: { 'research.provider': 'mana-research', 'research.task_id': 'task-41' } },
     ]);
     expect(eventsOf(SKIPPED)).toEqual([
       {
@@ -462,23 +663,56 @@ describe('createTracing', () => {
         attributes: { 'research.provider': 'mana-research', 'research.task_id': 'task-42', 'research.remote_status': 'running', 'research.failed_polls': 1 },
       },
     ]);
-    // An event of a mission with no open span (another tick, another instance) is dropped.
-    expect(raw).not.toContain('task-7');
+    for (const taskId of ['task-7', 'task-8', 'task-9']) expect(raw).not.toContain(taskId);
   });
 
-  it('ends spans left open with status ERROR when their tick finishes', async () => {
+  it('records refreshes and claim failures on a pass only while it is the one pass open', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing } = open(events, clock);
-    events.emit('tick.started', { scannedAt: START });
-    events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: null });
-    events.emit('planner.llm-call.started', { context: { missionId: PLANNED }, purpose: 'compaction', round: 2, model: 'm', messageCount: 9, toolCount: 0 });
-    events.emit('mission.claimed', { missionId: SKIPPED, userId: USER, agentId: null });
-    events.emit('mission.planned', { missionId: SKIPPED, userId: USER, agentId: null, steps: 1, rounds: 1, tokens: 10 });
+    const first = `${PREFIX}-pass-1`;
+    const second = `${PREFIX}-pass-2`;
+    // Outside passes (the continuous dispatcher's own cycles): nothing to record them on.
+    events.emit('tick.refreshed', { rowsApplied: 50, newSnapshots: 0, updatedSnapshots: 0 });
+    events.emit('tick.failed', { stage: 'refresh', message: SENTINEL });
+    events.emit('tick.started', { passId: first, scannedAt: START });
+    events.emit('tick.refreshed', { rowsApplied: 1, newSnapshots: 1, updatedSnapshots: 0 });
+    events.emit('tick.started', { passId: second, scannedAt: START });
+    // Two passes open: whose refresh or claim this was is unknown, so it is not recorded.
+    events.emit('tick.refreshed', { rowsApplied: 99, newSnapshots: 9, updatedSnapshots: 9, skipped: true });
+    events.emit('tick.failed', { stage: 'claim', message: SENTINEL });
+    events.emit('tick.finished', { passId: first, stats: statsAt(START), durationMs: 4 });
+    events.emit('tick.refreshed', { rowsApplied: 5, newSnapshots: 0, updatedSnapshots: 2 });
+    events.emit('tick.finished', { passId: second, stats: statsAt(START), durationMs: 6 });
+    await tracing.shutdown();
+
+    const spans = spansOf(receiver.requests);
+    const pass = (passId: string) => byName(spans, SPAN_NAMES.tick).find((span) => span.attributes['tick.pass_id'] === passId);
+    expect(pass(first)?.attributes).toMatchObject({ 'refresh.rows_applied': 1, 'refresh.new_snapshots': 1, 'refresh.skipped': false });
+    expect(pass(second)?.attributes).toMatchObject({ 'refresh.rows_applied': 5, 'refresh.updated_snapshots': 2, 'refresh.skipped': false });
+    expect(pass(second)?.parentSpanId ?? '').toBe('');
+    for (const passId of [first, second]) {
+      expect(pass(passId)?.attributes['tick.failed_stage']).toBeUndefined();
+      expect(STATUS_OK_OR_UNSET).toContain(pass(passId)?.status.code);
+    }
+  });
+
+  it('ends spans left open with status ERROR when their pass finishes', async () => {
+    const events = countingBus();
+    const clock = createManualClock(START);
+    const { tracing } = open(events, clock);
+    const calling = idsOf(PLANNED, 2, null);
+    const writing = idsOf(SKIPPED, 3, null);
+    events.emit('tick.started', { passId: PASS, scannedAt: START });
+    events.emit('mission.claimed', { ...calling, passId: PASS });
+    events.emit('planner.llm-call.started', { context: { runId: calling.runId }, purpose: 'compaction', round: 2, model: 'm', messageCount: 9, toolCount: 0 });
+    events.emit('mission.claimed', { ...writing, passId: PASS });
+    events.emit('mission.planned', { ...writing, steps: 1, rounds: 1, tokens: 10 });
     clock.advance(40);
-    events.emit('tick.finished', { stats: statsAt(START), durationMs: 40 });
-    // Events of a finished mission are ignored rather than reopening anything.
-    events.emit('mission.written', { missionId: SKIPPED, userId: USER, iterationId: ITERATION, written: true });
+    events.emit('tick.finished', { passId: PASS, stats: statsAt(START), durationMs: 40 });
+    // Events of an ended run are ignored rather than reopening anything.
+    events.emit('mission.written', { ...writing, iterationId: ITERATION, written: true });
+    events.emit('mission.finished', { ...writing, outcome: 'written', durationMs: 41 });
     await tracing.shutdown();
 
     const spans = spansOf(receiver.requests);
@@ -490,37 +724,58 @@ describe('createTracing', () => {
       expect(BigInt(span.endTimeUnixNano)).toBe(BigInt(clock.now()) * 1_000_000n);
     }
     expect(missionSpan(spans, PLANNED).attributes['mission.outcome']).toBe('unfinished');
-    expect(missionSpan(spans, PLANNED).status.message).toBe('tick ended before the mission finished');
+    expect(missionSpan(spans, PLANNED).status.message).toBe('pass ended before the mission finished');
+    expect(missionSpan(spans, SKIPPED).attributes['mission.iteration_id']).toBeUndefined();
     const [call] = byName(spans, SPAN_NAMES.llmCall);
     expect(call?.parentSpanId).toBe(missionSpan(spans, PLANNED).spanId);
     expect(call?.attributes['llm.purpose']).toBe('compaction');
+    const [writeBack] = byName(spans, SPAN_NAMES.writeBack);
+    expect(writeBack?.parentSpanId).toBe(missionSpan(spans, SKIPPED).spanId);
   });
 
-  it('parents an LLM call on the tick when its event carries no mission id', async () => {
+  it('ends the oldest span with status ERROR and ignores its late events when too many passes, runs or LLM calls are open', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing } = open(events, clock);
-    events.emit('tick.started', { scannedAt: START });
-    events.emit('planner.llm-call.started', { context: {}, purpose: 'plan', round: 1, model: 'm', messageCount: 2, toolCount: 1 });
-    clock.advance(7);
-    events.emit('planner.llm-call.finished', { context: {}, purpose: 'plan', round: 1, model: 'm', durationMs: 7, usage: undefined, finishReason: 'stop', toolCallCount: 0 });
-    events.emit('tick.finished', { stats: statsAt(START), durationMs: 7 });
+    // Passes: at most 8 open.
+    for (let pass = 1; pass <= 9; pass += 1) events.emit('tick.started', { passId: `${PREFIX}-pass-${pass}`, scannedAt: START });
+    events.emit('tick.finished', { passId: `${PREFIX}-pass-1`, stats: statsAt(START, { dueMissionCount: 3 }), durationMs: 1 });
+    // LLM calls: at most 1,000 open.
+    const oldest = idsOf(PLANNED, 1);
+    events.emit('mission.claimed', { ...oldest, passId: null });
+    for (let round = 1; round <= 1001; round += 1) {
+      events.emit('planner.llm-call.started', { context: { runId: oldest.runId }, purpose: 'plan', round, model: 'm', messageCount: 1, toolCount: 0 });
+    }
+    // Runs: at most 10,000 open; the 10,001st claim evicts the oldest run with its open calls.
+    for (let sequence = 2; sequence <= 10_001; sequence += 1) events.emit('mission.claimed', { ...idsOf(`mission-${sequence}`, sequence), passId: null });
+    events.emit('planner.llm-call.started', { context: { runId: oldest.runId }, purpose: 'plan', round: 5000, model: 'm', messageCount: 1, toolCount: 0 });
+    events.emit('mission.planned', { ...oldest, steps: 1, rounds: 1, tokens: 1 });
+    events.emit('mission.finished', { ...oldest, outcome: 'written', durationMs: 1 });
     await tracing.shutdown();
 
+    // The batch processor keeps the first 2048 spans that end: the evicted ones come first.
     const spans = spansOf(receiver.requests);
-    const [tick] = byName(spans, SPAN_NAMES.tick);
-    const [call] = byName(spans, SPAN_NAMES.llmCall);
-    expect(call?.parentSpanId).toBe(tick?.spanId);
-    expect(STATUS_OK_OR_UNSET).toContain(call?.status.code);
-    expect(call?.attributes['mission.id']).toBeUndefined();
+    const firstPass = byName(spans, SPAN_NAMES.tick).find((span) => span.attributes['tick.pass_id'] === `${PREFIX}-pass-1`);
+    expect(firstPass?.status).toEqual({ code: STATUS_ERROR, message: 'evicted: too many open passes' });
+    expect(firstPass?.attributes['tick.due_missions']).toBeUndefined();
+    const calls = byName(spans, SPAN_NAMES.llmCall);
+    expect(calls.find((span) => span.attributes['llm.round'] === 1)?.status).toEqual({ code: STATUS_ERROR, message: 'evicted: too many open LLM calls' });
+    expect(calls.find((span) => span.attributes['llm.round'] === 1001)?.status).toEqual({ code: STATUS_ERROR, message: 'mission ended before the LLM call finished' });
+    expect(calls).toHaveLength(1001);
+    expect(calls.some((span) => span.attributes['llm.round'] === 5000)).toBe(false);
+    const evicted = missionSpan(spans, PLANNED);
+    expect(evicted.status).toEqual({ code: STATUS_ERROR, message: 'evicted: too many open missions' });
+    expect(evicted.attributes['mission.outcome']).toBe('unfinished');
+    expect(evicted.attributes['mission.steps']).toBeUndefined();
+    expect(byName(spans, SPAN_NAMES.writeBack)).toHaveLength(0);
   });
 
   it('exports each span as it ends and sends the configured headers when nodeEnv is development', async () => {
     const events = countingBus();
     const clock = createManualClock(START);
     const { tracing } = open(events, clock, { nodeEnv: 'development', endpoint: `${receiver.endpoint}///`, headers: { authorization: 'Bearer otlp-token' } });
-    events.emit('tick.started', { scannedAt: START });
-    events.emit('tick.finished', { stats: statsAt(START), durationMs: 0 });
+    events.emit('tick.started', { passId: PASS, scannedAt: START });
+    events.emit('tick.finished', { passId: PASS, stats: statsAt(START), durationMs: 0 });
     await expect.poll(() => receiver.requests.length, { timeout: 5_000 }).toBe(1);
     expect(receiver.requests[0]?.path).toBe('/v1/traces');
     expect(receiver.requests[0]?.headers.authorization).toBe('Bearer otlp-token');
@@ -533,18 +788,20 @@ describe('createTracing', () => {
     const clock = createManualClock(START);
     const { tracing } = open(events, clock);
     expect(events.subscriptions()).toBeGreaterThan(0);
-    events.emit('tick.started', { scannedAt: START });
-    events.emit('mission.claimed', { missionId: PLANNED, userId: USER, agentId: null });
+    events.emit('tick.started', { passId: PASS, scannedAt: START });
+    events.emit('mission.claimed', { ...idsOf(PLANNED, 2, null), passId: PASS });
+    events.emit('mission.claimed', { ...idsOf(OTHER, 3, null), passId: null });
     await tracing.shutdown();
     await tracing.shutdown();
     expect(events.subscriptions()).toBe(0);
     const spans = spansOf(receiver.requests);
     expect(spans.map((span) => [span.name, span.status.code]).sort()).toEqual([
       [SPAN_NAMES.mission, STATUS_ERROR],
+      [SPAN_NAMES.mission, STATUS_ERROR],
       [SPAN_NAMES.tick, STATUS_ERROR],
     ]);
     const exported = receiver.requests.length;
-    emitRealisticTick(events, clock);
+    emitRealisticPass(events, clock);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(receiver.requests).toHaveLength(exported);
   });
@@ -560,7 +817,7 @@ describe('createTracing', () => {
       const events = countingBus();
       const clock = createManualClock(START);
       const { tracing, logger } = open(events, clock, { endpoint: `http://127.0.0.1:${port}`, shutdownTimeoutMs: 300 });
-      emitRealisticTick(events, clock);
+      emitRealisticPass(events, clock);
       const started = Date.now();
       await tracing.shutdown();
       expect(Date.now() - started).toBeLessThan(2_000);
@@ -582,7 +839,7 @@ describe('createTracing', () => {
       expect(tracing.enabled).toBe(false);
       expect(events.subscriptions()).toBe(0);
       expect(logger.lines).toEqual([{ level: 'info', context: {}, message: 'tracing disabled (set OTEL_EXPORTER_OTLP_ENDPOINT to enable)' }]);
-      emitRealisticTick(events, clock);
+      emitRealisticPass(events, clock);
       await tracing.shutdown();
       expect(logger.lines).toHaveLength(1);
     }

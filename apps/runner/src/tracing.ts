@@ -12,7 +12,7 @@ import {
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { type Clock, type EventBus, type EventMap, type Logger, type TickEvents, describeError, systemClock } from '@mana-ai/core';
+import { type Clock, type DispatcherEvents, type EventBus, type Logger, type RunIds, describeError, systemClock } from '@mana-ai/core';
 import type { PlannerEvents } from '@mana-ai/planner';
 import type { IterationWrittenEvent } from '@mana-ai/projection';
 import type { ResearchEvents } from '@mana-ai/research';
@@ -39,11 +39,13 @@ export const SPAN_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set([
   'tick.skipped',
   'tick.duration_ms',
   'tick.failed_stage',
+  'tick.pass_id',
   'refresh.rows_applied',
   'refresh.new_snapshots',
   'refresh.updated_snapshots',
   'refresh.skipped',
   'mission.id',
+  'mission.run_id',
   'user.id',
   'agent.id',
   'mission.outcome',
@@ -122,10 +124,13 @@ function safeValue(value: unknown): AttributeValue | undefined {
   return undefined;
 }
 
+/** The events tracing reads, each typed by the package that emits it. */
+export type TracedEvents = DispatcherEvents & PlannerEvents & ResearchEvents & { 'iteration.written': IterationWrittenEvent };
+
 /** Collaborators of {@link createTracing}. */
 export interface TracingDeps {
-  /** The bus the tick, planner and projection emit on. */
-  events: EventBus<EventMap>;
+  /** The bus the dispatcher, planner, research stage and projection emit on; tracing only subscribes. */
+  events: Pick<EventBus<TracedEvents>, 'on'>;
   logger: Logger;
   /** Span start and end times (default: the system clock). */
   clock?: Clock;
@@ -153,40 +158,86 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-type TracedEvents = TickEvents & PlannerEvents & ResearchEvents & { 'iteration.written': IterationWrittenEvent };
-
-const MAX_OPEN_TICKS = 8;
-const MAX_OPEN_MISSIONS = 10_000;
+const MAX_OPEN_PASSES = 8;
+const MAX_OPEN_RUNS = 10_000;
 const MAX_OPEN_LLM_CALLS = 1_000;
 const TRACER_NAME = 'mana-ai';
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5_000;
 
-interface OpenSpan {
-  span: Span;
-  /** `scannedAt` of the tick the span belongs to (undefined: none was open). */
-  tickKey: string | undefined;
+type ResearchSpanEvent = (typeof RESEARCH_SPAN_EVENTS)[number];
+
+/** The optional fields of the research payloads: each payload widens to it without a cast. */
+interface ResearchFields {
+  provider?: string;
+  taskId?: string;
+  reason?: string;
+  status?: string | number;
+  remoteStatus?: string;
+  failedPolls?: number;
+  feedCount?: number;
+  articleCount?: number;
+  hasAnswer?: boolean;
+  code?: string;
+  kind?: string;
 }
 
-interface OpenTick {
+/** An open `mana_ai.tick` span: one pass (`runPass()`, `POST /internal/tick`). */
+interface OpenPass {
   span: Span;
+  context: Context;
   failedStage?: string;
 }
 
-interface OpenMission extends OpenSpan {
+/** An open `mana_ai.mission` span: one run, from `mission.claimed` to `mission.finished`. */
+interface OpenRun {
+  span: Span;
   context: Context;
+  ids: RunIds;
+  passId: string | null;
+  /** Open from `mission.planned` until `mission.written`, `mission.error` or `mission.finished`. */
   writeBack?: Span;
+  /** `mission.written`'s flag: false (an iteration that already existed) ends the run as `duplicate`. */
+  written?: boolean;
+  /** The constant status message of a failed run, set when the run ends. */
+  failure?: string;
+  /** Keys of the run's open LLM calls. */
+  llmCalls: Set<string>;
 }
 
-interface OpenLlmCall extends OpenSpan {
-  missionId: string | undefined;
+/** An open `mana_ai.llm_call` span. */
+interface OpenLlmCall {
+  span: Span;
+  runId: string;
+}
+
+/**
+ * The open spans of one tracing instance. Parentage comes from the ids the events carry (`passId`,
+ * `runId`), never from their order. Every map is bounded: at its bound the oldest entry is ended.
+ */
+interface RecorderState {
+  tracer: Tracer;
+  clock: Clock;
+  /** By `passId`. */
+  passes: Map<string, OpenPass>;
+  /** By `runId`. */
+  runs: Map<string, OpenRun>;
+  /**
+   * The open run of each `userId|missionId`, for the events that carry no run id (research, the
+   * projection's `iteration.written`). One instance runs a mission at most once at a time, so the
+   * pair names one run; entries point into `runs` and leave with their run.
+   */
+  runOfMission: Map<string, string>;
+  /** By `runId|purpose|round`. */
+  llmCalls: Map<string, OpenLlmCall>;
 }
 
 /**
  * Creates the runner's tracing: when `options.endpoint` is set, a per-instance (never global)
- * tracer provider exporting OTLP/HTTP JSON, and listeners that turn tick, mission, planner and
- * write-back events into spans `mana_ai.tick` › `mana_ai.mission` › `mana_ai.llm_call` /
- * `mana_ai.write_back`. Attributes are ids, counts and enums only; status messages are constants.
- * Unset endpoint: subscribes nothing.
+ * tracer provider exporting OTLP/HTTP JSON, and listeners that turn dispatcher, planner, research
+ * and write-back events into spans: `mana_ai.mission` per run (a child of its pass's `mana_ai.tick`,
+ * or a trace of its own for the continuous dispatcher) › `mana_ai.llm_call` / `mana_ai.write_back`.
+ * Attributes are ids, counts and enums only; status messages are constants. Unset endpoint:
+ * subscribes nothing.
  */
 export function createTracing(deps: TracingDeps, options: TracingOptions): Tracing {
   if (options.endpoint === undefined || options.endpoint.trim() === '') {
@@ -202,29 +253,15 @@ export function createTracing(deps: TracingDeps, options: TracingOptions): Traci
     ),
     spanProcessors: [processor],
   });
-  const tracer = provider.getTracer(TRACER_NAME, options.serviceVersion);
-  const recorder = createSpanRecorder(tracer, deps.clock ?? systemClock);
-
-  const unsubscribers: Array<() => void> = [];
-  const on = <Name extends keyof TracedEvents & string>(name: Name, listener: (payload: TracedEvents[Name]) => void) => {
-    unsubscribers.push(deps.events.on(name, listener as (payload: unknown) => void));
+  const state: RecorderState = {
+    tracer: provider.getTracer(TRACER_NAME, options.serviceVersion),
+    clock: deps.clock ?? systemClock,
+    passes: new Map(),
+    runs: new Map(),
+    runOfMission: new Map(),
+    llmCalls: new Map(),
   };
-  on('tick.started', (payload) => recorder.tickStarted(payload));
-  on('tick.refreshed', (payload) => recorder.tickRefreshed(payload));
-  on('tick.failed', (payload) => recorder.tickFailed(payload));
-  on('tick.finished', (payload) => recorder.tickFinished(payload));
-  on('mission.claimed', (payload) => recorder.missionClaimed(payload));
-  on('mission.skipped', (payload) => recorder.missionSkipped(payload));
-  on('mission.planned', (payload) => recorder.missionPlanned(payload));
-  on('mission.plan-failed', (payload) => recorder.missionPlanFailed(payload));
-  on('mission.written', (payload) => recorder.missionWritten(payload));
-  on('mission.error', (payload) => recorder.missionError(payload));
-  on('iteration.written', (payload) => recorder.iterationWritten(payload));
-  on('planner.llm-call.started', (payload) => recorder.llmCallStarted(payload));
-  on('planner.llm-call.finished', (payload) => recorder.llmCallFinished(payload));
-  on('planner.provider-error', (payload) => recorder.providerError(payload));
-  on('planner.run.finished', (payload) => recorder.plannerRunFinished(payload));
-  for (const name of RESEARCH_SPAN_EVENTS) on(name, (payload) => recorder.researchEvent(name, payload));
+  const unsubscribers = subscribe(deps.events, state);
 
   // Userinfo could hold credentials: log scheme, host and path only.
   deps.logger.info({ endpoint: `${url.protocol}//${url.host}${url.pathname}` }, 'tracing enabled');
@@ -235,7 +272,7 @@ export function createTracing(deps: TracingDeps, options: TracingOptions): Traci
     shutdown: () =>
       (stopping ??= (async () => {
         for (const unsubscribe of unsubscribers.splice(0)) unsubscribe();
-        recorder.endAll('tracing shut down before the span ended');
+        endAll(state, 'tracing shut down before the span ended');
         const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
         let timer: NodeJS.Timeout | undefined;
         const timedOut = new Promise<'timed-out'>((resolve) => {
@@ -256,6 +293,29 @@ export function createTracing(deps: TracingDeps, options: TracingOptions): Traci
   };
 }
 
+/** Subscribes the span listeners; returns the functions that unsubscribe them. */
+function subscribe(events: TracingDeps['events'], state: RecorderState): Array<() => void> {
+  return [
+    events.on('tick.started', (payload) => passStarted(state, payload)),
+    events.on('tick.refreshed', (payload) => passRefreshed(state, payload)),
+    events.on('tick.failed', (payload) => passFailed(state, payload)),
+    events.on('tick.finished', (payload) => passFinished(state, payload)),
+    events.on('mission.claimed', (payload) => runClaimed(state, payload)),
+    events.on('mission.skipped', (payload) => runSkipped(state, payload)),
+    events.on('mission.planned', (payload) => runPlanned(state, payload)),
+    events.on('mission.plan-failed', (payload) => runPlanFailed(state, payload)),
+    events.on('iteration.written', (payload) => iterationWritten(state, payload)),
+    events.on('mission.written', (payload) => runWritten(state, payload)),
+    events.on('mission.error', (payload) => runFailed(state, payload)),
+    events.on('mission.finished', (payload) => runFinished(state, payload)),
+    events.on('planner.llm-call.started', (payload) => llmCallStarted(state, payload)),
+    events.on('planner.llm-call.finished', (payload) => llmCallFinished(state, payload)),
+    events.on('planner.provider-error', (payload) => llmCallFailed(state, payload)),
+    events.on('planner.run.finished', (payload) => plannerRunFinished(state, payload)),
+    ...RESEARCH_SPAN_EVENTS.map((name) => events.on(name, (payload) => researchStep(state, name, payload))),
+  ];
+}
+
 /** An enum value for a status message; anything else (a future free-text field) becomes `unknown`. */
 function enumToken(value: unknown): string {
   return typeof value === 'string' && /^[a-z0-9-]{1,40}$/.test(value) ? value : 'unknown';
@@ -274,263 +334,345 @@ function tracesUrl(endpoint: string): URL {
   return url;
 }
 
-/** The event → span state machine; every map is bounded and emptied when its tick finishes. */
-function createSpanRecorder(tracer: Tracer, clock: Clock) {
-  const ticks = new Map<string, OpenTick>();
-  const missions = new Map<string, OpenMission>();
-  const llmCalls = new Map<string, OpenLlmCall>();
-  const now = (): Date => new Date(clock.now());
 
-  const start = (name: string, parent: Context, attributes: Record<string, unknown>, kind = SpanKind.INTERNAL): Span =>
-    tracer.startSpan(name, { kind, startTime: now(), attributes: filterSpanAttributes(attributes) }, parent);
-  const set = (span: Span, attributes: Record<string, unknown>): void => {
-    span.setAttributes(filterSpanAttributes(attributes));
-  };
-  const fail = (span: Span, message: string): void => {
-    span.setStatus({ code: SpanStatusCode.ERROR, message });
-  };
-  const currentTickKey = (): string | undefined => {
-    let last: string | undefined;
-    for (const key of ticks.keys()) last = key;
-    return last;
-  };
-  const parentOf = (tickKey: string | undefined): Context => {
-    const tick = tickKey === undefined ? undefined : ticks.get(tickKey);
-    return tick ? trace.setSpan(ROOT_CONTEXT, tick.span) : ROOT_CONTEXT;
-  };
-  const evictOldest = <Value>(map: Map<string, Value>, max: number, end: (key: string, value: Value) => void): void => {
-    while (map.size >= max) {
-      const oldest = map.entries().next().value;
-      if (!oldest) return;
-      end(oldest[0], oldest[1]);
-    }
-  };
-  const llmKey = (missionId: string | undefined, purpose: string, round: number): string => `${missionId ?? ''}|${purpose}|${round}`;
+function now(state: RecorderState): Date {
+  return new Date(state.clock.now());
+}
 
-  const endLlmCall = (key: string, call: OpenLlmCall, error?: string): void => {
-    llmCalls.delete(key);
-    if (error !== undefined) fail(call.span, error);
-    call.span.end(now());
-  };
-  const endLlmCallsOf = (missionId: string, error: string): void => {
-    for (const [key, call] of llmCalls) if (call.missionId === missionId) endLlmCall(key, call, error);
-  };
-  const endMission = (missionId: string, outcome: string, error?: string): OpenMission | undefined => {
-    const mission = missions.get(missionId);
-    if (!mission) return undefined;
-    missions.delete(missionId);
-    endLlmCallsOf(missionId, 'mission ended before the LLM call finished');
-    if (mission.writeBack) {
-      if (error !== undefined) fail(mission.writeBack, error);
-      mission.writeBack.end(now());
-    }
-    set(mission.span, { 'mission.outcome': outcome });
-    if (error !== undefined) fail(mission.span, error);
-    mission.span.end(now());
-    return mission;
-  };
-  const endTick = (key: string, tick: OpenTick, error?: string): void => {
-    for (const [callKey, call] of llmCalls) if (call.tickKey === key) endLlmCall(callKey, call, 'tick ended before the LLM call finished');
-    for (const [missionId, mission] of missions) {
-      if (mission.tickKey === key) endMission(missionId, 'unfinished', 'tick ended before the mission finished');
-    }
-    ticks.delete(key);
-    if (tick.failedStage !== undefined) fail(tick.span, `tick failed in stage ${tick.failedStage}`);
-    else if (error !== undefined) fail(tick.span, error);
-    tick.span.end(now());
-  };
+function startSpan(state: RecorderState, name: string, parent: Context, attributes: Record<string, unknown>, kind = SpanKind.INTERNAL): Span {
+  return state.tracer.startSpan(name, { kind, startTime: now(state), attributes: filterSpanAttributes(attributes) }, parent);
+}
 
-  return {
-    tickStarted(payload: TracedEvents['tick.started']): void {
-      const key = String(payload.scannedAt);
-      const previous = ticks.get(key);
-      if (previous) endTick(key, previous, 'superseded by a tick with the same start');
-      evictOldest(ticks, MAX_OPEN_TICKS, (oldKey, tick) => endTick(oldKey, tick, 'evicted: too many open ticks'));
-      ticks.set(key, { span: start(SPAN_NAMES.tick, ROOT_CONTEXT, {}) });
+function setAttributes(span: Span, attributes: Record<string, unknown>): void {
+  span.setAttributes(filterSpanAttributes(attributes));
+}
+
+function fail(span: Span, message: string): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
+/** Ends the oldest entries until `map` has room for one more. */
+function evictOldest<Value>(map: Map<string, Value>, max: number, end: (key: string) => void): void {
+  while (map.size >= max) {
+    const oldest = map.keys().next();
+    if (oldest.done) return;
+    end(oldest.value);
+    map.delete(oldest.value);
+  }
+}
+
+function missionKey(userId: string, missionId: string): string {
+  return `${userId}|${missionId}`;
+}
+
+function llmCallKey(runId: string, purpose: string, round: number): string {
+  return `${runId}|${purpose}|${round}`;
+}
+
+/** The open run of a mission, for events that carry no run id. */
+function runOfMission(state: RecorderState, userId: string, missionId: string): OpenRun | undefined {
+  const runId = state.runOfMission.get(missionKey(userId, missionId));
+  return runId === undefined ? undefined : state.runs.get(runId);
+}
+
+function endLlmCall(state: RecorderState, key: string, error?: string): void {
+  const call = state.llmCalls.get(key);
+  if (!call) return;
+  state.llmCalls.delete(key);
+  state.runs.get(call.runId)?.llmCalls.delete(key);
+  if (error !== undefined) fail(call.span, error);
+  call.span.end(now(state));
+}
+
+function endWriteBack(state: RecorderState, run: OpenRun, error?: string): void {
+  if (!run.writeBack) return;
+  if (error !== undefined) fail(run.writeBack, error);
+  run.writeBack.end(now(state));
+  run.writeBack = undefined;
+}
+
+/** Ends a run's span and its open children; `error` (or the run's recorded failure) sets status ERROR. */
+function endRun(state: RecorderState, runId: string, outcome: string, error?: string): void {
+  const run = state.runs.get(runId);
+  if (!run) return;
+  state.runs.delete(runId);
+  const key = missionKey(run.ids.userId, run.ids.missionId);
+  if (state.runOfMission.get(key) === runId) state.runOfMission.delete(key);
+  for (const callKey of [...run.llmCalls]) endLlmCall(state, callKey, 'mission ended before the LLM call finished');
+  const failure = error ?? run.failure;
+  endWriteBack(state, run, failure);
+  setAttributes(run.span, { 'mission.outcome': outcome });
+  if (failure !== undefined) fail(run.span, failure);
+  run.span.end(now(state));
+}
+
+/** Ends a pass's span; runs of the pass still open (none, when the dispatcher keeps its order) end first. */
+function endPass(state: RecorderState, passId: string, error?: string): void {
+  const pass = state.passes.get(passId);
+  if (!pass) return;
+  state.passes.delete(passId);
+  for (const [runId, run] of state.runs) {
+    if (run.passId === passId) endRun(state, runId, 'unfinished', 'pass ended before the mission finished');
+  }
+  if (pass.failedStage !== undefined) fail(pass.span, `tick failed in stage ${pass.failedStage}`);
+  else if (error !== undefined) fail(pass.span, error);
+  pass.span.end(now(state));
+}
+
+/** Ends every open span (shutdown), children first. */
+function endAll(state: RecorderState, error: string): void {
+  for (const key of [...state.llmCalls.keys()]) endLlmCall(state, key, error);
+  for (const runId of [...state.runs.keys()]) endRun(state, runId, 'unfinished', error);
+  for (const passId of [...state.passes.keys()]) endPass(state, passId, error);
+}
+
+
+function passStarted(state: RecorderState, payload: TracedEvents['tick.started']): void {
+  endPass(state, payload.passId, 'superseded by a pass with the same id');
+  evictOldest(state.passes, MAX_OPEN_PASSES, (passId) => endPass(state, passId, 'evicted: too many open passes'));
+  const span = startSpan(state, SPAN_NAMES.tick, ROOT_CONTEXT, { 'tick.pass_id': payload.passId });
+  state.passes.set(payload.passId, { span, context: trace.setSpan(ROOT_CONTEXT, span) });
+}
+
+/**
+ * Refreshes and claims happen on every dispatcher cycle, in a pass or not, and their events name no
+ * pass: they are recorded on the pass only while exactly one is open (the last refresh wins), and
+ * otherwise left to the metrics rather than guessed onto a span.
+ */
+function onlyOpenPass(state: RecorderState): OpenPass | undefined {
+  if (state.passes.size !== 1) return undefined;
+  return state.passes.values().next().value;
+}
+
+function passRefreshed(state: RecorderState, payload: TracedEvents['tick.refreshed']): void {
+  const pass = onlyOpenPass(state);
+  if (!pass) return;
+  setAttributes(pass.span, {
+    'refresh.rows_applied': payload.rowsApplied,
+    'refresh.new_snapshots': payload.newSnapshots,
+    'refresh.updated_snapshots': payload.updatedSnapshots,
+    'refresh.skipped': payload.skipped === true,
+  });
+}
+
+function passFailed(state: RecorderState, payload: TracedEvents['tick.failed']): void {
+  // The message may quote SQL or driver text: only the stage (an enum) is recorded.
+  const pass = onlyOpenPass(state);
+  if (!pass) return;
+  pass.failedStage = enumToken(payload.stage);
+  setAttributes(pass.span, { 'tick.failed_stage': pass.failedStage });
+}
+
+function passFinished(state: RecorderState, payload: TracedEvents['tick.finished']): void {
+  const pass = state.passes.get(payload.passId);
+  if (!pass) return;
+  const { stats } = payload;
+  setAttributes(pass.span, {
+    'tick.due_missions': stats.dueMissionCount,
+    'tick.plans_produced': stats.plansProduced,
+    'tick.plans_written': stats.plansWrittenBack,
+    'tick.parse_failures': stats.parseFailures,
+    'tick.errors': stats.errors.length,
+    'tick.skipped': Object.values(stats.skipped).reduce((sum, count) => sum + (count ?? 0), 0),
+    'tick.duration_ms': payload.durationMs,
+  });
+  endPass(state, payload.passId);
+}
+
+
+function runClaimed(state: RecorderState, payload: TracedEvents['mission.claimed']): void {
+  const { runId, missionId, userId, agentId, passId } = payload;
+  endRun(state, runId, 'unfinished', 'claimed again before the run ended');
+  evictOldest(state.runs, MAX_OPEN_RUNS, (oldest) => endRun(state, oldest, 'unfinished', 'evicted: too many open missions'));
+  // A pass's run is a child of its pass; a run of the continuous dispatcher (or of a pass whose span
+  // is gone) is a trace of its own.
+  const pass = passId === null ? undefined : state.passes.get(passId);
+  const span = startSpan(state, SPAN_NAMES.mission, pass ? pass.context : ROOT_CONTEXT, {
+    'mission.id': missionId,
+    'mission.run_id': runId,
+    'user.id': userId,
+    'agent.id': agentId ?? undefined,
+  });
+  state.runs.set(runId, {
+    span,
+    context: trace.setSpan(ROOT_CONTEXT, span),
+    ids: { runId, missionId, userId, agentId },
+    passId,
+    llmCalls: new Set(),
+  });
+  state.runOfMission.set(missionKey(userId, missionId), runId);
+}
+
+function runSkipped(state: RecorderState, payload: TracedEvents['mission.skipped']): void {
+  const run = state.runs.get(payload.runId);
+  if (run) setAttributes(run.span, { 'mission.skip_reason': payload.reason });
+}
+
+/**
+ * The write-back span opens on `mission.planned`, under the run's span found by its run id, and ends
+ * on `mission.written` or `mission.error` (or with the run). The projection's `iteration.written`
+ * names no run: it adds its attributes to the write-back span of the mission's open run, if any.
+ */
+function runPlanned(state: RecorderState, payload: TracedEvents['mission.planned']): void {
+  const run = state.runs.get(payload.runId);
+  if (!run) return;
+  setAttributes(run.span, { 'mission.steps': payload.steps, 'mission.rounds': payload.rounds, 'mission.tokens': payload.tokens });
+  endWriteBack(state, run, 'superseded by a later plan of the run');
+  run.writeBack = startSpan(state, SPAN_NAMES.writeBack, run.context, {
+    'mission.id': payload.missionId,
+    'mission.run_id': payload.runId,
+    'user.id': payload.userId,
+    'write_back.steps': payload.steps,
+  });
+}
+
+function runPlanFailed(state: RecorderState, payload: TracedEvents['mission.plan-failed']): void {
+  // `reason` is free text from the planner: never recorded.
+  const run = state.runs.get(payload.runId);
+  if (!run) return;
+  setAttributes(run.span, { 'mission.tokens': payload.tokens });
+  run.failure = 'planner loop failed';
+}
+
+function iterationWritten(state: RecorderState, payload: TracedEvents['iteration.written']): void {
+  const writeBack = runOfMission(state, payload.userId, payload.missionId)?.writeBack;
+  if (!writeBack) return;
+  setAttributes(writeBack, {
+    'mission.iteration_id': payload.iterationId,
+    'write_back.duplicate': payload.duplicate,
+    'write_back.steps': payload.steps,
+  });
+}
+
+function runWritten(state: RecorderState, payload: TracedEvents['mission.written']): void {
+  const run = state.runs.get(payload.runId);
+  if (!run) return;
+  run.written = payload.written;
+  setAttributes(run.span, { 'mission.iteration_id': payload.iterationId });
+  if (run.writeBack) setAttributes(run.writeBack, { 'mission.iteration_id': payload.iterationId, 'write_back.written': payload.written });
+  endWriteBack(state, run);
+}
+
+function runFailed(state: RecorderState, payload: TracedEvents['mission.error']): void {
+  // The message may carry decrypted input or LLM output: only the stage (an enum) is recorded.
+  const run = state.runs.get(payload.runId);
+  if (!run) return;
+  setAttributes(run.span, { 'mission.error_stage': payload.stage });
+  run.failure = `mission failed in stage ${enumToken(payload.stage)}`;
+  endWriteBack(state, run, run.failure);
+}
+
+function runFinished(state: RecorderState, payload: TracedEvents['mission.finished']): void {
+  const run = state.runs.get(payload.runId);
+  if (!run) return;
+  const { outcome } = payload;
+  if (run.failure === undefined && (outcome === 'error' || outcome === 'plan-failed')) run.failure = `mission ended with outcome ${outcome}`;
+  endRun(state, payload.runId, outcome === 'written' && run.written === false ? 'duplicate' : outcome);
+}
+
+/** A research step of a running mission, as an event on its run's span (ids, counts and enums only). */
+function researchStep(state: RecorderState, name: ResearchSpanEvent, payload: ResearchEvents[ResearchSpanEvent]): void {
+  const run = runOfMission(state, payload.userId, payload.missionId);
+  if (!run) return;
+  const fields: ResearchFields = payload;
+  // `status` is an outcome enum on research.shallow and an HTTP status on research.submit-failed.
+  const { status } = fields;
+  run.span.addEvent(
+    name,
+    filterSpanAttributes({
+      'research.provider': fields.provider,
+      'research.task_id': fields.taskId,
+      'research.status': typeof status === 'string' ? status : undefined,
+      'research.reason': fields.reason,
+      'research.remote_status': fields.remoteStatus,
+      'research.failed_polls': fields.failedPolls,
+      'research.feed_count': fields.feedCount,
+      'research.article_count': fields.articleCount,
+      'research.has_answer': fields.hasAnswer,
+      'research.error_code': fields.code,
+      'research.error_kind': fields.kind,
+      'http.response.status_code': typeof status === 'number' ? status : undefined,
+    }),
+    now(state),
+  );
+}
+
+
+/**
+ * An LLM call is a child of the run its context names. Without a run id, or when that run has
+ * ended (a call outliving its run), no span is recorded: none rather than one under a wrong parent.
+ */
+function llmCallStarted(state: RecorderState, payload: TracedEvents['planner.llm-call.started']): void {
+  const { runId } = payload.context;
+  const run = runId === undefined ? undefined : state.runs.get(runId);
+  if (runId === undefined || !run) return;
+  const key = llmCallKey(runId, payload.purpose, payload.round);
+  endLlmCall(state, key, 'superseded by a call with the same round');
+  evictOldest(state.llmCalls, MAX_OPEN_LLM_CALLS, (oldest) => endLlmCall(state, oldest, 'evicted: too many open LLM calls'));
+  const span = startSpan(
+    state,
+    SPAN_NAMES.llmCall,
+    run.context,
+    {
+      'mission.id': run.ids.missionId,
+      'mission.run_id': runId,
+      'agent.id': run.ids.agentId ?? undefined,
+      'llm.purpose': payload.purpose,
+      'llm.round': payload.round,
+      'gen_ai.request.model': payload.model,
+      'llm.message_count': payload.messageCount,
+      'llm.tool_count': payload.toolCount,
     },
-    tickRefreshed(payload: TracedEvents['tick.refreshed']): void {
-      const tick = ticks.get(currentTickKey() ?? '');
-      if (!tick) return;
-      set(tick.span, {
-        'refresh.rows_applied': payload.rowsApplied,
-        'refresh.new_snapshots': payload.newSnapshots,
-        'refresh.updated_snapshots': payload.updatedSnapshots,
-        'refresh.skipped': payload.skipped === true,
-      });
-    },
-    tickFailed(payload: TracedEvents['tick.failed']): void {
-      // The message may quote SQL or driver text: only the stage (an enum) is recorded.
-      const tick = ticks.get(currentTickKey() ?? '');
-      if (!tick) return;
-      tick.failedStage = enumToken(payload.stage);
-      set(tick.span, { 'tick.failed_stage': tick.failedStage });
-    },
-    tickFinished(payload: TracedEvents['tick.finished']): void {
-      const key = String(payload.stats.scannedAt);
-      const tick = ticks.get(key);
-      if (!tick) return;
-      const { stats } = payload;
-      set(tick.span, {
-        'tick.due_missions': stats.dueMissionCount,
-        'tick.plans_produced': stats.plansProduced,
-        'tick.plans_written': stats.plansWrittenBack,
-        'tick.parse_failures': stats.parseFailures,
-        'tick.errors': stats.errors.length,
-        'tick.skipped': Object.values(stats.skipped).reduce((sum, count) => sum + (count ?? 0), 0),
-        'tick.duration_ms': payload.durationMs,
-      });
-      endTick(key, tick);
-    },
-    /** A research step of a running mission, as an event on its span (ids, counts and enums only). */
-    researchEvent(name: (typeof RESEARCH_SPAN_EVENTS)[number], payload: ResearchEvents[(typeof RESEARCH_SPAN_EVENTS)[number]]): void {
-      const mission = missions.get(payload.missionId);
-      if (!mission) return;
-      const fields = payload as unknown as Partial<Record<string, unknown>>;
-      // `status` is an outcome enum on research.shallow and an HTTP status on research.submit-failed.
-      const status = fields.status;
-      mission.span.addEvent(
-        name,
-        filterSpanAttributes({
-          'research.provider': fields.provider,
-          'research.task_id': fields.taskId,
-          'research.status': typeof status === 'string' ? status : undefined,
-          'research.reason': fields.reason,
-          'research.remote_status': fields.remoteStatus,
-          'research.failed_polls': fields.failedPolls,
-          'research.feed_count': fields.feedCount,
-          'research.article_count': fields.articleCount,
-          'research.has_answer': fields.hasAnswer,
-          'research.error_code': fields.code,
-          'research.error_kind': fields.kind,
-          'http.response.status_code': typeof status === 'number' ? status : undefined,
-        }),
-        now(),
-      );
-    },
-    missionClaimed(payload: TracedEvents['mission.claimed']): void {
-      if (missions.has(payload.missionId)) endMission(payload.missionId, 'unfinished', 'claimed again before the run ended');
-      evictOldest(missions, MAX_OPEN_MISSIONS, (missionId) => endMission(missionId, 'unfinished', 'evicted: too many open missions'));
-      const tickKey = currentTickKey();
-      const span = start(SPAN_NAMES.mission, parentOf(tickKey), {
-        'mission.id': payload.missionId,
-        'user.id': payload.userId,
-        'agent.id': payload.agentId ?? undefined,
-      });
-      missions.set(payload.missionId, { span, tickKey, context: trace.setSpan(ROOT_CONTEXT, span) });
-    },
-    missionSkipped(payload: TracedEvents['mission.skipped']): void {
-      const mission = missions.get(payload.missionId);
-      if (mission) set(mission.span, { 'mission.skip_reason': payload.reason });
-      endMission(payload.missionId, 'skipped');
-    },
-    missionPlanned(payload: TracedEvents['mission.planned']): void {
-      const mission = missions.get(payload.missionId);
-      if (!mission) return;
-      set(mission.span, { 'mission.steps': payload.steps, 'mission.rounds': payload.rounds, 'mission.tokens': payload.tokens });
-      mission.writeBack?.end(now());
-      mission.writeBack = start(SPAN_NAMES.writeBack, mission.context, {
-        'mission.id': payload.missionId,
-        'user.id': payload.userId,
-        'write_back.steps': payload.steps,
-      });
-    },
-    missionPlanFailed(payload: TracedEvents['mission.plan-failed']): void {
-      // `reason` is free text from the planner: never recorded.
-      const mission = missions.get(payload.missionId);
-      if (mission) set(mission.span, { 'mission.tokens': payload.tokens });
-      endMission(payload.missionId, 'plan-failed', 'planner loop failed');
-    },
-    iterationWritten(payload: TracedEvents['iteration.written']): void {
-      const writeBack = missions.get(payload.missionId)?.writeBack;
-      if (!writeBack) return;
-      set(writeBack, {
-        'mission.iteration_id': payload.iterationId,
-        'write_back.duplicate': payload.duplicate,
-        'write_back.steps': payload.steps,
-      });
-    },
-    missionWritten(payload: TracedEvents['mission.written']): void {
-      const mission = missions.get(payload.missionId);
-      if (!mission) return;
-      set(mission.span, { 'mission.iteration_id': payload.iterationId });
-      if (mission.writeBack) {
-        set(mission.writeBack, { 'mission.iteration_id': payload.iterationId, 'write_back.written': payload.written });
-      }
-      endMission(payload.missionId, payload.written ? 'written' : 'duplicate');
-    },
-    missionError(payload: TracedEvents['mission.error']): void {
-      // The message may carry decrypted input or LLM output: only the stage (an enum) is recorded.
-      const mission = missions.get(payload.missionId);
-      if (!mission) return;
-      set(mission.span, { 'mission.error_stage': payload.stage });
-      endMission(payload.missionId, 'error', `mission failed in stage ${enumToken(payload.stage)}`);
-    },
-    llmCallStarted(payload: TracedEvents['planner.llm-call.started']): void {
-      const missionId = payload.context?.missionId;
-      const mission = missionId === undefined ? undefined : missions.get(missionId);
-      const key = llmKey(missionId, payload.purpose, payload.round);
-      const previous = llmCalls.get(key);
-      if (previous) endLlmCall(key, previous, 'superseded by a call with the same round');
-      evictOldest(llmCalls, MAX_OPEN_LLM_CALLS, (oldKey, call) => endLlmCall(oldKey, call, 'evicted: too many open LLM calls'));
-      const tickKey = mission ? mission.tickKey : currentTickKey();
-      const span = start(
-        SPAN_NAMES.llmCall,
-        mission ? mission.context : parentOf(tickKey),
-        {
-          'mission.id': missionId,
-          'agent.id': payload.context?.agentId,
-          'llm.purpose': payload.purpose,
-          'llm.round': payload.round,
-          'gen_ai.request.model': payload.model,
-          'llm.message_count': payload.messageCount,
-          'llm.tool_count': payload.toolCount,
-        },
-        SpanKind.CLIENT,
-      );
-      llmCalls.set(key, { span, tickKey, missionId: mission ? missionId : undefined });
-    },
-    llmCallFinished(payload: TracedEvents['planner.llm-call.finished']): void {
-      const key = llmKey(payload.context?.missionId, payload.purpose, payload.round);
-      const call = llmCalls.get(key);
-      if (!call) return;
-      set(call.span, {
-        'llm.duration_ms': payload.durationMs,
-        'gen_ai.response.finish_reason': payload.finishReason,
-        'llm.tool_call_count': payload.toolCallCount,
-        'gen_ai.usage.input_tokens': payload.usage?.promptTokens,
-        'gen_ai.usage.output_tokens': payload.usage?.completionTokens,
-        'llm.total_tokens': payload.usage?.totalTokens,
-      });
-      endLlmCall(key, call);
-    },
-    providerError(payload: TracedEvents['planner.provider-error']): void {
-      const key = llmKey(payload.context?.missionId, payload.purpose, payload.round);
-      const call = llmCalls.get(key);
-      if (!call) return;
-      set(call.span, {
-        'llm.provider': payload.provider,
-        'error.type': payload.kind,
-        'http.response.status_code': payload.status,
-        'llm.attempts': payload.attempts,
-        'llm.duration_ms': payload.durationMs,
-      });
-      endLlmCall(key, call, `provider error: ${enumToken(payload.kind)}`);
-    },
-    plannerRunFinished(payload: TracedEvents['planner.run.finished']): void {
-      const missionId = payload.context?.missionId;
-      const mission = missionId === undefined ? undefined : missions.get(missionId);
-      if (!mission) return;
-      set(mission.span, {
-        'planner.stop_reason': payload.stopReason,
-        'planner.recorded_calls': payload.recordedCalls,
-        'planner.rejected_calls': payload.rejectedCalls,
-      });
-    },
-    /** Ends every open span (shutdown), children first. */
-    endAll(error: string): void {
-      for (const [key, tick] of [...ticks]) endTick(key, tick, error);
-      for (const [key, call] of [...llmCalls]) endLlmCall(key, call, error);
-      for (const missionId of [...missions.keys()]) endMission(missionId, 'unfinished', error);
-    },
-  };
+    SpanKind.CLIENT,
+  );
+  state.llmCalls.set(key, { span, runId });
+  run.llmCalls.add(key);
+}
+
+function openLlmCall(state: RecorderState, payload: TracedEvents['planner.llm-call.finished' | 'planner.provider-error']): [string, OpenLlmCall] | undefined {
+  const { runId } = payload.context;
+  if (runId === undefined) return undefined;
+  const key = llmCallKey(runId, payload.purpose, payload.round);
+  const call = state.llmCalls.get(key);
+  return call ? [key, call] : undefined;
+}
+
+function llmCallFinished(state: RecorderState, payload: TracedEvents['planner.llm-call.finished']): void {
+  const open = openLlmCall(state, payload);
+  if (!open) return;
+  const [key, call] = open;
+  setAttributes(call.span, {
+    'llm.duration_ms': payload.durationMs,
+    'gen_ai.response.finish_reason': payload.finishReason,
+    'llm.tool_call_count': payload.toolCallCount,
+    'gen_ai.usage.input_tokens': payload.usage?.promptTokens,
+    'gen_ai.usage.output_tokens': payload.usage?.completionTokens,
+    'llm.total_tokens': payload.usage?.totalTokens,
+  });
+  endLlmCall(state, key);
+}
+
+function llmCallFailed(state: RecorderState, payload: TracedEvents['planner.provider-error']): void {
+  const open = openLlmCall(state, payload);
+  if (!open) return;
+  const [key, call] = open;
+  setAttributes(call.span, {
+    'llm.provider': payload.provider,
+    'error.type': payload.kind,
+    'http.response.status_code': payload.status,
+    'llm.attempts': payload.attempts,
+    'llm.duration_ms': payload.durationMs,
+  });
+  endLlmCall(state, key, `provider error: ${enumToken(payload.kind)}`);
+}
+
+function plannerRunFinished(state: RecorderState, payload: TracedEvents['planner.run.finished']): void {
+  const { runId } = payload.context;
+  const run = runId === undefined ? undefined : state.runs.get(runId);
+  if (!run) return;
+  setAttributes(run.span, {
+    'planner.stop_reason': payload.stopReason,
+    'planner.recorded_calls': payload.recordedCalls,
+    'planner.rejected_calls': payload.rejectedCalls,
+  });
 }
