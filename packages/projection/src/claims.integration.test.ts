@@ -1,16 +1,16 @@
-import { createManualClock, type ManualClock } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RUNNER_PASSWORD, connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RUNNER_PASSWORD, ageLeases, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
 import { type Projection, createProjection } from './projection.js';
 
 let db: TestDatabase;
 let runner: Sql;
-let clock: ManualClock;
 let projection: Projection;
+/** The database's now when the test began: due times are placed around it. */
+let t0: number;
 
-const NOW = '2026-04-21T07:00:00.000Z';
+const MINUTE = 60_000;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -20,16 +20,27 @@ afterAll(() => db.drop());
 
 beforeEach(async () => {
   await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors`;
-  clock = createManualClock(NOW);
-  projection = createProjection({ sql: runner, clock }, { leaseMs: 60_000 });
+  projection = createProjection({ sql: runner }, { leaseMs: 60_000 });
+  t0 = await databaseNowMs(db.sql);
+});
+afterEach(() => {
+  vi.useRealTimers();
 });
 
-/** Inserts `count` due missions with one bulk statement and projects them. */
-async function seedDueMissions(count: number, overrides: Record<string, unknown> = {}, userId = 'u-1'): Promise<void> {
+/** An instant with a zone offset instead of `Z` (`+02:00` = 120), as some devices write it. */
+function withOffset(ms: number, offsetMinutes: number): string {
+  const local = new Date(ms + offsetMinutes * MINUTE).toISOString().slice(0, 19);
+  const sign = offsetMinutes < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMinutes);
+  return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
+/** Inserts `count` missions due an hour ago (ids `<prefix>1..count`) with one statement, and projects them. */
+async function seedDueMissions(count: number, overrides: Record<string, unknown> = {}, prefix = 'm-'): Promise<void> {
   await db.sql`
     INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id)
-    SELECT 'ai', 'aiMissions', 'm-' || g, ${userId}, 'insert',
-           jsonb_build_object('id', 'm-' || g, 'state', 'active', 'nextRunAt', '2026-04-21T06:00:00.000Z',
+    SELECT 'ai', 'aiMissions', ${prefix} || g, 'u-1', 'insert',
+           jsonb_build_object('id', ${prefix} || g, 'state', 'active', 'nextRunAt', ${isoAt(t0, -60 * MINUTE)}::text,
                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'iterations', '[]'::jsonb)
              || ${JSON.stringify(overrides)}::text::jsonb,
            '{}'::jsonb, 'seed'
@@ -38,31 +49,56 @@ async function seedDueMissions(count: number, overrides: Record<string, unknown>
 }
 
 describe('claimDueMissions', () => {
-  it('claims only active, undeleted missions whose next run has come', async () => {
+  it('claims only active, undeleted missions whose next run has come on the database clock', async () => {
+    const short = `${isoAt(t0, -10_000).slice(0, 19)}Z`;
     await insertChanges(db.sql, [
-      { userId: 'u-1', recordId: 'due', data: missionData('due') },
-      { userId: 'u-1', recordId: 'future', data: missionData('future', { nextRunAt: '2026-04-21T08:00:00.000Z' }) },
-      { userId: 'u-1', recordId: 'paused', data: missionData('paused', { state: 'paused' }) },
-      { userId: 'u-1', recordId: 'soft-deleted', data: missionData('soft-deleted', { deletedAt: '2026-04-20T00:00:00.000Z' }) },
+      { userId: 'u-1', recordId: 'due', data: missionData('due', { nextRunAt: isoAt(t0, -60 * MINUTE) }) },
+      { userId: 'u-1', recordId: 'future', data: missionData('future', { nextRunAt: isoAt(t0, 60 * MINUTE) }) },
+      { userId: 'u-1', recordId: 'paused', data: missionData('paused', { state: 'paused', nextRunAt: isoAt(t0, -MINUTE) }) },
+      {
+        userId: 'u-1',
+        recordId: 'soft-deleted',
+        data: missionData('soft-deleted', { deletedAt: isoAt(t0, -MINUTE), nextRunAt: isoAt(t0, -MINUTE) }),
+      },
       { userId: 'u-1', recordId: 'no-next', data: missionData('no-next', { nextRunAt: undefined }) },
-      { userId: 'u-1', recordId: 'offset', data: missionData('offset', { nextRunAt: '2026-04-21T08:30:00+02:00' }) },
-      { userId: 'u-1', recordId: 'offset-later', data: missionData('offset-later', { nextRunAt: '2026-04-21T07:30:00-02:00' }) },
-      { userId: 'u-1', recordId: 'short', data: missionData('short', { nextRunAt: '2026-04-21T07:00:00Z' }) },
+      { userId: 'u-1', recordId: 'offset', data: missionData('offset', { nextRunAt: withOffset(t0 - 30 * MINUTE, 120) }) },
+      { userId: 'u-1', recordId: 'offset-later', data: missionData('offset-later', { nextRunAt: withOffset(t0 + 30 * MINUTE, -120) }) },
+      { userId: 'u-1', recordId: 'short', data: missionData('short', { nextRunAt: short }) },
     ]);
     await projection.refresh();
+    const before = await databaseNowMs(db.sql);
     const claimed = await projection.claimDue({ owner: 'i-1', limit: 100 });
+    const after = await databaseNowMs(db.sql);
     expect(claimed.map((claim) => claim.mission.id)).toEqual(['due', 'offset', 'short']);
-    expect(claimed[0]).toMatchObject({ dueSlot: '2026-04-21T06:00:00.000Z', owner: 'i-1', leaseUntil: '2026-04-21T07:01:00.000Z' });
+    expect(claimed[0]).toMatchObject({ dueSlot: isoAt(t0, -60 * MINUTE), owner: 'i-1' });
+    expect(claimed[1]?.dueSlot).toBe(new Date(Math.floor((t0 - 30 * MINUTE) / 1000) * 1000).toISOString());
+    const leaseUntil = Date.parse(claimed[0]!.leaseUntil);
+    expect(leaseUntil).toBeGreaterThanOrEqual(before - 1000 + 60_000);
+    expect(leaseUntil).toBeLessThanOrEqual(after + 60_000);
     expect(claimed[0]?.mission).toMatchObject({ userId: 'u-1', title: 'Mission due', state: 'active' });
     expect(await projection.claimDue({ owner: 'i-2', limit: 100 })).toEqual([]);
+  });
+
+  it('neither takes a live lease nor plans early when the instance clock runs 5 minutes ahead', async () => {
+    await seedDueMissions(3);
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'soon', data: missionData('soon', { nextRunAt: isoAt(t0, 2 * MINUTE) }) }]);
+    await projection.refresh();
+    expect(await projection.claimDue({ owner: 'on-time', limit: 10 })).toHaveLength(3);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 5 * MINUTE);
+    const ahead = createProjection({ sql: runner }, { leaseMs: 60_000 });
+    expect(await ahead.claimDue({ owner: 'ahead', limit: 10 })).toEqual([]);
+    const [leases] = await db.sql<{ owners: string[] }[]>`
+      SELECT array_agg(DISTINCT lease_owner) AS owners FROM mana_ai.mission_snapshots WHERE lease_owner IS NOT NULL`;
+    expect(leases?.owners).toEqual(['on-time']);
   });
 
   it('claims each of 500 due missions exactly once when two claimers race', async () => {
     await seedDueMissions(500);
     const clientA = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 3 });
     const clientB = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 3 });
-    const claimerA = createProjection({ sql: clientA, clock }, { leaseMs: 60_000 });
-    const claimerB = createProjection({ sql: clientB, clock }, { leaseMs: 60_000 });
+    const claimerA = createProjection({ sql: clientA }, { leaseMs: 60_000 });
+    const claimerB = createProjection({ sql: clientB }, { leaseMs: 60_000 });
     const drain = async (claimer: Projection, owner: string): Promise<string[]> => {
       const ids: string[] = [];
       for (;;) {
@@ -90,9 +126,9 @@ describe('claimDueMissions', () => {
     await seedDueMissions(5);
     const dead = await projection.claimDue({ owner: 'crashed', limit: 10 });
     expect(dead).toHaveLength(5);
-    clock.advance(59_999);
+    await ageLeases(db.sql, 50_000);
     expect(await projection.claimDue({ owner: 'survivor', limit: 10 })).toEqual([]);
-    clock.advance(1);
+    await ageLeases(db.sql, 10_001);
     const reclaimed = await projection.claimDue({ owner: 'survivor', limit: 10 });
     expect(reclaimed.map((claim) => claim.mission.id).sort()).toEqual(dead.map((claim) => claim.mission.id).sort());
     expect(await projection.release('crashed')).toBe(0);
@@ -104,20 +140,23 @@ describe('claimDueMissions', () => {
     const claimed = await projection.claimDue({ owner: 'slow', limit: 3 });
     const keys = claimed.map((claim) => ({ userId: claim.mission.userId, missionId: claim.mission.id }));
     projection.events.on('missions.renewed', (event) => events.push(event));
-    // Halfway through the lease the heartbeat pushes it a full lease ahead.
-    clock.advance(40_000);
+    // Forty seconds into the lease the heartbeat pushes two of them a full lease ahead of the database's now.
+    await ageLeases(db.sql, 40_000);
     expect(await projection.renew({ owner: 'slow', missions: keys.slice(0, 2) })).toEqual(keys.slice(0, 2));
-    clock.advance(40_000);
+    await ageLeases(db.sql, 40_000);
     // The unrenewed third lease ran out and another instance took that mission; the renewed two did not.
     const taken = await projection.claimDue({ owner: 'other', limit: 10 });
     expect(taken.map((claim) => claim.mission.id)).toEqual([keys[2]!.missionId]);
     // A heartbeat cannot take back a lost lease, and reports it missing.
+    const before = await databaseNowMs(db.sql);
     expect(await projection.renew({ owner: 'slow', missions: keys, leaseMs: 30_000 })).toEqual(keys.slice(0, 2));
-    const [leases] = await db.sql<{ slow_until: string; other: string }[]>`
-      SELECT max(lease_until) FILTER (WHERE lease_owner = 'slow')::text AS slow_until,
+    const after = await databaseNowMs(db.sql);
+    const [leases] = await db.sql<{ slow_until: Date; other: string }[]>`
+      SELECT max(lease_until) FILTER (WHERE lease_owner = 'slow') AS slow_until,
              count(*) FILTER (WHERE lease_owner = 'other')::text AS other
       FROM mana_ai.mission_snapshots`;
-    expect(new Date(leases!.slow_until).toISOString()).toBe('2026-04-21T07:01:50.000Z');
+    expect(leases!.slow_until.getTime()).toBeGreaterThanOrEqual(before + 30_000 - 1);
+    expect(leases!.slow_until.getTime()).toBeLessThanOrEqual(after + 30_000);
     expect(leases?.other).toBe('1');
     expect(events).toEqual([
       { owner: 'slow', requested: 2, renewed: 2 },
@@ -144,14 +183,16 @@ describe('claimDueMissions', () => {
     expect(await projection.renew({ owner: 'slow', missions: [key] })).toEqual([key]);
   }, 30_000);
 
-  it('counts running and expired leases when a claimer stops releasing', async () => {
+  it('counts running and expired leases on the database clock when a claimer stops releasing', async () => {
     await seedDueMissions(4);
     expect(await projection.leaseStats()).toEqual({ active: 0, expired: 0, oldestExpiredAt: null });
     const claimed = await projection.claimDue({ owner: 'stuck', limit: 3 });
     expect(await projection.leaseStats()).toEqual({ active: 3, expired: 0, oldestExpiredAt: null });
     await projection.release('stuck', [{ userId: 'u-1', missionId: claimed[0]!.mission.id }]);
-    clock.advance(60_000);
-    expect(await projection.leaseStats()).toEqual({ active: 0, expired: 2, oldestExpiredAt: '2026-04-21T07:01:00.000Z' });
+    await ageLeases(db.sql, 60_000);
+    const [oldest] = await db.sql<{ at: string }[]>`
+      SELECT to_char(min(lease_until) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at FROM mana_ai.mission_snapshots`;
+    expect(await projection.leaseStats()).toEqual({ active: 0, expired: 2, oldestExpiredAt: oldest?.at });
     await projection.claimDue({ owner: 'survivor', limit: 10 });
     expect(await projection.leaseStats()).toEqual({ active: 4, expired: 0, oldestExpiredAt: null });
   });
@@ -162,11 +203,12 @@ describe('claimDueMissions', () => {
       { userId: 'u-1', recordId: 'a-default', table: 'agents', data: { name: 'Default' } },
     ]);
     await seedDueMissions(6, { agentId: 'a-2' });
+    const due = isoAt(t0, -MINUTE);
     await insertChanges(db.sql, [
-      { userId: 'u-1', recordId: 'x-1', data: missionData('x-1', { agentId: 'a-default' }) },
-      { userId: 'u-1', recordId: 'x-2', data: missionData('x-2', { agentId: 'a-default' }) },
-      { userId: 'u-1', recordId: 'x-3', data: missionData('x-3', { agentId: 'unknown-agent' }) },
-      { userId: 'u-1', recordId: 'x-4', data: missionData('x-4', { agentId: 'unknown-agent' }) },
+      { userId: 'u-1', recordId: 'x-1', data: missionData('x-1', { agentId: 'a-default', nextRunAt: due }) },
+      { userId: 'u-1', recordId: 'x-2', data: missionData('x-2', { agentId: 'a-default', nextRunAt: due }) },
+      { userId: 'u-1', recordId: 'x-3', data: missionData('x-3', { agentId: 'unknown-agent', nextRunAt: due }) },
+      { userId: 'u-1', recordId: 'x-4', data: missionData('x-4', { agentId: 'unknown-agent', nextRunAt: due }) },
     ]);
     await projection.refresh();
     const first = await Promise.all([
@@ -184,6 +226,80 @@ describe('claimDueMissions', () => {
     expect(await projection.release(one.owner, [{ userId: 'u-1', missionId: one.mission.id }])).toBe(1);
     const next = await projection.claimDue({ owner: 'D', limit: 10 });
     expect(next.map((claim) => claim.mission.agentId)).toEqual(['a-2']);
+  });
+
+  it('reads the limit as upstream did: numeric text counts, anything else and a deleted agent do not limit', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-text', table: 'agents', data: { name: 'Text', maxConcurrentMissions: ' 2 ' } },
+      { userId: 'u-1', recordId: 'a-word', table: 'agents', data: { name: 'Word', maxConcurrentMissions: 'many' } },
+      { userId: 'u-1', recordId: 'a-zero', table: 'agents', data: { name: 'Zero', maxConcurrentMissions: 0 } },
+      { userId: 'u-1', recordId: 'a-gone', table: 'agents', data: { name: 'Gone', deletedAt: isoAt(t0, -MINUTE) } },
+    ]);
+    await seedDueMissions(4, { agentId: 'a-text' }, 'text-');
+    await seedDueMissions(4, { agentId: 'a-word' }, 'word-');
+    await seedDueMissions(4, { agentId: 'a-zero' }, 'zero-');
+    await seedDueMissions(4, { agentId: 'a-gone' }, 'gone-');
+    const claimed = await projection.claimDue({ owner: 'A', limit: 100 });
+    const count = (agentId: string) => claimed.filter((claim) => claim.mission.agentId === agentId).length;
+    expect([count('a-text'), count('a-word'), count('a-zero'), count('a-gone')]).toEqual([2, 4, 0, 4]);
+  });
+
+  it('does not let an agent at its limit with a huge due backlog starve the other agents', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'a-big', table: 'agents', data: { name: 'Big', maxConcurrentMissions: 1 } }]);
+    // 5,000 due missions of one agent, all due before the 10 of the other agents.
+    await seedDueMissions(5000, { agentId: 'a-big', nextRunAt: isoAt(t0, -2 * 60 * MINUTE) }, 'big-');
+    await insertChanges(
+      db.sql,
+      Array.from({ length: 10 }, (_, index) => ({
+        userId: 'u-2',
+        recordId: `small-${index}`,
+        data: missionData(`small-${index}`, { agentId: `a-small-${index}`, nextRunAt: isoAt(t0, -MINUTE) }),
+      })),
+    );
+    await projection.refresh();
+    const claimed = await projection.claimDue({ owner: 'A', limit: 32 });
+    expect(claimed).toHaveLength(11);
+    expect(claimed.filter((claim) => claim.mission.agentId === 'a-big')).toHaveLength(1);
+    expect(new Set(claimed.filter((claim) => claim.mission.userId === 'u-2').map((claim) => claim.mission.id)).size).toBe(10);
+    expect(await projection.claimDue({ owner: 'B', limit: 32 })).toEqual([]);
+  });
+
+  it('takes the earliest due missions first across agents, past an agent whose earliest mission is running', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'a-two', table: 'agents', data: { name: 'Two', maxConcurrentMissions: 2 } }]);
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'two-first', data: missionData('two-first', { agentId: 'a-two', nextRunAt: isoAt(t0, -50 * MINUTE) }) },
+      { userId: 'u-1', recordId: 'two-last', data: missionData('two-last', { agentId: 'a-two', nextRunAt: isoAt(t0, -10 * MINUTE) }) },
+      { userId: 'u-1', recordId: 'free', data: missionData('free', { nextRunAt: isoAt(t0, -40 * MINUTE) }) },
+      { userId: 'u-1', recordId: 'other', data: missionData('other', { agentId: 'a-other', nextRunAt: isoAt(t0, -30 * MINUTE) }) },
+    ]);
+    await projection.refresh();
+    const ids = async (limit: number) => (await projection.claimDue({ owner: 'A', limit })).map((claim) => claim.mission.id);
+    expect(await ids(2)).toEqual(['two-first', 'free']);
+    expect(await ids(1)).toEqual(['other']);
+    expect(await ids(1)).toEqual(['two-last']);
+    expect(await ids(1)).toEqual([]);
+  });
+
+  it('follows a mission to its new agent and an agent to its new limit', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-one', table: 'agents', data: { name: 'One', maxConcurrentMissions: 1 } },
+      { userId: 'u-1', recordId: 'a-idle', table: 'agents', data: { name: 'Idle', maxConcurrentMissions: 1 } },
+    ]);
+    await seedDueMissions(3, { agentId: 'a-one' });
+    expect(await projection.claimDue({ owner: 'A', limit: 10 })).toHaveLength(1);
+    // The user moves m-3 to another agent: it no longer waits for a-one's slot.
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-3', op: 'update', data: { agentId: 'a-idle' }, fieldMeta: { agentId: isoAt(t0) } },
+    ]);
+    await projection.refresh();
+    expect((await projection.claimDue({ owner: 'A', limit: 10 })).map((claim) => claim.mission.id)).toEqual(['m-3']);
+    // a-one gets a second slot.
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-one', table: 'agents', op: 'update', data: { maxConcurrentMissions: 2 }, fieldMeta: { maxConcurrentMissions: isoAt(t0) } },
+    ]);
+    await projection.refresh();
+    expect(await projection.claimDue({ owner: 'A', limit: 10 })).toHaveLength(1);
+    expect(await projection.claimDue({ owner: 'A', limit: 10 })).toEqual([]);
   });
 
   it('rejects a claim without owner or with a bad limit', async () => {

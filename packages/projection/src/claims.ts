@@ -1,4 +1,5 @@
 import type { Mission } from '@mana-ai/core';
+import type { TransactionSql } from 'postgres';
 import { type ProjectionContext, MILLISECOND_STAMP } from './context.js';
 import { ProjectionError } from './errors.js';
 import { toMission } from './records.js';
@@ -10,7 +11,7 @@ export interface ClaimedMission {
   dueSlot: string;
   /** Who holds the lease. */
   owner: string;
-  /** When the lease expires and the mission becomes claimable again (`toISOString()` form). */
+  /** When the lease expires on the database's clock and the mission becomes claimable again (`toISOString()` form). */
   leaseUntil: string;
 }
 
@@ -30,9 +31,10 @@ export interface MissionKey {
   missionId: string;
 }
 
-// Concurrent claimers rank the same missions first; a wider candidate set lets the one that finds
-// them locked take the next ones. Every candidate fits its agent's remaining capacity on its own,
-// so taking any subset keeps the limit.
+// Concurrent claimers see the same first candidates; a wider candidate set lets the one that finds
+// them locked take the next ones. Within an agent the candidates are exactly its first `spare`
+// claimable missions (spare = limit - live leases), the same set for every claimer, so any subset
+// that SKIP LOCKED leaves to one claimer keeps the limit across all of them.
 const CANDIDATE_FACTOR = 4;
 /** How long a lease renewal waits for a row lock before it fails (the next beat retries). */
 const RENEW_LOCK_TIMEOUT_MS = 5000;
@@ -44,12 +46,23 @@ function assertOwner(owner: unknown): asserts owner is string {
   }
 }
 
+// A lease is a crash-takeover delay, not a schedule: anything longer is a unit mistake.
+const MAX_LEASE_MS = 30 * 86_400_000;
+
+function assertLeaseMs(leaseMs: number): void {
+  if (!Number.isFinite(leaseMs) || leaseMs <= 0 || leaseMs > MAX_LEASE_MS) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'leaseMs must be positive (at most 30 days)');
+  }
+}
+
 /**
- * Leases up to `limit` due missions (active, not deleted, `next_run_at <= now`, no live lease) to
- * `owner`, earliest due first. Rows other claimers are locking are skipped (`SKIP LOCKED`), and an
- * agent never has more leased missions than its `maxConcurrentMissions` (missing = 1, not a number
- * = unlimited, unknown or deleted agent = unlimited) across all instances. Expired leases are
- * claimable again.
+ * Leases up to `limit` due missions (active, not deleted, `next_run_at <= now()`, no live lease) to
+ * `owner` until the database's now + `leaseMs`, earliest due first. Every time is the database's:
+ * instance clocks play no part. Rows other claimers are locking are skipped (`SKIP LOCKED`), and an
+ * agent never has more live leases than its `maxConcurrentMissions` (missing = 1, not a number =
+ * unlimited, unknown or deleted agent = unlimited) across all instances. Expired leases are
+ * claimable again. Cost grows with `limit` and the leases in flight, not with the due backlog: the
+ * missions of an agent at its limit are not visited.
  */
 export async function claimDueMissions(
   context: ProjectionContext,
@@ -60,19 +73,14 @@ export async function claimDueMissions(
   if (!Number.isFinite(limit) || limit < 1 || limit > 10_000) {
     throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'claim limit must be 1..10000');
   }
-  const leaseMs = options.leaseMs ?? options.defaultLeaseMs;
-  if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'leaseMs must be positive');
-  }
-  const nowMs = context.clock.now();
-  const now = new Date(nowMs).toISOString();
-  const leaseUntil = new Date(nowMs + leaseMs).toISOString();
+  const leaseMs = Math.round(options.leaseMs ?? options.defaultLeaseMs);
+  assertLeaseMs(leaseMs);
   const claimedRows: ClaimRow[] = [];
   // Rows other claimers are locking right now are skipped; retry a few times for the remainder so a
   // claimer under contention does not come back short while due missions remain.
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS && claimedRows.length < limit; attempt++) {
     const wanted = limit - claimedRows.length;
-    const result = await claimOnce(context, options.owner, wanted, wanted * CANDIDATE_FACTOR, now, leaseUntil);
+    const result = await claimOnce(context, options.owner, wanted, wanted * CANDIDATE_FACTOR, leaseMs);
     const rows = result.filter((row) => row.user_id !== null);
     claimedRows.push(...rows);
     if (rows.length >= Number(result[0]?.candidates ?? 0)) break;
@@ -82,7 +90,7 @@ export async function claimDueMissions(
       mission: toMission(row.user_id, { ...row.record, id: row.mission_id }),
       dueSlot: row.due_slot,
       owner: options.owner,
-      leaseUntil,
+      leaseUntil: row.lease_until,
     }))
     .sort((a, b) => (a.dueSlot < b.dueSlot ? -1 : a.dueSlot > b.dueSlot ? 1 : 0));
   context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length });
@@ -94,73 +102,92 @@ interface ClaimRow {
   mission_id: string;
   record: Record<string, unknown>;
   due_slot: string;
+  lease_until: string;
   candidates: string;
 }
 
-async function claimOnce(
-  context: ProjectionContext,
-  owner: string,
-  limit: number,
-  candidates: number,
-  now: string,
-  leaseUntil: string,
-): Promise<ClaimRow[]> {
-  return context.sql<ClaimRow[]>`
-    WITH due AS (
-      SELECT s.user_id, s.mission_id, s.record->>'agentId' AS agent_id, s.next_run_at,
-             row_number() OVER (PARTITION BY s.user_id, s.record->>'agentId' ORDER BY s.next_run_at, s.mission_id) AS rank
+/**
+ * One claim statement. Candidates come from two ordered index walks: missions without an agent
+ * (no limit), and the lanes of agents in head order (a lane's head is its earliest scheduled
+ * mission, leased or not), each lane giving its first `spare` claimable missions. A lane at its
+ * limit is skipped after one probe. A lane can only come up empty when its due missions are all
+ * leased, so at most as many lanes as have live leases: the walk goes that much further than
+ * `candidates` lanes, and the earliest due missions are still the ones taken.
+ */
+async function claimOnce(context: ProjectionContext, owner: string, limit: number, candidates: number, leaseMs: number): Promise<ClaimRow[]> {
+  return context.sql.begin(async (tx) => {
+    // A custom plan per call costs more than the claim itself, and PostgreSQL keeps choosing one on
+    // a large backlog (it prices a generic LIMIT $n by the table size): the generic plan is the
+    // same walk, planned once per connection.
+    await tx`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`;
+    return claimStatement(tx, owner, limit, candidates, leaseMs);
+  });
+}
+
+function claimStatement(tx: TransactionSql, owner: string, limit: number, candidates: number, leaseMs: number): Promise<ClaimRow[]> {
+  return tx<ClaimRow[]>`
+    WITH free AS (
+      SELECT s.user_id, s.mission_id, s.next_run_at
       FROM mana_ai.mission_snapshots s
-      WHERE s.record->>'state' = 'active' AND (s.record->>'deletedAt') IS NULL
-        AND s.next_run_at IS NOT NULL AND s.next_run_at <= ${now}::text::timestamptz
-        AND (s.lease_until IS NULL OR s.lease_until <= ${now}::text::timestamptz)
+      WHERE s.active AND s.agent_id IS NULL AND s.next_run_at IS NOT NULL AND s.next_run_at <= now()
+        AND (s.lease_until IS NULL OR s.lease_until <= now())
+      ORDER BY s.next_run_at, s.user_id, s.mission_id
+      LIMIT ${candidates}
     ),
-    in_flight AS (
-      SELECT s.user_id, s.record->>'agentId' AS agent_id, count(*) AS running
-      FROM mana_ai.mission_snapshots s
-      WHERE s.lease_until IS NOT NULL AND s.lease_until > ${now}::text::timestamptz AND s.record->>'agentId' IS NOT NULL
-      GROUP BY 1, 2
+    lanes AS (
+      SELECT l.user_id, l.agent_id, c.spare
+      FROM mana_ai.mission_lanes l
+      CROSS JOIN LATERAL (
+        SELECT CASE WHEN l.max_concurrent IS NULL THEN ${candidates}::int
+          ELSE least(${candidates}::numeric, floor(l.max_concurrent) - (
+            SELECT count(*) FROM mana_ai.mission_snapshots r
+            WHERE r.user_id = l.user_id AND r.agent_id = l.agent_id AND r.lease_until > now()))::int
+        END AS spare
+      ) c
+      WHERE l.head_at <= now() AND (l.max_concurrent IS NULL OR l.max_concurrent >= 1) AND c.spare > 0
+      ORDER BY l.head_at, l.user_id, l.agent_id
+      LIMIT ${candidates} + (
+        SELECT count(*) FROM (
+          SELECT DISTINCT r.user_id, r.agent_id FROM mana_ai.mission_snapshots r
+          WHERE r.lease_until > now() AND r.agent_id IS NOT NULL) AS leased)
     ),
-    limits AS (
-      SELECT d.user_id, d.mission_id, d.next_run_at, d.rank, coalesce(i.running, 0) AS running,
-        CASE
-          WHEN a.agent_id IS NULL THEN NULL
-          WHEN jsonb_typeof(a.record->'maxConcurrentMissions') IS NULL
-            OR jsonb_typeof(a.record->'maxConcurrentMissions') = 'null' THEN 1
-          WHEN jsonb_typeof(a.record->'maxConcurrentMissions') = 'number' THEN (a.record->>'maxConcurrentMissions')::numeric
-          WHEN jsonb_typeof(a.record->'maxConcurrentMissions') = 'string'
-            AND a.record->>'maxConcurrentMissions' ~ '^[[:space:]]*-?[0-9]+([.][0-9]+)?[[:space:]]*$'
-            THEN trim(a.record->>'maxConcurrentMissions')::numeric
-          ELSE NULL
-        END AS max_concurrent
-      FROM due d
-      LEFT JOIN mana_ai.agent_snapshots a
-        ON d.agent_id IS NOT NULL AND a.user_id = d.user_id AND a.agent_id = d.agent_id AND (a.record->>'deletedAt') IS NULL
-      LEFT JOIN in_flight i ON i.user_id = d.user_id AND i.agent_id = d.agent_id
+    lane_missions AS (
+      SELECT m.user_id, m.mission_id, m.next_run_at
+      FROM lanes l
+      CROSS JOIN LATERAL (
+        SELECT s.user_id, s.mission_id, s.next_run_at FROM mana_ai.mission_snapshots s
+        WHERE s.user_id = l.user_id AND s.agent_id = l.agent_id AND s.active
+          AND s.next_run_at IS NOT NULL AND s.next_run_at <= now()
+          AND (s.lease_until IS NULL OR s.lease_until <= now())
+        ORDER BY s.next_run_at, s.mission_id
+        LIMIT l.spare
+      ) m
     ),
     picked AS (
-      SELECT l.user_id, l.mission_id, l.next_run_at FROM limits l
-      WHERE l.max_concurrent IS NULL OR l.rank + l.running <= l.max_concurrent
-      ORDER BY l.next_run_at, l.user_id, l.mission_id
+      SELECT c.user_id, c.mission_id, c.next_run_at
+      FROM (SELECT * FROM free UNION ALL SELECT * FROM lane_missions) AS c
+      ORDER BY c.next_run_at, c.user_id, c.mission_id
       LIMIT ${candidates}
     ),
     locked AS (
       SELECT s.user_id, s.mission_id FROM mana_ai.mission_snapshots s
       JOIN picked p ON p.user_id = s.user_id AND p.mission_id = s.mission_id
-      WHERE s.record->>'state' = 'active' AND (s.record->>'deletedAt') IS NULL
-        AND s.next_run_at IS NOT NULL AND s.next_run_at <= ${now}::text::timestamptz
-        AND (s.lease_until IS NULL OR s.lease_until <= ${now}::text::timestamptz)
+      WHERE s.active AND s.next_run_at IS NOT NULL AND s.next_run_at <= now()
+        AND (s.lease_until IS NULL OR s.lease_until <= now())
       ORDER BY p.next_run_at, p.user_id, p.mission_id
       LIMIT ${limit}
       FOR UPDATE OF s SKIP LOCKED
     ),
     updated AS (
       UPDATE mana_ai.mission_snapshots s
-      SET lease_owner = ${owner}, lease_until = ${leaseUntil}::text::timestamptz
+      SET lease_owner = ${owner}, lease_until = now() + make_interval(secs => ${leaseMs / 1000})
       FROM locked l
       WHERE s.user_id = l.user_id AND s.mission_id = l.mission_id
-      RETURNING s.user_id, s.mission_id, s.record, to_char(s.next_run_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS due_slot
+      RETURNING s.user_id, s.mission_id, s.record,
+        to_char(s.next_run_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS due_slot,
+        to_char(s.lease_until AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS lease_until
     )
-    SELECT u.user_id, u.mission_id, u.record, u.due_slot, (SELECT count(*) FROM picked)::text AS candidates
+    SELECT u.user_id, u.mission_id, u.record, u.due_slot, u.lease_until, (SELECT count(*) FROM picked)::text AS candidates
     FROM (SELECT 1) AS one LEFT JOIN updated u ON true`;
 }
 
@@ -191,30 +218,27 @@ export interface RenewOptions {
   owner: string;
   /** The missions whose leases to extend. */
   missions: readonly MissionKey[];
-  /** New lease length from now in ms (default: the projection's `leaseMs`). */
+  /** New lease length from the database's now in ms (default: the projection's `leaseMs`). */
   leaseMs?: number;
 }
 
 /**
- * Extends `owner`'s leases on `missions` to now + `leaseMs` (the heartbeat of a long run), and
+ * Extends `owner`'s leases on `missions` to the database's now + `leaseMs` (the heartbeat of a long run), and
  * returns the keys it still held. A key missing from the result lost its lease: it expired and
  * another claimer took the mission, or it was released.
  */
 export async function renewLeases(context: ProjectionContext, options: RenewOptions & { defaultLeaseMs: number }): Promise<MissionKey[]> {
   assertOwner(options.owner);
-  const leaseMs = options.leaseMs ?? options.defaultLeaseMs;
-  if (!Number.isFinite(leaseMs) || leaseMs <= 0) {
-    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'leaseMs must be positive');
-  }
+  const leaseMs = Math.round(options.leaseMs ?? options.defaultLeaseMs);
+  assertLeaseMs(leaseMs);
   if (options.missions.length === 0) return [];
-  const leaseUntil = new Date(context.clock.now() + leaseMs).toISOString();
   const keys = JSON.stringify(options.missions.map((m) => ({ user_id: m.userId, mission_id: m.missionId })));
   // A heartbeat must not queue behind a row lock held by a stuck session: it fails fast instead and
   // the next beat tries again.
   const rows = await context.sql.begin(async (tx) => {
     await tx`SELECT set_config('lock_timeout', ${`${RENEW_LOCK_TIMEOUT_MS}ms`}, true)`;
     return tx<{ user_id: string; mission_id: string }[]>`
-      UPDATE mana_ai.mission_snapshots s SET lease_until = ${leaseUntil}::text::timestamptz
+      UPDATE mana_ai.mission_snapshots s SET lease_until = clock_timestamp() + make_interval(secs => ${leaseMs / 1000})
       FROM jsonb_to_recordset(${keys}::text::jsonb) AS k(user_id text, mission_id text)
       WHERE s.user_id = k.user_id AND s.mission_id = k.mission_id AND s.lease_owner = ${options.owner}
       RETURNING s.user_id, s.mission_id`;
@@ -234,17 +258,16 @@ export interface LeaseStats {
   oldestExpiredAt: string | null;
 }
 
-/** Counts running and expired leases as of the clock's now (across users: lease columns only, no content). */
+/** Counts running and expired leases as of the database's now (across users: lease columns only, no content). */
 export async function leaseStats(context: ProjectionContext): Promise<LeaseStats> {
-  const now = new Date(context.clock.now()).toISOString();
-  const [row] = await context.sql<{ active: string; expired: string; oldest: Date | null }[]>`
-    SELECT count(*) FILTER (WHERE lease_until > ${now}::text::timestamptz)::text AS active,
-           count(*) FILTER (WHERE lease_until <= ${now}::text::timestamptz)::text AS expired,
-           min(lease_until) FILTER (WHERE lease_until <= ${now}::text::timestamptz) AS oldest
+  const [row] = await context.sql<{ active: string; expired: string; oldest: string | null }[]>`
+    SELECT count(*) FILTER (WHERE lease_until > now())::text AS active,
+           count(*) FILTER (WHERE lease_until <= now())::text AS expired,
+           to_char(min(lease_until) FILTER (WHERE lease_until <= now()) AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS oldest
     FROM mana_ai.mission_snapshots WHERE lease_until IS NOT NULL`;
   return {
     active: Number.parseInt(row?.active ?? '0', 10),
     expired: Number.parseInt(row?.expired ?? '0', 10),
-    oldestExpiredAt: row?.oldest ? new Date(row.oldest).toISOString() : null,
+    oldestExpiredAt: row?.oldest ?? null,
   };
 }

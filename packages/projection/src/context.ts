@@ -1,11 +1,13 @@
-import type { Clock, EventBus, Logger } from '@mana-ai/core';
+import type { EventBus, Logger } from '@mana-ai/core';
 import type { Sql } from 'postgres';
 import type { ProjectionEvents } from './events.js';
 
-/** Collaborators shared by every part of the projection. */
+/**
+ * Collaborators shared by every part of the projection. No clock: every time compared across
+ * instances (due, leases, stamps, the budget window) is the database's (DESIGN §4).
+ */
 export interface ProjectionContext {
   sql: Sql;
-  clock: Clock;
   events: EventBus<ProjectionEvents>;
   logger: Logger;
 }

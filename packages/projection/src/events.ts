@@ -75,7 +75,10 @@ export interface IterationWrittenEvent {
   iterationId: string;
   /** True when the iteration already existed (a retried write) and nothing new was inserted. */
   duplicate: boolean;
+  /** The mission's `nextRunAt` after the write. */
   nextRunAt: string | null;
+  /** False when the row left `nextRunAt` alone (a duplicate, or a user's edit made while the mission ran). */
+  nextRunAtWritten: boolean;
   steps: number;
 }
 

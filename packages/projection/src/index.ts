@@ -38,14 +38,12 @@ export type { MissionOverview } from './read-model.js';
 export { canonicalInstant, toAgent, toMission } from './records.js';
 export { REFRESH_LOCK_KEY, type RefreshOptions, SNAPSHOT_CURSOR } from './refresh.js';
 export type { ReplayRecord } from './replay.js';
+export { CHANGE_TRIGGER, CHANGES_CHANNEL, DUE_CHANNEL, type ProjectionSignal, type ProjectionWatch } from './signals.js';
 export type { TokenUsageEntry } from './token-usage.js';
 export { setTransactionUser, withUser } from './with-user.js';
 export {
-  type IterationPlan,
-  type PlannedToolCall,
   RUNNER_CLIENT_ID,
   type WriteIterationInput,
   type WriteIterationResult,
   nextRunAtAfterRun,
-  planToIteration,
 } from './write-back.js';

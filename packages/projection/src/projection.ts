@@ -1,13 +1,11 @@
 import {
   type Agent,
-  type Clock,
   DEFAULT_TIME_ZONE,
   type EventBus,
   type Logger,
   assertTimeZone,
   createEventBus,
   noopLogger,
-  systemClock,
 } from '@mana-ai/core';
 import type { Sql, TransactionSql } from 'postgres';
 import {
@@ -25,8 +23,9 @@ import type { ProjectionContext } from './context.js';
 import { ProjectionError } from './errors.js';
 import type { ProjectionEvents, RefreshResult } from './events.js';
 import { type MissionOverview, listUserMissions, loadAgent, loadAgents } from './read-model.js';
-import { type RefreshOptions, feedLagSeconds, refreshSnapshots } from './refresh.js';
+import { type RefreshOptions, feedLagSeconds, hasPendingChanges, refreshSnapshots } from './refresh.js';
 import { replayRecord } from './replay.js';
+import { type ProjectionSignal, type ProjectionWatch, databaseNow, nextDueInMs, watchSignals } from './signals.js';
 import { type TokenUsageEntry, recordTokenUsage, tokenUsageLast24h } from './token-usage.js';
 import { withUser } from './with-user.js';
 import { type WriteIterationInput, type WriteIterationResult, writeIteration } from './write-back.js';
@@ -35,8 +34,6 @@ import { type WriteIterationInput, type WriteIterationResult, writeIteration } f
 export interface ProjectionDeps {
   /** The process's postgres.js client (a role without BYPASSRLS, e.g. `mana_ai_runner`). */
   sql: Sql;
-  /** Time source for due checks, leases and stamps (default: the system clock). */
-  clock?: Clock;
   /** Where refresh/claim/write-back events go (default: a private bus). */
   events?: EventBus<ProjectionEvents>;
   logger?: Logger;
@@ -52,11 +49,14 @@ export interface ProjectionOptions {
   defaultTimeZone?: string;
 }
 
-/** The projection's API: everything the runner does with the sync log. */
+/**
+ * The projection's API: everything the runner does with the sync log. Every time compared across
+ * instances (due, lease expiry, field stamps, the budget window) is PostgreSQL's clock.
+ */
 export interface Projection {
   /** Brings mission and agent snapshots up to date (see {@link refreshSnapshots}). */
   refresh(options?: RefreshOptions): Promise<RefreshResult>;
-  /** Leases due missions (see {@link claimDueMissions}). */
+  /** Leases due missions, earliest first, O(limit) whatever the backlog (see {@link claimDueMissions}). */
   claimDue(options: ClaimOptions): Promise<ClaimedMission[]>;
   /** Ends `owner`'s leases on `missions`, or all of them. */
   release(owner: string, missions?: readonly MissionKey[]): Promise<number>;
@@ -66,7 +66,15 @@ export interface Projection {
   leaseStats(): Promise<LeaseStats>;
   /** Seconds the change feed is held back by the oldest open transaction (see {@link feedLagSeconds}). */
   feedLag(): Promise<number>;
-  /** Writes a planned iteration and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
+  /** The database's `clock_timestamp()` in epoch ms: calibrates a local clock offset for descriptive stamps. */
+  databaseNow(): Promise<number>;
+  /** Milliseconds (database time) until a mission may become claimable; ≤ 0 = now, null = nothing scheduled (see {@link nextDueInMs}). */
+  nextDueInMs(): Promise<number | null>;
+  /** True when the feed holds rows a refresh would read now: the poll without the change trigger (see {@link hasPendingChanges}). */
+  hasPendingChanges(): Promise<boolean>;
+  /** Calls `onSignal` on new mission/agent rows (`changes`) and on refreshes that applied rows (`due`) (see {@link watchSignals}). */
+  watch(onSignal: (signal: ProjectionSignal) => void): Promise<ProjectionWatch>;
+  /** Writes core's iteration and actor and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
   writeIteration(input: WriteIterationInput): Promise<WriteIterationResult>;
   /** Replays one record of any synced table under `withUser` (UPSTREAM §2.4): the resolvers' port. */
   replayRecord(userId: string, appId: string, table: string, recordId: string): Promise<Record<string, unknown> | null>;
@@ -106,7 +114,6 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
   }
   const context: ProjectionContext = {
     sql: deps.sql,
-    clock: deps.clock ?? systemClock,
     events: deps.events ?? createEventBus<ProjectionEvents>(),
     logger: deps.logger ?? noopLogger,
   };
@@ -117,6 +124,10 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     renew: (renewOptions) => renewLeases(context, { ...renewOptions, defaultLeaseMs: leaseMs }),
     leaseStats: () => leaseStats(context),
     feedLag: () => feedLagSeconds(context),
+    databaseNow: () => databaseNow(context),
+    nextDueInMs: () => nextDueInMs(context),
+    hasPendingChanges: () => hasPendingChanges(context),
+    watch: (onSignal) => watchSignals(context, onSignal),
     writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
     replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),
     loadAgents: (userId) => loadAgents(context, userId),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { deriveIterationId } from './iteration-id.js';
 import { canonicalInstant, toAgent, toMission } from './records.js';
-import { nextRunAtAfterRun, planToIteration } from './write-back.js';
+import { nextRunAtAfterRun } from './write-back.js';
 
 describe('canonicalInstant', () => {
   it('normalises zoned ISO stamps to the toISOString form', () => {
@@ -76,24 +76,6 @@ describe('deriveIterationId', () => {
     expect(await deriveIterationId('m-1', '2026-04-21T06:00:00.000Z')).toBe(id);
     expect(await deriveIterationId('m-1', '2026-04-21T07:00:00.000Z')).not.toBe(id);
     expect(await deriveIterationId('m-2', '2026-04-21T06:00:00.000Z')).not.toBe(id);
-  });
-});
-
-describe('planToIteration', () => {
-  it('builds the upstream iteration shape with keys in wire order', () => {
-    const iteration = planToIteration(
-      { summary: 'done', steps: [{ toolName: 'a', params: {} }, { toolName: 'b', params: { x: 1 }, summary: 'custom' }] },
-      'it-1',
-      '2026-04-21T06:01:02.345Z',
-    );
-    expect(Object.keys(iteration)).toEqual(['id', 'startedAt', 'finishedAt', 'plan', 'summary', 'overallStatus', 'source']);
-    expect(iteration.plan.map((step) => [step.id, step.summary, step.status])).toEqual([
-      ['it-1-0', 'a', 'planned'],
-      ['it-1-1', 'custom', 'planned'],
-    ]);
-    expect(Object.keys(iteration.plan[0]!)).toEqual(['id', 'summary', 'intent', 'status']);
-    expect(iteration.overallStatus).toBe('awaiting-review');
-    expect(planToIteration({ summary: '', steps: [] }, 'it-2', 'now').overallStatus).toBe('approved');
   });
 });
 

@@ -10,7 +10,9 @@ import {
   mergeStateFromSnapshot,
   snapshotRecord,
 } from './lww.js';
+import { type LaneKey, syncLanes } from './lanes.js';
 import { canonicalInstant } from './records.js';
+import { DUE_CHANNEL } from './signals.js';
 
 /** Options of the snapshot refresh. */
 export interface RefreshOptions {
@@ -65,6 +67,8 @@ interface StoredSnapshot {
   record_id: string;
   record: Record<string, unknown>;
   version: string;
+  /** A mission's agent (its claim lane) before this batch; null for agents and missions without one. */
+  agent_id: string | null;
 }
 
 interface SnapshotWrite {
@@ -154,20 +158,27 @@ function mergeGroup(
   return { record: snapshotRecord(state), deletedAt: state.deleted ? lastPosition : null, lastPosition };
 }
 
-/** Merges a mission again onto its current snapshot under a row lock after a concurrent change. */
-async function remergeLocked(context: ProjectionContext, tx: TransactionSql, group: RecordGroup): Promise<void> {
-  const [current] = await tx<{ record: Record<string, unknown> }[]>`
-    SELECT record FROM mana_ai.mission_snapshots WHERE user_id = ${group.userId} AND mission_id = ${group.recordId}
+/**
+ * Merges a mission again onto its current snapshot under a row lock after a concurrent change;
+ * returns the claim lanes it touched (the mission's agent before and after).
+ */
+async function remergeLocked(context: ProjectionContext, tx: TransactionSql, group: RecordGroup): Promise<LaneKey[]> {
+  const [current] = await tx<{ record: Record<string, unknown>; agent_id: string | null }[]>`
+    SELECT record, agent_id FROM mana_ai.mission_snapshots WHERE user_id = ${group.userId} AND mission_id = ${group.recordId}
     FOR UPDATE`;
+  const lanes: LaneKey[] = [{ user_id: group.userId, agent_id: current?.agent_id ?? null }];
   const result = mergeGroup(context, group, current?.record, null);
-  if (result.record === null) return;
-  await tx`
+  if (result.record === null) return lanes;
+  const [written] = await tx<{ agent_id: string | null }[]>`
     INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
     VALUES (${group.userId}, ${group.recordId}, ${JSON.stringify(result.record)}::text::jsonb,
             ${result.lastPosition}::text::timestamptz, ${canonicalInstant(result.record.nextRunAt)}::text::timestamptz, now())
     ON CONFLICT (user_id, mission_id) DO UPDATE SET
       record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at,
-      next_run_at = EXCLUDED.next_run_at, updated_at = now()`;
+      next_run_at = EXCLUDED.next_run_at, updated_at = now()
+    RETURNING agent_id`;
+  lanes.push({ user_id: group.userId, agent_id: written?.agent_id ?? null });
+  return lanes;
 }
 
 function groupKey(table: string, userId: string, recordId: string): string {
@@ -179,12 +190,13 @@ function groupKey(table: string, userId: string, recordId: string): string {
  * change feed after the global `(created_at, id)` cursor in batches, merges each record's new rows
  * onto its stored snapshot, writes snapshots, tombstones and the cursor in one transaction per batch.
  * Cost is proportional to the new rows; a deleted record is never replayed again. Only one
- * instance refreshes at a time (`pg_try_advisory_xact_lock`); the others return `skipped`.
+ * instance refreshes at a time (`pg_try_advisory_xact_lock`); the others return `skipped`. A refresh
+ * that applied rows ends with `NOTIFY mana_ai_due` in its last batch's transaction, so instances that
+ * skipped it know to claim.
  */
 export async function refreshSnapshots(context: ProjectionContext, options: RefreshOptions = {}): Promise<RefreshResult> {
   const batchSize = Math.max(1, Math.min(10_000, Math.floor(options.batchSize ?? 2000)));
   const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
-  const started = context.clock.now();
   const startedAt = performance.now();
   const result: RefreshResult = {
     skipped: false,
@@ -207,7 +219,9 @@ export async function refreshSnapshots(context: ProjectionContext, options: Refr
       result.reason = 'max-batches';
       break;
     }
-    const outcome = await context.sql.begin((tx) => refreshBatch(context, tx, batchSize));
+    // The last batch (short, empty after applied rows, or the last allowed) tells the others to claim.
+    const notify = { appliedBefore: result.rowsApplied > 0, lastAllowed: result.batches + 1 >= maxBatches };
+    const outcome = await context.sql.begin((tx) => refreshBatch(context, tx, batchSize, notify));
     if (outcome === null) {
       if (result.batches === 0) result.skipped = true;
       result.reason = 'locked';
@@ -244,13 +258,18 @@ export async function refreshSnapshots(context: ProjectionContext, options: Refr
   result.durationMs = Math.max(0, performance.now() - startedAt);
   context.events.emit('refresh.done', result);
   context.logger.debug(
-    { rowsRead: result.rowsRead, batches: result.batches, skipped: result.skipped, startedAt: new Date(started).toISOString() },
+    { rowsRead: result.rowsRead, batches: result.batches, skipped: result.skipped, durationMs: result.durationMs },
     'snapshot refresh finished',
   );
   return result;
 }
 
-async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batchSize: number): Promise<BatchOutcome | null> {
+async function refreshBatch(
+  context: ProjectionContext,
+  tx: TransactionSql,
+  batchSize: number,
+  notify: { appliedBefore: boolean; lastAllowed: boolean },
+): Promise<BatchOutcome | null> {
   const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint) AS locked`;
   if (!lock?.locked) return null;
   const rows = await tx<FeedRow[]>`
@@ -272,7 +291,10 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
     users: new Set(),
     cursor: null,
   };
-  if (rows.length === 0) return outcome;
+  if (rows.length === 0) {
+    if (notify.appliedBefore) await tx`SELECT pg_notify(${DUE_CHANNEL}, '')`;
+    return outcome;
+  }
 
   const groups = new Map<string, RecordGroup>();
   for (const row of rows) {
@@ -291,13 +313,13 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
   // No row locks while merging: a write-back that changes a mission in between is detected by its
   // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo).
   const stored = await tx<StoredSnapshot[]>`
-    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version
+    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version, s.agent_id
     FROM mana_ai.mission_snapshots s
     WHERE (s.user_id, s.mission_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
       WHERE k.table_name = ${MISSIONS})`;
   const storedAgents = await tx<StoredSnapshot[]>`
-    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version
+    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version, NULL::text AS agent_id
     FROM mana_ai.agent_snapshots a
     WHERE (a.user_id, a.agent_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
@@ -344,29 +366,36 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
 
   const missions = serializeWrites(context, outcome, groups, MISSIONS, missionWrites);
   const agents = serializeWrites(context, outcome, groups, AGENTS, agentWrites);
+  // Every claim lane this batch touches: a mission's agent before and after, a changed agent's own.
+  const lanes: LaneKey[] = [];
+  for (const write of missions.writes) {
+    lanes.push({ user_id: write.user_id, agent_id: existing.get(groupKey(MISSIONS, write.user_id, write.record_id))?.agent_id ?? null });
+  }
+  for (const write of agents.writes) lanes.push({ user_id: write.user_id, agent_id: write.record_id });
   if (missions.writes.length > 0) {
     const writesJson = missions.json;
-    const updated = await tx<{ user_id: string; mission_id: string }[]>`
+    const updated = await tx<{ user_id: string; mission_id: string; agent_id: string | null }[]>`
       UPDATE mana_ai.mission_snapshots s SET
         record = u.record, last_applied_at = u.last_applied_at::timestamptz,
         next_run_at = u.next_run_at::timestamptz, updated_at = now()
       FROM jsonb_to_recordset(${writesJson}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
       WHERE u.version IS NOT NULL AND s.user_id = u.user_id AND s.mission_id = u.record_id AND s.xmin::text = u.version
-      RETURNING s.user_id, s.mission_id`;
-    const inserted = await tx<{ user_id: string; mission_id: string }[]>`
+      RETURNING s.user_id, s.mission_id, s.agent_id`;
+    const inserted = await tx<{ user_id: string; mission_id: string; agent_id: string | null }[]>`
       INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, u.next_run_at::timestamptz, now()
       FROM jsonb_to_recordset(${writesJson}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
       WHERE u.version IS NULL
       ON CONFLICT (user_id, mission_id) DO NOTHING
-      RETURNING user_id, mission_id`;
+      RETURNING user_id, mission_id, agent_id`;
+    for (const row of [...updated, ...inserted]) lanes.push({ user_id: row.user_id, agent_id: row.agent_id });
     if (updated.length + inserted.length < missions.writes.length) {
       const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.mission_id)));
       for (const write of missions.writes) {
         const key = groupKey(MISSIONS, write.user_id, write.record_id);
-        if (!done.has(key)) await remergeLocked(context, tx, groups.get(key)!);
+        if (!done.has(key)) lanes.push(...(await remergeLocked(context, tx, groups.get(key)!)));
       }
     }
   }
@@ -382,10 +411,15 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
   }
   if (deletions.length > 0) {
     const deletionsJson = JSON.stringify(deletions);
-    await tx`
+    const deletedMissions = await tx<LaneKey[]>`
       DELETE FROM mana_ai.mission_snapshots s
       USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
-      WHERE d.table_name = ${MISSIONS} AND s.user_id = d.user_id AND s.mission_id = d.record_id`;
+      WHERE d.table_name = ${MISSIONS} AND s.user_id = d.user_id AND s.mission_id = d.record_id
+      RETURNING s.user_id, s.agent_id`;
+    lanes.push(...deletedMissions);
+    for (const deletion of deletions) {
+      if (deletion.table_name === AGENTS) lanes.push({ user_id: deletion.user_id, agent_id: deletion.record_id });
+    }
     await tx`
       DELETE FROM mana_ai.agent_snapshots s
       USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
@@ -396,12 +430,18 @@ async function refreshBatch(context: ProjectionContext, tx: TransactionSql, batc
       FROM jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text, deleted_at text)
       ON CONFLICT DO NOTHING`;
   }
+  // Last, after every snapshot write: lanes are locked after missions, never before (no deadlock
+  // with a write-back that holds a mission and waits for its lane).
+  await syncLanes(tx, lanes);
   const last = rows[rows.length - 1]!;
   await tx`
     INSERT INTO mana_ai.projection_cursors (name, created_at, id, updated_at)
     VALUES (${SNAPSHOT_CURSOR}, ${last.position}::text::timestamptz, ${last.id}::uuid, now())
     ON CONFLICT (name) DO UPDATE SET created_at = EXCLUDED.created_at, id = EXCLUDED.id, updated_at = now()`;
   outcome.cursor = { createdAt: last.position, id: last.id };
+  if ((rows.length < batchSize || notify.lastAllowed) && (notify.appliedBefore || outcome.rowsApplied > 0)) {
+    await tx`SELECT pg_notify(${DUE_CHANNEL}, '')`;
+  }
   return outcome;
 }
 
@@ -415,4 +455,17 @@ export async function feedLagSeconds(context: ProjectionContext): Promise<number
   const [row] = await context.sql<{ lag: number | string | null }[]>`SELECT mana_ai.change_feed_lag_seconds() AS lag`;
   const lag = Number(row?.lag ?? 0);
   return Number.isFinite(lag) && lag > 0 ? lag : 0;
+}
+
+/**
+ * True when the change feed holds rows after the snapshot cursor that a refresh would read now:
+ * one call of the `SECURITY DEFINER` probe `mana_ai.change_feed_pending` (an indexed lookup). The
+ * cheap poll for a runner whose database has no change trigger.
+ */
+export async function hasPendingChanges(context: ProjectionContext): Promise<boolean> {
+  const [row] = await context.sql<{ pending: boolean }[]>`
+    SELECT mana_ai.change_feed_pending(
+      (SELECT c.created_at FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
+      (SELECT c.id FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR})) AS pending`;
+  return row?.pending === true;
 }

@@ -1,18 +1,22 @@
-import { type ManualClock, createManualClock } from '@mana-ai/core';
+import { type AiActor, type MissionIteration, buildServerIteration, makeAgentActor, nextRunAfter } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectAsRunner, insertChanges, missionData, snapshotsOf } from '../test/helpers.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import type { ClaimedMission } from './claims.js';
 import { deriveIterationId } from './iteration-id.js';
 import { type Projection, createProjection } from './projection.js';
+import type { WriteIterationInput } from './write-back.js';
 
 let db: TestDatabase;
 let runner: Sql;
-let clock: ManualClock;
 let projection: Projection;
+/** The database's now when the test began. */
+let t0: number;
 
-const PLAN = { summary: 'Ich habe einen Task angelegt.', steps: [{ toolName: 'create_task', params: { title: 'Einkaufen' } }] };
+const MINUTE = 60_000;
+const CALLS = [{ toolName: 'create_task', params: { title: 'Einkaufen' } }];
+const STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -22,47 +26,78 @@ afterAll(() => db.drop());
 
 beforeEach(async () => {
   await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors, mana_ai.token_usage`;
-  clock = createManualClock('2026-04-21T06:01:02.345Z');
-  projection = createProjection({ sql: runner, clock });
+  projection = createProjection({ sql: runner });
+  t0 = await databaseNowMs(db.sql);
+});
+afterEach(() => {
+  vi.useRealTimers();
 });
 
-async function claimOne(overrides: Record<string, unknown> = {}): Promise<ClaimedMission> {
+/** Projects mission m-1 (due a minute ago, agent a-1) and claims it. */
+async function claimOne(overrides: Record<string, unknown> = {}, claimer: Projection = projection): Promise<ClaimedMission> {
   await insertChanges(db.sql, [
     {
       userId: 'u-1',
       recordId: 'm-1',
-      data: missionData('m-1', { objective: 'Plane meine Woche', agentId: 'a-1', iterations: [{ id: 'old', plan: [] }], ...overrides }),
+      data: missionData('m-1', {
+        objective: 'Plane meine Woche',
+        agentId: 'a-1',
+        iterations: [{ id: 'old', plan: [] }],
+        nextRunAt: isoAt(t0, -MINUTE),
+        ...overrides,
+      }),
     },
   ]);
-  await projection.refresh();
-  const [claim] = await projection.claimDue({ owner: 'i-1', limit: 1 });
+  await claimer.refresh();
+  const [claim] = await claimer.claimDue({ owner: 'i-1', limit: 1 });
   if (!claim) throw new Error('nothing due');
   return claim;
 }
 
-function write(claim: ClaimedMission, extra: Partial<Parameters<Projection['writeIteration']>[0]> = {}) {
-  return projection.writeIteration({
+/** What core builds for a planned run: the iteration and the actor, once. */
+async function built(claim: ClaimedMission, calls = CALLS, agent = { id: 'a-1', name: 'Mana' }): Promise<{ iteration: MissionIteration; actor: AiActor }> {
+  const iterationId = await deriveIterationId(claim.mission.id, claim.dueSlot);
+  const iteration = buildServerIteration({
+    iterationId,
+    calls,
+    summary: 'Ich habe einen Task angelegt.',
+    startedAt: '2026-04-21T06:01:00.000Z',
+    finishedAt: '2026-04-21T06:01:02.345Z',
+  });
+  const actor = makeAgentActor({ agentId: agent.id, displayName: agent.name, missionId: claim.mission.id, iterationId, rationale: claim.mission.objective });
+  return { iteration, actor };
+}
+
+async function write(claim: ClaimedMission, extra: Partial<WriteIterationInput> = {}, writer: Projection = projection) {
+  return writer.writeIteration({
     userId: claim.mission.userId,
     missionId: claim.mission.id,
     dueSlot: claim.dueSlot,
-    plan: PLAN,
-    agent: { id: 'a-1', name: 'Mana' },
+    ...(await built(claim)),
     owner: claim.owner,
     ...extra,
   });
 }
 
 describe('writeIteration', () => {
-  it('appends one sync_changes row shaped like the upstream write-back, advancing nextRunAt', async () => {
+  it('appends core’s iteration and actor as given in one row, stamped and advanced on the database clock', async () => {
     const claim = await claimOne();
-    const result = await write(claim, { tokenUsage: { agentId: 'a-1', tokens: 1234 } });
-    const iterationId = await deriveIterationId('m-1', '2026-04-21T06:00:00.000Z');
-    expect(result).toMatchObject({ iterationId, duplicate: false, nextRunAt: '2026-04-21T07:01:02.345Z' });
-    const rows = await db.sql`
+    const { iteration, actor } = await built(claim);
+    const before = await databaseNowMs(db.sql);
+    const result = await write(claim, { iteration, actor, tokenUsage: { agentId: 'a-1', tokens: 1234 } });
+    const after = await databaseNowMs(db.sql);
+    const rows = await db.sql<{ data: Record<string, unknown>; field_meta: Record<string, string>; actor: unknown; [key: string]: unknown }[]>`
       SELECT app_id, table_name, record_id, user_id, op, data, field_meta, client_id, schema_version, actor, origin, space_id
       FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toEqual({
+    const row = rows[0]!;
+    const stamp = row.field_meta.iterations!;
+    expect(stamp).toMatch(STAMP);
+    expect(Date.parse(stamp)).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(stamp)).toBeLessThanOrEqual(after);
+    const nextRunAt = isoAt(Date.parse(stamp), 60 * MINUTE);
+    expect(result).toMatchObject({ iterationId: iteration.id, duplicate: false, nextRunAtWritten: true, nextRunAt, iteration });
+    expect(row).toEqual({
       app_id: 'ai',
       table_name: 'aiMissions',
       record_id: 'm-1',
@@ -72,59 +107,77 @@ describe('writeIteration', () => {
       schema_version: 1,
       origin: 'agent',
       space_id: null,
-      field_meta: { iterations: '2026-04-21T06:01:02.345Z', nextRunAt: '2026-04-21T06:01:02.345Z' },
-      actor: {
-        kind: 'ai',
-        principalId: 'a-1',
-        displayName: 'Mana',
-        missionId: 'm-1',
-        iterationId,
-        rationale: 'Plane meine Woche',
-      },
-      data: {
-        nextRunAt: '2026-04-21T07:01:02.345Z',
-        iterations: [
-          { id: 'old', plan: [] },
-          {
-            id: iterationId,
-            startedAt: '2026-04-21T06:01:02.345Z',
-            finishedAt: '2026-04-21T06:01:02.345Z',
-            plan: [
-              {
-                id: `${iterationId}-0`,
-                summary: 'create_task',
-                intent: { kind: 'toolCall', toolName: 'create_task', params: { title: 'Einkaufen' } },
-                status: 'planned',
-              },
-            ],
-            summary: 'Ich habe einen Task angelegt.',
-            overallStatus: 'awaiting-review',
-            source: 'server',
-          },
-        ],
-      },
+      field_meta: { iterations: stamp, nextRunAt: stamp },
+      actor: { ...actor },
+      data: { nextRunAt, iterations: [{ id: 'old', plan: [] }, { ...iteration }] },
     });
     const [raw] = await db.sql<{ data: string }[]>`SELECT data::text AS data FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
-    expect(raw?.data).toContain('"startedAt": "2026-04-21T06:01:02.345Z", "finishedAt"');
+    expect(raw?.data).toContain('"startedAt": "2026-04-21T06:01:00.000Z", "finishedAt"');
     const [snapshot] = await db.sql`SELECT lease_owner, lease_until, record->'iterations'->1->>'id' AS last FROM mana_ai.mission_snapshots`;
-    expect(snapshot).toEqual({ lease_owner: null, lease_until: null, last: iterationId });
+    expect(snapshot).toEqual({ lease_owner: null, lease_until: null, last: iteration.id });
     expect(await projection.tokenUsageLast24h('u-1', 'a-1')).toBe(1234);
+    const [usage] = await db.sql<{ ts: Date }[]>`SELECT ts FROM mana_ai.token_usage`;
+    expect(usage?.ts.toISOString()).toBe(stamp);
+  });
+
+  it('stamps no later than the database’s now and plans the next run from it when the instance clock runs ahead', async () => {
+    const claim = await claimOne();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 5 * MINUTE);
+    const result = await write(claim);
+    vi.useRealTimers();
+    const after = await databaseNowMs(db.sql);
+    const [row] = await db.sql<{ field_meta: Record<string, string> }[]>`SELECT field_meta FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(Date.parse(row!.field_meta.nextRunAt!)).toBeLessThanOrEqual(after);
+    expect(Date.parse(result.nextRunAt!)).toBeLessThanOrEqual(after + 60 * MINUTE);
   });
 
   it('does not make a planned mission due again before its next slot', async () => {
-    const claim = await claimOne();
-    await write(claim);
-    expect(await projection.claimDue({ owner: 'i-2', limit: 10 })).toEqual([]);
-    clock.set('2026-04-21T07:01:02.344Z');
+    const claim = await claimOne({ cadence: { kind: 'interval', everyMinutes: 60 } });
+    const result = await write(claim);
     expect(await projection.claimDue({ owner: 'i-2', limit: 10 })).toEqual([]);
     // The refresh reads the runner's own row back: the snapshot must not change, nothing becomes due.
     const before = await snapshotsOf(db.sql, 'mission_snapshots');
     expect((await projection.refresh()).rowsRead).toBe(1);
     expect(await snapshotsOf(db.sql, 'mission_snapshots')).toEqual(before);
     expect(await projection.claimDue({ owner: 'i-2', limit: 10 })).toEqual([]);
-    clock.set('2026-04-21T07:01:02.345Z');
+    const next = await projection.nextDueInMs();
+    expect(next).toBeGreaterThan(59 * MINUTE);
+    expect(next).toBeLessThanOrEqual(Date.parse(result.nextRunAt!) - t0);
+  });
+
+  it('keeps a user’s nextRunAt edit made while the mission ran and writes only the iteration', async () => {
+    const claim = await claimOne();
+    // "Run now" while the plan is in flight: the device stamps nextRunAt after the claim.
+    const runNow = isoAt(t0);
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { nextRunAt: runNow }, fieldMeta: { nextRunAt: isoAt(t0, 1) } },
+    ]);
+    const result = await write(claim);
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: false, nextRunAt: runNow });
+    const [row] = await db.sql<{ keys: string[]; meta: string[] }[]>`
+      SELECT ARRAY(SELECT jsonb_object_keys(data) ORDER BY 1) AS keys, ARRAY(SELECT jsonb_object_keys(field_meta) ORDER BY 1) AS meta
+      FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(row).toEqual({ keys: ['iterations'], meta: ['iterations'] });
+    // The edit is the mission's state everywhere, and the mission is due again for the new slot.
+    await projection.refresh();
+    expect(await projection.replayRecord('u-1', 'ai', 'aiMissions', 'm-1')).toMatchObject({ nextRunAt: runNow });
     const [again] = await projection.claimDue({ owner: 'i-2', limit: 10 });
-    expect(again?.dueSlot).toBe('2026-04-21T07:01:02.345Z');
+    expect(again?.dueSlot).toBe(runNow);
+    expect(again?.mission.iterations.map((iteration) => iteration.id)).toEqual(['old', result.iterationId]);
+  });
+
+  it('keeps a reschedule the snapshot already holds when it differs from the claimed slot', async () => {
+    const claim = await claimOne();
+    const later = isoAt(t0, 3 * 60 * MINUTE);
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { nextRunAt: later }, fieldMeta: { nextRunAt: isoAt(t0, 1) } },
+    ]);
+    await projection.refresh();
+    const result = await write(claim);
+    expect(result).toMatchObject({ nextRunAtWritten: false, nextRunAt: later });
+    const [snapshot] = await db.sql<{ next: Date }[]>`SELECT next_run_at AS next FROM mana_ai.mission_snapshots`;
+    expect(snapshot?.next.toISOString()).toBe(later);
   });
 
   it('keeps a client iteration edit that the snapshot has not caught up with yet (B20)', async () => {
@@ -135,7 +188,7 @@ describe('writeIteration', () => {
         recordId: 'm-1',
         op: 'update',
         data: { iterations: [{ id: 'old', plan: [], overallStatus: 'approved' }] },
-        fieldMeta: { iterations: '2026-04-21T06:00:30.000Z' },
+        fieldMeta: { iterations: isoAt(t0, -30_000) },
       },
     ]);
     const result = await write(claim);
@@ -148,44 +201,56 @@ describe('writeIteration', () => {
   it('recognises a retried write for the same slot and inserts nothing', async () => {
     const claim = await claimOne();
     const first = await write(claim, { tokenUsage: { agentId: 'a-1', tokens: 10 } });
-    clock.advance(5_000);
     const retry = await write(claim, { tokenUsage: { agentId: 'a-1', tokens: 10 } });
-    expect(retry).toMatchObject({ iterationId: first.iterationId, duplicate: true, nextRunAt: first.nextRunAt });
+    expect(retry).toMatchObject({ iterationId: first.iterationId, duplicate: true, nextRunAtWritten: false, nextRunAt: first.nextRunAt });
     const [count] = await db.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
     expect(count?.n).toBe('1');
     expect(await projection.tokenUsageLast24h('u-1', 'a-1')).toBe(10);
   });
 
+  it('refuses an iteration or actor that is not the one of this mission and due slot', async () => {
+    const claim = await claimOne();
+    const { iteration, actor } = await built(claim);
+    const other = await deriveIterationId('m-1', isoAt(t0));
+    await expect(write(claim, { iteration: { ...iteration, id: other } })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+    await expect(write(claim, { actor: { ...actor, iterationId: other } })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+    await expect(write(claim, { actor: { ...actor, missionId: 'm-2' } })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+    await expect(write(claim, { dueSlot: 'soon' })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
+    const [count] = await db.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(count?.n).toBe('0');
+  });
+
   it('schedules daily cadences in the mission time zone, else the default zone', async () => {
-    const claim = await claimOne({ cadence: { kind: 'daily', atHour: 8, atMinute: 0 }, timezone: 'America/New_York' });
-    expect((await write(claim)).nextRunAt).toBe('2026-04-21T12:00:00.000Z');
+    const daily = { kind: 'daily', atHour: 8, atMinute: 0 };
+    const claim = await claimOne({ cadence: daily, timezone: 'America/New_York' });
+    const result = await write(claim);
+    const [row] = await db.sql<{ stamp: string }[]>`SELECT field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(result.nextRunAt).toBe(nextRunAfter(daily, Date.parse(row!.stamp), { timeZone: 'America/New_York' })?.toISOString());
     await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.projection_cursors`;
-    const berlin = await claimOne({ cadence: { kind: 'daily', atHour: 8, atMinute: 0 } });
-    expect((await write(berlin)).nextRunAt).toBe('2026-04-21T06:00:00.000Z'.replace('21T06', '22T06'));
+    const berlin = await claimOne({ cadence: daily });
+    const inBerlin = await write(berlin);
+    const [second] = await db.sql<{ stamp: string }[]>`SELECT field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(inBerlin.nextRunAt).toBe(nextRunAfter(daily, Date.parse(second!.stamp), { timeZone: 'Europe/Berlin' })?.toISOString());
+    expect(inBerlin.nextRunAt).not.toBe(result.nextRunAt);
   });
 
   it('plans a manual mission once and not again until the user sets a new next run', async () => {
     const claim = await claimOne({ cadence: { kind: 'manual' } });
     expect((await write(claim)).nextRunAt).toBeNull();
-    clock.advance(365 * 86_400_000);
     await projection.refresh();
     expect(await projection.claimDue({ owner: 'i-1', limit: 10 })).toEqual([]);
+    expect(await projection.nextDueInMs()).toBeNull();
     await insertChanges(db.sql, [
-      {
-        userId: 'u-1',
-        recordId: 'm-1',
-        op: 'update',
-        data: { nextRunAt: '2026-05-01T00:00:00.000Z' },
-        fieldMeta: { nextRunAt: '2026-04-30T00:00:00.000Z' },
-      },
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { nextRunAt: isoAt(t0, -1000) }, fieldMeta: { nextRunAt: isoAt(t0, 10_000) } },
     ]);
     await projection.refresh();
-    expect((await projection.claimDue({ owner: 'i-1', limit: 10 })).map((c) => c.dueSlot)).toEqual(['2026-05-01T00:00:00.000Z']);
+    expect((await projection.claimDue({ owner: 'i-1', limit: 10 })).map((c) => c.dueSlot)).toEqual([isoAt(t0, -1000)]);
   });
 
   it('writes for the legacy agent and shows the result in the operator view', async () => {
     const claim = await claimOne({ agentId: undefined });
-    const result = await write(claim, { agent: undefined, plan: { summary: '', steps: [] } });
+    const { iteration, actor } = await built(claim, [], { id: 'legacy:ai-default', name: 'Mana' });
+    const result = await write(claim, { iteration, actor });
     const [row] = await db.sql<{ actor: Record<string, unknown> }[]>`SELECT actor FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
     expect(row?.actor).toMatchObject({ principalId: 'legacy:ai-default', displayName: 'Mana' });
     expect(result.iteration.overallStatus).toBe('approved');
@@ -201,9 +266,9 @@ describe('writeIteration', () => {
   });
 
   it('shows a live lease in the operator view', async () => {
-    await claimOne();
+    const claim = await claimOne();
     const [overview] = await projection.listUserMissions('u-1');
-    expect(overview?.lease).toEqual({ owner: 'i-1', until: '2026-04-21T06:11:02.345Z' });
+    expect(overview?.lease).toEqual({ owner: 'i-1', until: claim.leaseUntil });
     expect(await projection.listUserMissions('u-2')).toEqual([]);
   });
 

@@ -1,44 +1,15 @@
-import {
-  DEFAULT_AGENT_NAME,
-  LEGACY_AI_PRINCIPAL,
-  type MissionIteration,
-  buildServerIteration,
-  hasErrorCode,
-  makeAgentActor,
-  nextRunAfter,
-} from '@mana-ai/core';
+import { type AiActor, type MissionIteration, hasErrorCode, nextRunAfter } from '@mana-ai/core';
 import { type ProjectionContext, MILLISECOND_STAMP } from './context.js';
 import { ProjectionError } from './errors.js';
 import { deriveIterationId } from './iteration-id.js';
+import { syncLanes } from './lanes.js';
 import { applyChange, mergeStateFromSnapshot, snapshotRecord } from './lww.js';
 import { canonicalInstant } from './records.js';
 import { setTransactionUser } from './with-user.js';
+import type { TransactionSql } from 'postgres';
 
 /** The `client_id` of every row the runner writes (UPSTREAM §1.7). */
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
-
-/** One tool call the planner recorded. */
-export interface PlannedToolCall {
-  toolName: string;
-  params: Record<string, unknown>;
-  /** Step summary (default: the tool name, as upstream). */
-  summary?: string;
-}
-
-/** A finished plan: the final assistant text and the recorded tool calls, in order. */
-export interface IterationPlan {
-  summary: string;
-  steps: readonly PlannedToolCall[];
-}
-
-/**
- * Builds the iteration the runner writes (UPSTREAM §8.2), keys in wire order: step ids
- * `<iterationId>-<index>`, status `planned`, `awaiting-review` with steps else `approved`,
- * `source: 'server'`.
- */
-export function planToIteration(plan: IterationPlan, iterationId: string, nowIso: string): MissionIteration {
-  return buildServerIteration({ iterationId, calls: plan.steps, summary: plan.summary, startedAt: nowIso, finishedAt: nowIso });
-}
 
 /**
  * The next `nextRunAt` after a run at `nowMs`, with core's cadence math: `daily`/`weekly` read the
@@ -68,11 +39,13 @@ export interface WriteIterationInput {
   missionId: string;
   /** The due slot of the claim (its `dueSlot`): with the mission id it determines the iteration id. */
   dueSlot: string;
-  plan: IterationPlan;
-  /** The mission's agent; absent = the legacy default agent (`legacy:ai-default`, `Mana`). */
-  agent?: { id: string; name: string } | undefined;
-  /** The actor's rationale (default: the mission's objective). */
-  rationale?: string | undefined;
+  /**
+   * The iteration to append, built once by core (`buildServerIteration`) and written as given; its
+   * `id` must be `deriveIterationId(missionId, dueSlot)`.
+   */
+  iteration: MissionIteration;
+  /** The row's `actor`, built by core (`makeAgentActor`) for this mission and iteration, written as given. */
+  actor: AiActor;
   /** The lease owner whose lease ends with this write (none ended when omitted). */
   owner?: string | undefined;
   /** Tokens the plan cost, recorded for the agent's budget in the same transaction. */
@@ -84,35 +57,53 @@ export interface WriteIterationResult {
   iterationId: string;
   /** True when this slot's iteration was already written: nothing new was inserted. */
   duplicate: boolean;
-  /** The `nextRunAt` written (null for manual/unknown cadences; the stored one for duplicates). */
+  /**
+   * False when the row leaves `nextRunAt` alone: a duplicate, or a user changed `nextRunAt` while
+   * the mission ran (a "run now" or a reschedule), whose value is kept.
+   */
+  nextRunAtWritten: boolean;
+  /** The mission's `nextRunAt` after the write: the advanced one (null for manual/unknown cadences), else the stored one. */
   nextRunAt: string | null;
   iteration: MissionIteration;
+}
+
+async function assertWritable(input: WriteIterationInput): Promise<void> {
+  if (!input.missionId || !input.dueSlot || canonicalInstant(input.dueSlot) === null) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'writeIteration needs a mission id and a due slot');
+  }
+  const { iteration, actor } = input;
+  if (typeof iteration !== 'object' || iteration === null || iteration.id !== (await deriveIterationId(input.missionId, input.dueSlot))) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'the iteration id is not the one derived from the mission and due slot');
+  }
+  if (typeof actor !== 'object' || actor === null || actor.kind !== 'ai' || actor.iterationId !== iteration.id || actor.missionId !== input.missionId) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'the actor must be the AI actor of this mission and iteration');
+  }
 }
 
 /**
  * Appends one planned iteration to a mission: a single `sync_changes` row (UPSTREAM §8.1,
  * Appendix B) whose `data` holds the whole `iterations` array and the advanced `nextRunAt`, both
- * stamped in `field_meta`; the snapshot is updated, the lease released and the token usage
- * recorded in the same transaction, under `withUser`. A retry for the same (mission, due slot)
- * is recognised by its derived iteration id and inserts nothing.
+ * stamped in `field_meta` with the database's time at the write (milliseconds, truncated, so never
+ * ahead of the database's now); the next run is computed from that same time. The snapshot and its
+ * claim lane are updated, the lease released and the token usage recorded in the same transaction,
+ * under `withUser`. When the mission's `nextRunAt` is no longer the claim's due slot, a user changed
+ * it while the mission ran: the row then carries `iterations` only and the user's value stands. A
+ * retry for the same (mission, due slot) is recognised by its derived iteration id and inserts nothing.
  */
 export async function writeIteration(
   context: ProjectionContext,
   input: WriteIterationInput,
   options: { defaultTimeZone: string },
 ): Promise<WriteIterationResult> {
-  if (!input.missionId || !input.dueSlot) {
-    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'writeIteration needs a mission id and a due slot');
-  }
-  const iterationId = await deriveIterationId(input.missionId, input.dueSlot);
-  const nowMs = context.clock.now();
-  const nowIso = new Date(nowMs).toISOString();
-  const iteration = planToIteration(input.plan, iterationId, nowIso);
+  await assertWritable(input);
+  const { iteration, actor } = input;
+  const iterationId = iteration.id;
+  const dueInstant = canonicalInstant(input.dueSlot);
   const outcome = await context.sql.begin(async (tx) => {
     await setTransactionUser(tx, input.userId);
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
-    const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string }[]>`
-      SELECT record, last_applied_at::text AS applied FROM mana_ai.mission_snapshots
+    const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string; agent_id: string | null }[]>`
+      SELECT record, last_applied_at::text AS applied, agent_id FROM mana_ai.mission_snapshots
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
       FOR UPDATE`;
     if (!snapshot) {
@@ -121,7 +112,8 @@ export async function writeIteration(
       });
     }
     // The snapshot may lag behind the log: merge this mission's newer rows first so the array we
-    // rewrite includes a client's latest iteration edits (narrows B20 to truly concurrent writes).
+    // rewrite includes a client's latest iteration edits (narrows B20 to truly concurrent writes),
+    // and a nextRunAt the user set meanwhile is seen.
     const newer = await tx<{ op: string; data: unknown; field_meta: unknown; stamp: string }[]>`
       SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp
       FROM sync_changes
@@ -137,63 +129,75 @@ export async function writeIteration(
     }
     const record = state.record;
     const iterations = Array.isArray(record.iterations) ? (record.iterations as MissionIteration[]) : [];
-    const [written] = await tx<{ exists: boolean }[]>`
+    // The database's time at the write, truncated to the stamp's millisecond: one instant for the
+    // field stamps, the cadence math and the token usage.
+    const [probe] = await tx<{ exists: boolean; stamp: string; stamp_ms: number }[]>`
       SELECT EXISTS (
-        SELECT 1 FROM sync_changes
-        WHERE user_id = ${input.userId} AND app_id = 'ai' AND table_name = 'aiMissions'
-          AND record_id = ${input.missionId} AND client_id = ${RUNNER_CLIENT_ID}
-          AND actor->>'iterationId' = ${iterationId}
-      ) AS exists`;
-    const duplicate = written?.exists === true || iterations.some((existing) => existing?.id === iterationId);
-    let nextRunAt: string | null;
+          SELECT 1 FROM sync_changes
+          WHERE user_id = ${input.userId} AND app_id = 'ai' AND table_name = 'aiMissions'
+            AND record_id = ${input.missionId} AND client_id = ${RUNNER_CLIENT_ID}
+            AND actor->>'iterationId' = ${iterationId}
+        ) AS exists,
+        to_char(t.at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
+        (extract(epoch FROM t.at) * 1000)::float8 AS stamp_ms
+      FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS at) AS t`;
+    const duplicate = probe?.exists === true || iterations.some((existing) => existing?.id === iterationId);
+    const stored = typeof record.nextRunAt === 'string' ? record.nextRunAt : null;
     if (duplicate) {
-      nextRunAt = typeof record.nextRunAt === 'string' ? record.nextRunAt : null;
-    } else {
-      nextRunAt = nextRunAtAfterRun(record, nowMs, options.defaultTimeZone);
-      const data = { iterations: [...iterations, iteration], nextRunAt };
-      const fieldMeta = { iterations: nowIso, nextRunAt: nowIso };
-      const actor = makeAgentActor({
-        agentId: input.agent?.id ?? LEGACY_AI_PRINCIPAL,
-        displayName: input.agent?.name ?? DEFAULT_AGENT_NAME,
-        missionId: input.missionId,
-        iterationId,
-        rationale: input.rationale ?? String(record.objective ?? ''),
-      });
-      const [inserted] = await tx<{ stamp: string }[]>`
-        INSERT INTO sync_changes
-          (app_id, table_name, record_id, user_id, op, data, field_meta, client_id, schema_version, actor, origin)
-        VALUES
-          ('ai', 'aiMissions', ${input.missionId}, ${input.userId}, 'update', ${JSON.stringify(data)}::text::jsonb,
-           ${JSON.stringify(fieldMeta)}::text::jsonb, ${RUNNER_CLIENT_ID}, 1, ${JSON.stringify(actor)}::text::jsonb, 'agent')
-        RETURNING to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp`;
-      applyChange(state, { op: 'update', recordId: input.missionId, data, fieldMeta, createdAt: inserted!.stamp });
-      const merged = snapshotRecord(state)!;
-      await tx`
-        UPDATE mana_ai.mission_snapshots
-        SET record = ${JSON.stringify(merged)}::text::jsonb, next_run_at = ${canonicalInstant(merged.nextRunAt)}::text::timestamptz,
-            updated_at = now()
-        WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}`;
-      if (input.tokenUsage && input.tokenUsage.tokens > 0) {
-        await tx`
-          INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
-          VALUES (${input.userId}, ${input.tokenUsage.agentId}, ${input.missionId}, ${Math.round(input.tokenUsage.tokens)}, ${nowIso}::text::timestamptz)`;
-      }
+      await releaseLease(tx, input);
+      return { duplicate, nextRunAt: stored, nextRunAtWritten: false };
     }
-    if (input.owner) {
+    const stamp = probe!.stamp;
+    const stampMs = Math.round(probe!.stamp_ms);
+    // Planned for `dueSlot`; a different nextRunAt now is a user's edit made while the mission ran.
+    const rescheduled = canonicalInstant(record.nextRunAt) !== dueInstant;
+    const nextRunAt = rescheduled ? stored : nextRunAtAfterRun(record, stampMs, options.defaultTimeZone);
+    const data: Record<string, unknown> = rescheduled ? { iterations: [...iterations, iteration] } : { iterations: [...iterations, iteration], nextRunAt };
+    const fieldMeta: Record<string, string> = rescheduled ? { iterations: stamp } : { iterations: stamp, nextRunAt: stamp };
+    const [inserted] = await tx<{ stamp: string }[]>`
+      INSERT INTO sync_changes
+        (app_id, table_name, record_id, user_id, op, data, field_meta, client_id, schema_version, actor, origin)
+      VALUES
+        ('ai', 'aiMissions', ${input.missionId}, ${input.userId}, 'update', ${JSON.stringify(data)}::text::jsonb,
+         ${JSON.stringify(fieldMeta)}::text::jsonb, ${RUNNER_CLIENT_ID}, 1, ${JSON.stringify(actor)}::text::jsonb, 'agent')
+      RETURNING to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp`;
+    applyChange(state, { op: 'update', recordId: input.missionId, data, fieldMeta, createdAt: inserted!.stamp });
+    const merged = snapshotRecord(state)!;
+    const [written] = await tx<{ agent_id: string | null }[]>`
+      UPDATE mana_ai.mission_snapshots
+      SET record = ${JSON.stringify(merged)}::text::jsonb, next_run_at = ${canonicalInstant(merged.nextRunAt)}::text::timestamptz,
+          updated_at = now(),
+          lease_owner = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_owner END,
+          lease_until = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_until END
+      WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
+      RETURNING agent_id`;
+    await syncLanes(tx, [
+      { user_id: input.userId, agent_id: snapshot.agent_id },
+      { user_id: input.userId, agent_id: written?.agent_id ?? null },
+    ]);
+    if (input.tokenUsage && input.tokenUsage.tokens > 0) {
       await tx`
-        UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL
-        WHERE user_id = ${input.userId} AND mission_id = ${input.missionId} AND lease_owner = ${input.owner}`;
+        INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
+        VALUES (${input.userId}, ${input.tokenUsage.agentId}, ${input.missionId}, ${Math.round(input.tokenUsage.tokens)}, ${stamp}::text::timestamptz)`;
     }
-    return { duplicate, nextRunAt };
+    return { duplicate, nextRunAt, nextRunAtWritten: !rescheduled };
   });
-  const result: WriteIterationResult = { iterationId, duplicate: outcome.duplicate, nextRunAt: outcome.nextRunAt, iteration };
+  const result: WriteIterationResult = { iterationId, iteration, ...outcome };
   context.events.emit('iteration.written', {
     userId: input.userId,
     missionId: input.missionId,
     iterationId,
     duplicate: result.duplicate,
     nextRunAt: result.nextRunAt,
+    nextRunAtWritten: result.nextRunAtWritten,
     steps: iteration.plan.length,
   });
   return result;
+}
+
+async function releaseLease(tx: TransactionSql, input: WriteIterationInput): Promise<void> {
+  if (!input.owner) return;
+  await tx`
+    UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL
+    WHERE user_id = ${input.userId} AND mission_id = ${input.missionId} AND lease_owner = ${input.owner}`;
 }

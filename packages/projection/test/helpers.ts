@@ -44,3 +44,24 @@ export async function snapshotsOf(sql: Sql, table: 'mission_snapshots' | 'agent_
   );
   return new Map(rows.map((row) => [row.key, row.record]));
 }
+
+/** The database's now in epoch ms: tests place due times relative to the clock the projection uses. */
+export async function databaseNowMs(sql: Sql): Promise<number> {
+  const [row] = await sql<{ now: number }[]>`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`;
+  return row!.now;
+}
+
+/** `toISOString()` of `baseMs + offsetMs`. */
+export function isoAt(baseMs: number, offsetMs = 0): string {
+  return new Date(baseMs + offsetMs).toISOString();
+}
+
+/**
+ * Lets `ms` pass for every lease: moves `lease_until` back by `ms` (the database's clock cannot be
+ * set, the leases can).
+ */
+export async function ageLeases(sql: Sql, ms: number): Promise<void> {
+  await sql`
+    UPDATE mana_ai.mission_snapshots SET lease_until = lease_until - make_interval(secs => ${ms / 1000})
+    WHERE lease_until IS NOT NULL`;
+}

@@ -24,7 +24,6 @@ async function manaProjectionPlugin(fastify: FastifyInstance, options: ManaProje
   const projection = createProjection(
     {
       sql,
-      clock: fastify.manaCore.clock,
       // The core bus is untyped by design; the projection only emits its own event names on it.
       events: fastify.manaCore.events as unknown as EventBus<ProjectionEvents>,
       logger: fastify.log,
@@ -36,7 +35,7 @@ async function manaProjectionPlugin(fastify: FastifyInstance, options: ManaProje
 
 /**
  * Fastify plugin that decorates `manaProjection` (refresh, claims, write-back, replay, read API)
- * over the given `sql` client. Needs the `@mana-ai/core` plugin for the clock and event bus.
+ * over the given `sql` client. Needs the `@mana-ai/core` plugin for the event bus.
  */
 export const manaProjection = fp(manaProjectionPlugin, {
   name: '@mana-ai/projection',

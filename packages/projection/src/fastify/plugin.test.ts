@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 describe('manaProjection plugin', () => {
-  it('decorates manaProjection using the core clock and event bus when registered after core', async () => {
+  it('decorates manaProjection using the core event bus when registered after core', async () => {
     const sql = await connectAsRunner(db);
     const app = Fastify();
     await app.register(manaCore, { clock: createManualClock('2026-04-21T06:00:00.000Z') });
