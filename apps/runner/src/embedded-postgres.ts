@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lchown, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { type Logger, describeError, hasErrorCode, noopLogger } from '@mana-ai/core';
@@ -109,15 +109,20 @@ async function initialise(context: PostgresProgramContext, files: ClusterFiles, 
   if (await mkdir(files.dataDir, { mode: 0o700 }).then(() => true, () => false)) files.created.push(files.dataDir);
   await rm(files.passwordFile, { force: true });
   const password = randomBytes(18).toString('base64url');
-  await writeFile(files.passwordFile, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  // Exclusive create, and ownership changed through the handle or with lchown: a symlink planted in
+  // the directory can never redirect a root write or chown elsewhere.
+  const handle = await open(files.passwordFile, 'wx', 0o600);
   files.created.push(files.passwordFile);
-  if (user) {
-    await chown(files.dataDir, user.uid, user.gid);
-    await chown(files.passwordFile, user.uid, user.gid);
+  try {
+    await handle.writeFile(`${password}\n`);
+    if (user) await handle.chown(user.uid, user.gid);
+  } finally {
+    await handle.close();
   }
+  if (user) await lchown(files.dataDir, user.uid, user.gid);
   context.logger.info({ dataDir: files.dataDir }, 'initialising embedded PostgreSQL');
   await runInitdb(context, files.dataDir, files.passwordFile);
-  if (user) await chown(files.passwordFile, 0, 0);
+  if (user) await lchown(files.passwordFile, 0, 0);
   return password;
 }
 
