@@ -218,7 +218,7 @@ function plannedRun(events: Bus, clock: ManualClock, ids: RunIds, options: Plann
   steps.push(() => {
     clock.advance(5);
     const { userId, missionId } = ids;
-    events.emit('iteration.written', { userId, missionId, iterationId, duplicate: !written, nextRunAt: '2026-04-16T06:00:00.000Z', steps: rounds - 1 });
+    events.emit('iteration.written', { userId, missionId, iterationId, duplicate: !written, nextRunAt: '2026-04-16T06:00:00.000Z', nextRunAtWritten: written, steps: rounds - 1 });
     events.emit('tokens.used', { agentId: ids.agentId ?? DEFAULT_AGENT_ID, userId, tokens });
     events.emit('mission.written', { ...ids, iterationId, written });
   });
