@@ -3,13 +3,16 @@
  *  - refresh of 1,000 new rows on logs of 10,000 and 1,000,000 rows (ratio, target ≤ 1.5);
  *  - the same refresh with the original's "what changed" sweep (UPSTREAM §4.3) as baseline (≥ 20×);
  *  - pure LWW merge throughput (≥ 1,000,000 field changes/s);
- *  - peak RSS while bootstrapping the 1,000,000-row log (≤ 256 MB).
+ *  - peak RSS while bootstrapping the 1,000,000-row log (≤ 256 MB);
+ *  - one claim of 32 with 100,000 missions due vs with 1,000 due (ratio ≤ 1.25: claims O(batch)),
+ *    and `nextDueInMs()` on both.
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import postgres, { type Sql } from 'postgres';
 import { type ChangeRow, applyChange, createMergeState, mergeChanges, mergeStateFromSnapshot, snapshotRecord } from '../src/lww.js';
 import { createProjection } from '../src/projection.js';
+import { type ClaimFigures, measureClaims, prepareBacklog } from './claims.js';
 import { startBenchCluster } from './cluster.js';
 
 const REPS = 5;
@@ -221,6 +224,22 @@ async function measureLog(adminUrl: string, name: string, shape: LogShape, sampl
   return figures;
 }
 
+/** Claim figures for 1,000 and 100,000 due missions, each in a database of its own. */
+async function measureClaimScaling(adminUrl: string): Promise<[ClaimFigures, ClaimFigures]> {
+  const backlogs = [];
+  const clients: Sql[] = [];
+  for (const due of [1_000, 100_000]) {
+    const sql = await createDatabase(adminUrl, `bench_claims_${due}`);
+    clients.push(sql);
+    const start = performance.now();
+    backlogs.push(await prepareBacklog(sql, due));
+    log(`[claims] ${due.toLocaleString('en-US')} due missions projected in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  }
+  const [small, large] = await measureClaims(backlogs);
+  await Promise.all(clients.map((sql) => sql.end()));
+  return [small!, large!];
+}
+
 /** Pure merge throughput: records × rows × fields field changes, best of several runs. */
 function measureMerge(): { perSecond: number; fieldChanges: number } {
   const records = 2_000;
@@ -263,6 +282,8 @@ async function main(): Promise<void> {
     const large = await measureLog(cluster.adminUrl, 'bench_log_1m', LARGE, true);
     const small = await measureLog(cluster.adminUrl, 'bench_log_10k', SMALL, false);
     const merge = measureMerge();
+    const [claimsSmall, claimsLarge] = await measureClaimScaling(cluster.adminUrl);
+    const claimRatio = claimsLarge.claimMs / claimsSmall.claimMs;
     const ratio = large.ours / small.ours;
     const speedup = large.baseline / large.ours;
     const pass = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
@@ -280,6 +301,10 @@ async function main(): Promise<void> {
     );
     log(`| peak RSS, 1,000,000-row bootstrap | ${large.peakRssMb!.toFixed(0)} MB | ≤ 256 MB | ${pass(large.peakRssMb! <= 256)} |`);
     log(`| 1,000,000-row bootstrap time | ${(large.bootstrapMs / 1000).toFixed(1)} s | | |`);
+    log(`| one claim of 32, 1,000 due (median) | ${claimsSmall.claimMs.toFixed(2)} ms | | |`);
+    log(`| one claim of 32, 100,000 due (median) | ${claimsLarge.claimMs.toFixed(2)} ms | | |`);
+    log(`| claim ratio 100,000 / 1,000 due | ${claimRatio.toFixed(2)}× | ≤ 1.25× | ${pass(claimRatio <= 1.25)} |`);
+    log(`| nextDueInMs(), 1,000 / 100,000 due (median) | ${claimsSmall.nextDueMs.toFixed(2)} / ${claimsLarge.nextDueMs.toFixed(2)} ms | | |`);
     log(`\ntotal bench time ${((performance.now() - benchStart) / 1000).toFixed(0)} s`);
   } finally {
     await cluster.stop();

@@ -148,7 +148,9 @@ REVOKE ALL ON FUNCTION mana_ai.change_feed_pending(TIMESTAMPTZ, UUID) FROM PUBLI
 GRANT EXECUTE ON FUNCTION mana_ai.change_feed_pending(TIMESTAMPTZ, UUID) TO mana_ai_runner;
 
 -- Wakes the dispatchers when a user's device writes a mission or an agent. The runner's own
--- write-back is left out: it updates the snapshot itself. Firing needs no rights of the writer.
+-- write-back is left out: it updates the snapshot itself. Firing needs no rights of the writer,
+-- and a trigger function cannot be called directly: EXECUTE stays with PUBLIC, so the owner of
+-- sync_changes needs only USAGE on mana_ai to install the trigger (docs/database.md).
 CREATE OR REPLACE FUNCTION mana_ai.notify_ai_changes() RETURNS TRIGGER
 LANGUAGE plpgsql SET search_path = pg_catalog
 AS $fn$
@@ -157,7 +159,6 @@ BEGIN
   RETURN NULL;
 END
 $fn$;
-REVOKE ALL ON FUNCTION mana_ai.notify_ai_changes() FROM PUBLIC;
 
 -- Needs the owner of sync_changes; when the migrating role is not, docs/database.md has the
 -- statement for the owner, and the runner polls the feed instead (see the projection README).

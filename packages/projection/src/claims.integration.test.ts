@@ -1,7 +1,9 @@
+import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RUNNER_PASSWORD, ageLeases, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
+import { deriveIterationId } from './iteration-id.js';
 import { type Projection, createProjection } from './projection.js';
 
 let db: TestDatabase;
@@ -300,6 +302,43 @@ describe('claimDueMissions', () => {
     await projection.refresh();
     expect(await projection.claimDue({ owner: 'A', limit: 10 })).toHaveLength(1);
     expect(await projection.claimDue({ owner: 'A', limit: 10 })).toEqual([]);
+  });
+
+  it('keeps every lane equal to its missions while refreshes and write-backs change them at once', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'a-many', table: 'agents', data: { name: 'Many', maxConcurrentMissions: 'many' } }]);
+    await seedDueMissions(30, { agentId: 'a-many' });
+    const claims = await projection.claimDue({ owner: 'A', limit: 30 });
+    expect(claims).toHaveLength(30);
+    const writeBack = async (claim: (typeof claims)[number]) => {
+      const iterationId = await deriveIterationId(claim.mission.id, claim.dueSlot);
+      const now = isoAt(t0);
+      await projection.writeIteration({
+        userId: claim.mission.userId,
+        missionId: claim.mission.id,
+        dueSlot: claim.dueSlot,
+        iteration: buildServerIteration({ iterationId, calls: [], summary: '', startedAt: now, finishedAt: now }),
+        actor: makeAgentActor({ agentId: 'a-many', displayName: 'Many', missionId: claim.mission.id, iterationId, rationale: '' }),
+        owner: 'A',
+      });
+    };
+    const deviceEdits = async () => {
+      for (let round = 0; round < 10; round++) {
+        const id = `m-${1 + ((round * 7) % 30)}`;
+        const edit = round % 2 === 0 ? { agentId: 'a-other' } : { nextRunAt: isoAt(t0, -round * MINUTE) };
+        const stamps = Object.fromEntries(Object.keys(edit).map((key) => [key, isoAt(t0, 10 * MINUTE)]));
+        await insertChanges(db.sql, [{ userId: 'u-1', recordId: id, op: 'update', data: edit, fieldMeta: stamps }]);
+        await projection.refresh();
+      }
+    };
+    await Promise.all([...claims.map(writeBack), deviceEdits(), projection.refresh()]);
+    await projection.refresh();
+    const lanes = await db.sql`
+      SELECT user_id, agent_id, head_at FROM mana_ai.mission_lanes WHERE head_at IS NOT NULL ORDER BY 1, 2`;
+    const truth = await db.sql`
+      SELECT user_id, agent_id, min(next_run_at) AS head_at FROM mana_ai.mission_snapshots
+      WHERE active AND agent_id IS NOT NULL AND next_run_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`;
+    expect(lanes).toEqual(truth);
+    expect(truth.map((lane) => lane.agent_id)).toEqual(['a-many', 'a-other']);
   });
 
   it('rejects a claim without owner or with a bad limit', async () => {

@@ -1,5 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import postgres, { type Sql } from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrations } from './migrations.js';
 
 let db: TestDatabase;
@@ -32,5 +35,115 @@ describe('migrations', () => {
     expect(feed).toEqual({ owner: 'mana_ai_feed', security_definer: true });
     const [index] = await db.sql`SELECT to_regclass('public.idx_sync_changes_mana_ai_feed')::text AS name`;
     expect(index?.name).toBe('idx_sync_changes_mana_ai_feed');
+  });
+});
+
+/** The SQL block of docs/database.md whose first line is `marker`, with `mana_sync` as `owner`. */
+function documentedBlock(marker: string, owner: string): string {
+  const doc = readFileSync(new URL('../../../docs/database.md', import.meta.url), 'utf8');
+  const block = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((sql) => sql.startsWith(marker));
+  if (!block) throw new Error(`docs/database.md has no SQL block starting with ${marker}`);
+  return block.replace(/\bmana_sync\b/g, owner);
+}
+
+describe('migration 0005 when the migrating role does not own sync_changes', () => {
+  const suffix = randomBytes(5).toString('hex');
+  const database = `proj_owner_${suffix}`;
+  const migrator = { name: `migrator_${suffix}`, password: randomBytes(12).toString('hex') };
+  const syncOwner = { name: `sync_owner_${suffix}`, password: randomBytes(12).toString('hex') };
+  const clients: Sql[] = [];
+  let admin: Sql;
+  let adminUrl: string;
+
+  const urlFor = (user?: { name: string; password: string }): string => {
+    const url = new URL(adminUrl);
+    url.pathname = `/${database}`;
+    if (user) {
+      url.username = user.name;
+      url.password = user.password;
+    }
+    return url.toString();
+  };
+  const connect = (user?: { name: string; password: string }, notices: string[] = []): Sql => {
+    const client = postgres(urlFor(user), { max: 1, onnotice: (notice) => notices.push(String(notice.message)) });
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    adminUrl = inject('manaAiTestPostgres').adminUrl;
+    admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+    for (const role of [migrator, syncOwner]) {
+      await admin.unsafe(`CREATE ROLE ${role.name} LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS PASSWORD '${role.password}'`);
+    }
+    await admin.unsafe(`CREATE DATABASE ${database}`);
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    for (const role of [migrator, syncOwner]) {
+      await admin.unsafe(`REVOKE mana_ai_feed FROM ${role.name}`);
+      await admin.unsafe(`DROP OWNED BY ${role.name}`);
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role.name}`);
+    }
+    await admin.end();
+  });
+
+  it('back-fills the typed columns and lanes, skips the trigger with a notice, and takes the documented statements', async () => {
+    const superuser = connect();
+    // mana-sync's table, owned by its own role; the runner's schema, owned by the migrating role.
+    await superuser.unsafe(migrations[0]!.sql);
+    await superuser.unsafe(`ALTER TABLE public.sync_changes OWNER TO ${syncOwner.name}`);
+    await superuser.unsafe(`GRANT CREATE ON DATABASE ${database} TO ${migrator.name}; GRANT mana_ai_feed TO ${migrator.name}`);
+    const notices: string[] = [];
+    const migrating = connect(migrator, notices);
+    await migrating.unsafe('CREATE SCHEMA mana_ai; GRANT CREATE ON SCHEMA mana_ai TO mana_ai_feed');
+    for (const migration of migrations.slice(1, 4)) await migrating.unsafe(migration.sql);
+    // Snapshots written before 0005, as a runner of the previous release left them.
+    await superuser`
+      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, next_run_at) VALUES
+        ('u-1', 'm-1', '{"state": "active", "agentId": "a-1"}', '2026-01-02T00:00:00Z'),
+        ('u-1', 'm-2', '{"state": "active", "agentId": "a-1"}', '2026-01-01T00:00:00Z'),
+        ('u-1', 'm-3', '{"state": "paused", "agentId": "a-2"}', '2026-01-01T00:00:00Z'),
+        ('u-1', 'm-4', '{"state": "active", "deletedAt": "2026-01-01T00:00:00Z"}', '2026-01-01T00:00:00Z')`;
+    await superuser`
+      INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record) VALUES
+        ('u-1', 'a-1', '{"maxConcurrentMissions": "3"}'), ('u-1', 'a-2', '{"deletedAt": "2026-01-01T00:00:00Z"}')`;
+    notices.length = 0;
+    await migrating.unsafe(migrations[4]!.sql);
+    await migrating.unsafe(migrations[4]!.sql);
+    expect(notices.filter((notice) => notice.startsWith('mana_ai: the change trigger'))).toHaveLength(2);
+    expect(await superuser`SELECT mission_id, agent_id, active FROM mana_ai.mission_snapshots ORDER BY mission_id`).toEqual([
+      { mission_id: 'm-1', agent_id: 'a-1', active: true },
+      { mission_id: 'm-2', agent_id: 'a-1', active: true },
+      { mission_id: 'm-3', agent_id: 'a-2', active: false },
+      { mission_id: 'm-4', agent_id: null, active: false },
+    ]);
+    expect(await superuser`SELECT agent_id, deleted, max_concurrent::text FROM mana_ai.agent_snapshots ORDER BY agent_id`).toEqual([
+      { agent_id: 'a-1', deleted: false, max_concurrent: '3' },
+      { agent_id: 'a-2', deleted: true, max_concurrent: '1' },
+    ]);
+    const lanes = await superuser<{ user_id: string; agent_id: string; head_at: Date; max_concurrent: string }[]>`
+      SELECT user_id, agent_id, head_at, max_concurrent::text FROM mana_ai.mission_lanes`;
+    expect(lanes.map((lane) => ({ ...lane, head_at: lane.head_at.toISOString() }))).toEqual([
+      { user_id: 'u-1', agent_id: 'a-1', head_at: '2026-01-01T00:00:00.000Z', max_concurrent: '3' },
+    ]);
+    const trigger = async () =>
+      (await superuser`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = 'mana_ai_notify_changes'`)[0]?.n;
+    expect(await trigger()).toBe(0);
+    // docs/database.md: the migrating role lets the owner use the schema, the owner installs the trigger.
+    await migrating.unsafe(documentedBlock('-- as the role that ran the migrations', syncOwner.name));
+    const owner = connect(syncOwner);
+    for (let run = 0; run < 2; run++) await owner.unsafe(documentedBlock('-- as the owner of public.sync_changes', syncOwner.name));
+    expect(await trigger()).toBe(1);
+    // mana-sync's writes fire it without any right on mana_ai.
+    await superuser.unsafe(`REVOKE USAGE ON SCHEMA mana_ai FROM ${syncOwner.name}`);
+    await owner.begin(async (tx) => {
+      await tx`SELECT set_config('app.current_user_id', 'u-1', true)`;
+      await tx`
+        INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+        VALUES ('ai', 'aiMissions', 'm-9', 'u-1', 'insert', '{}', 'device')`;
+    });
   });
 });
