@@ -179,11 +179,16 @@ describe('the tick end to end', () => {
     const at = (JSON.parse(row.field_meta) as { iterations: string }).iterations;
     expect(at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const nextRunAt = new Date(Date.parse(at) + 60 * 60_000).toISOString();
+    // The iteration's own stamps say when planning started and ended (database-calibrated), at or
+    // before the write's stamp; the field_meta stamp is the database's time of the write.
+    const { startedAt, finishedAt } = (JSON.parse(row.data) as { iterations: Array<{ startedAt: string; finishedAt: string }> }).iterations[0]!;
+    expect(Date.parse(startedAt)).toBeLessThanOrEqual(Date.parse(finishedAt));
+    expect(Date.parse(finishedAt)).toBeLessThanOrEqual(Date.parse(at) + 5);
     // Appendix B's JSON, written out in its key order; the columns are JSONB, so readers get
     // Postgres's rendering of it, which must match the stored text byte for byte.
     const actorJson = `{"kind":"ai","principalId":${JSON.stringify(seeded.agentId)},"displayName":${JSON.stringify(AGENT_NAME)},"missionId":${JSON.stringify(seeded.missionId)},"iterationId":"${iterationId}","rationale":${JSON.stringify(OBJECTIVE)}}`;
     const stepJson = `{"id":"${iterationId}-0","summary":"create_task","intent":{"kind":"toolCall","toolName":"create_task","params":${JSON.stringify(TOOL_ARGS)}},"status":"planned"}`;
-    const iterationJson = `{"id":"${iterationId}","startedAt":"${at}","finishedAt":"${at}","plan":[${stepJson}],"summary":${JSON.stringify(FINAL_TEXT)},"overallStatus":"awaiting-review","source":"server"}`;
+    const iterationJson = `{"id":"${iterationId}","startedAt":"${startedAt}","finishedAt":"${finishedAt}","plan":[${stepJson}],"summary":${JSON.stringify(FINAL_TEXT)},"overallStatus":"awaiting-review","source":"server"}`;
     const dataJson = `{"iterations":[${iterationJson}],"nextRunAt":"${nextRunAt}"}`;
     const fieldMetaJson = `{"iterations":"${at}","nextRunAt":"${at}"}`;
     expect(row.actor).toBe(await asStoredJsonb(actorJson));

@@ -1,5 +1,5 @@
 import { type Server, createServer } from 'node:net';
-import { ManaAiError, type TickStats, createManualClock } from '@mana-ai/core';
+import { type DispatcherEvents, type EventBus, type EventMap, ManaAiError, type TickStats, createEventBus, createManualClock } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -7,7 +7,7 @@ import postgres, { type Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, type AppDeps, buildApp } from './app.js';
 import { freePort } from './embedded-postgres.js';
-import { emptyTickStats } from './scheduler.js';
+import { createPassDispatcher, emptyTickStats } from './host-dispatcher.js';
 import { RUNNER_VERSION } from './version.js';
 
 const SERVICE_KEY = 'test-service-key-0123456789';
@@ -17,9 +17,15 @@ const config: AppConfig = { serviceKey: SERVICE_KEY, tickIntervalMs: 60_000, tic
 let db: TestDatabase;
 const apps: FastifyInstance[] = [];
 
-function app(overrides: Partial<AppDeps> = {}, configOverrides: Partial<AppConfig> = {}): FastifyInstance {
+type Pass = Parameters<typeof createPassDispatcher>[0];
+
+/** The app with a stand-in dispatcher whose passes run `tick` (the host tested without the pipeline). */
+function app(overrides: Partial<AppDeps> & { tick?: Pass } = {}, configOverrides: Partial<AppConfig> = {}): FastifyInstance {
+  const { tick = async () => emptyTickStats(clock), ...deps } = overrides;
+  const events = createEventBus<EventMap>();
+  const dispatcher = createPassDispatcher(tick, clock, events as unknown as EventBus<DispatcherEvents>);
   const instance = buildApp(
-    { sql: db.sql, logger: pino({ level: 'silent' }), clock, tick: async () => emptyTickStats(clock), ...overrides },
+    { sql: db.sql, logger: pino({ level: 'silent' }), clock, events, dispatcher, ...deps },
     { ...config, ...configOverrides },
   );
   apps.push(instance);
@@ -48,7 +54,7 @@ describe('GET /health', () => {
     expect(RUNNER_VERSION).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  it('reports the tick as enabled and running when the scheduler is on', async () => {
+  it('reports the tick as enabled and running when the dispatcher is on', async () => {
     const instance = app({}, { tickEnabled: true });
     const response = await instance.inject({ method: 'GET', url: '/health' });
     expect(response.json().tick).toEqual({ enabled: true, running: true });
@@ -272,7 +278,7 @@ describe('the error handler', () => {
 });
 
 describe('closing the app', () => {
-  it('waits for the in-flight scheduled tick before it resolves', async () => {
+  it('waits for the pass in flight before it resolves', async () => {
     let finished = false;
     const instance = app(
       {
@@ -287,9 +293,11 @@ describe('closing the app', () => {
       { tickEnabled: true, shutdownTimeoutMs: 5000 },
     );
     await instance.ready();
-    expect(instance.scheduler.busy).toBe(true);
+    expect(instance.dispatcher.running).toBe(true);
+    void instance.dispatcher.dispatcher.runPass();
+    expect(instance.dispatcher.dispatcher.passing).toBe(true);
     await instance.close();
     expect(finished).toBe(true);
-    expect(instance.scheduler.running).toBe(false);
+    expect(instance.dispatcher.running).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { type Clock, type EventBus, type EventMap, createEventBus } from '@mana-ai/core';
+import { type Clock, type Dispatcher, type EventBus, type EventMap, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import { manaCrypto } from '@mana-ai/crypto/fastify';
 import { manaPlanner } from '@mana-ai/planner/fastify';
@@ -11,16 +11,14 @@ import type { Sql } from 'postgres';
 import { type RunnerConfig, jwksUrlOf, parseConfig } from './config.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
+import dispatcherPlugin from './plugins/dispatcher.js';
 import pipeline from './plugins/pipeline.js';
-import { leaseHoldBoundMs } from './pipeline.js';
-import scheduler from './plugins/scheduler.js';
 import serviceAuth from './plugins/service-auth.js';
 import aiAuditRoute from './routes/ai-audit.js';
 import healthRoute from './routes/health.js';
 import internalMissionsRoute from './routes/internal-missions.js';
 import internalTickRoute from './routes/internal-tick.js';
 import metricsRoute from './routes/metrics.js';
-import type { TickFunction } from './scheduler.js';
 import { createTracing } from './tracing.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -46,6 +44,9 @@ type PipelineConfigKey =
   | 'deepResearchEnabled'
   | 'concurrency'
   | 'maxMissionsPerTick'
+  | 'retryAfterMs'
+  | 'probeIntervalMs'
+  | 'maxRunMs'
   | 'leaseMs'
   | 'instanceId'
   | 'defaultTimeZone'
@@ -63,8 +64,8 @@ export interface AppDeps {
   /** A pino logger (or anything Fastify accepts as `loggerInstance`). */
   logger: FastifyBaseLogger;
   clock: Clock;
-  /** Replaces the wired pipeline's tick (tests of the host alone); default: `app.pipeline.tick`. */
-  tick?: TickFunction;
+  /** Replaces the wired pipeline's dispatcher (tests of the host alone); default: `app.pipeline.dispatcher`. */
+  dispatcher?: Dispatcher;
   /** The event bus packages emit on (default: a new one); tracing subscribes to it. */
   events?: EventBus<EventMap>;
   /** fetch for outbound HTTP (LLM, research); default: the global one. */
@@ -95,7 +96,7 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
 
 /**
  * Builds the runner's Fastify app without listening: metrics, service auth on `/internal/*`, the
- * tick scheduler (started on ready, stopped on close), one error handler, and the routes
+ * mission dispatcher (started on ready, stopped on close), one error handler, and the routes
  * (including the JWT-authenticated, CORS-enabled `GET /api/v1/me/ai-audit`).
  */
 export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
@@ -104,7 +105,7 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   const events = deps.events ?? createEventBus<EventMap>();
   app.register(manaCore, { clock: deps.clock, events });
   // Spans are built from the same events the metrics read; root-level onClose runs after the
-  // scheduler's preClose wait, so the last tick's spans are complete before the flush.
+  // dispatcher's preClose wait, so the last runs' spans are complete before the flush.
   const tracing = createTracing(
     { events, logger: deps.logger, clock: deps.clock },
     { endpoint: settings.otelEndpoint, serviceVersion: deps.version ?? RUNNER_VERSION, ...(settings.nodeEnv ? { nodeEnv: settings.nodeEnv } : {}) },
@@ -116,10 +117,8 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   app.register(errorHandler);
   app.register(serviceAuth, { serviceKey: config.serviceKey });
   registerPipeline(app, deps, settings);
-  app.register(scheduler, (parent) => ({
-    tick: deps.tick ?? parent.pipeline.tick,
-    clock: deps.clock,
-    intervalMs: config.tickIntervalMs,
+  app.register(dispatcherPlugin, (parent) => ({
+    dispatcher: deps.dispatcher ?? parent.pipeline.dispatcher,
     enabled: config.tickEnabled,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   }));
@@ -196,12 +195,5 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     deep: { baseUrl: config.researchUrl, serviceKey: config.serviceKey },
     stage: { deepResearchEnabled: config.deepResearchEnabled },
   });
-  app.register(pipeline, {
-    owner: config.instanceId ?? defaultInstanceId(),
-    concurrency: config.concurrency,
-    maxMissionsPerTick: config.maxMissionsPerTick,
-    // The heartbeat beats three times per lease, so one slow or failed renewal does not lose it.
-    renewEveryMs: Math.floor(config.leaseMs / 3),
-    maxLeaseHoldMs: leaseHoldBoundMs(config),
-  });
+  app.register(pipeline, { config, owner: config.instanceId ?? defaultInstanceId() });
 }

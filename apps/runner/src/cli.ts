@@ -13,9 +13,9 @@ import { RUNNER_VERSION } from './version.js';
 const USAGE = `mana-ai ${RUNNER_VERSION}: the mana-ai mission runner
 
 Usage:
-  mana-ai start          run the HTTP server and the tick scheduler
+  mana-ai start          run the HTTP server and the mission dispatcher
   mana-ai migrate        apply database migrations and print the report (JSON)
-  mana-ai tick --once    run one tick without HTTP and print its TickStats (JSON)
+  mana-ai tick --once    run one pass (refresh, claim, plan) without HTTP and print its TickStats (JSON)
   mana-ai --help         show this help
   mana-ai --version      print the version
 
@@ -91,15 +91,15 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'tick': {
-      if (!rest.includes('--once')) fail(`"tick" needs --once (the scheduler runs inside "start")\n\n${USAGE}`);
+      if (!rest.includes('--once')) fail(`"tick" needs --once (the dispatcher runs inside "start")\n\n${USAGE}`);
       const settings = config();
       const stats = await withDatabase(settings, async (database, logger) => {
         await migrate(database.sql, { logger });
-        // The same app as `start`, never listening and with no schedule: one tick, then close.
+        // The same app as `start`, never listening and not dispatching on its own: one pass, then close.
         const app = buildApp({ sql: database.sql, logger, clock: systemClock }, { ...settings, tickEnabled: false });
         await app.ready();
         try {
-          return await app.scheduler.runOnce();
+          return await app.dispatcher.dispatcher.runPass();
         } finally {
           await app.close();
         }

@@ -29,10 +29,16 @@ export interface RunnerConfig {
   deepResearchEnabled: boolean;
   /** `MANA_SERVICE_KEY`: inbound `X-Service-Key` and outbound service credential. */
   serviceKey: string;
-  /** `TICK_INTERVAL_MS`. */
+  /** `TICK_INTERVAL_MS`: the dispatcher's longest sleep. */
   tickIntervalMs: number;
   /** `TICK_ENABLED`. */
   tickEnabled: boolean;
+  /** `MANA_AI_RETRY_AFTER_MS`: how long a failed or skipped mission waits before it is claimed again. */
+  retryAfterMs: number;
+  /** `MANA_AI_PROBE_INTERVAL_MS`: probe interval for new log rows when the change trigger is missing. */
+  probeIntervalMs: number;
+  /** `MANA_AI_MAX_RUN_MS`: wall-time bound of one mission run. */
+  maxRunMs: number;
   /** `MANA_AI_PRIVATE_KEY_PEM`: PKCS#8 PEM of the grant key; undefined ⇒ grants not configured. */
   privateKeyPem: string | undefined;
   /** `POLICY_MODE`. */
@@ -207,8 +213,43 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     secret: true,
     schema: text,
   },
-  tickIntervalMs: { name: 'TICK_INTERVAL_MS', default: '60000', description: 'Milliseconds between scheduled ticks.', expected: 'an integer from 100 to 86400000', schema: integer(100, 86_400_000) },
-  tickEnabled: { name: 'TICK_ENABLED', default: 'true', description: 'Run ticks on a schedule (POST /internal/tick works either way).', expected: 'true/false (also 1/0, yes/no, on/off)', schema: flag },
+  tickIntervalMs: {
+    name: 'TICK_INTERVAL_MS',
+    default: '5000',
+    description:
+      'The longest the dispatcher sleeps: at least this often it refreshes the snapshots and claims due missions, even when no wake-up (due time, new log rows, freed slot) came.',
+    expected: 'an integer from 100 to 86400000',
+    schema: integer(100, 86_400_000),
+  },
+  tickEnabled: {
+    name: 'TICK_ENABLED',
+    default: 'true',
+    description: 'Run the dispatcher continuously; false plans only on POST /internal/tick and `mana-ai tick --once`.',
+    expected: 'true/false (also 1/0, yes/no, on/off)',
+    schema: flag,
+  },
+  retryAfterMs: {
+    name: 'MANA_AI_RETRY_AFTER_MS',
+    default: '60000',
+    description: 'How long a mission that failed or was skipped (paused agent, budget, pending research) waits before it is claimed again.',
+    expected: 'an integer from 1000 to 86400000',
+    schema: integer(1000, 86_400_000),
+  },
+  probeIntervalMs: {
+    name: 'MANA_AI_PROBE_INTERVAL_MS',
+    default: '1000',
+    description:
+      'Without the change trigger on sync_changes (see docs/database.md), how often one cheap statement asks whether the log holds new mission or agent rows.',
+    expected: 'an integer from 100 to 3600000',
+    schema: integer(100, 3_600_000),
+  },
+  maxRunMs: {
+    name: 'MANA_AI_MAX_RUN_MS',
+    default: '600000',
+    description: 'Wall-time bound of one mission run (gates, research, inputs, planner loop, write-back); past it the run is aborted.',
+    expected: 'an integer from 1000 to 86400000',
+    schema: integer(1000, 86_400_000),
+  },
   privateKeyPem: {
     name: 'MANA_AI_PRIVATE_KEY_PEM',
     default: undefined,
@@ -283,7 +324,7 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   shutdownTimeoutMs: {
     name: 'MANA_AI_SHUTDOWN_TIMEOUT_MS',
     default: '30000',
-    description: 'On SIGTERM/SIGINT, how long to wait for an in-flight tick before abandoning it.',
+    description: 'On SIGTERM/SIGINT, how long to wait for the mission runs in flight before aborting them.',
     expected: 'an integer from 0 to 3600000',
     schema: integer(0, 3_600_000),
   },
@@ -350,7 +391,7 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   maxMissionsPerTick: {
     name: 'MANA_AI_MAX_MISSIONS_PER_TICK',
     default: '10000',
-    description: 'Missions one instance claims and plans in one tick at most.',
+    description: 'Missions one pass (POST /internal/tick, `mana-ai tick --once`) claims at most.',
     expected: 'an integer from 1 to 1000000',
     schema: integer(1, 1_000_000),
   },

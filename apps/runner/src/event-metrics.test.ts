@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
 import { createRunnerMetrics } from './plugins/metrics.js';
 
-const ids = { missionId: 'm-1', userId: 'u-1' };
+const ids = { runId: 'r-1', missionId: 'm-1', userId: 'u-1' };
+const run = (runId: string, missionId: string, agentId: string | null = null) => ({ runId, missionId, userId: 'u-1', agentId });
 const context = { missionId: 'm-1', agentId: 'a-1' };
 const usage = { promptTokens: 10, completionTokens: 5, totalTokens: 15 };
 
@@ -28,19 +29,19 @@ function setup() {
 }
 
 describe('observeEvents', () => {
-  it('counts plans, failures, errors, skips and decisions when the tick reports them', async () => {
+  it('counts plans, failures, errors, skips and decisions when the dispatcher reports them', async () => {
     const { emit, value } = setup();
     emit('tick.refreshed', { rowsApplied: 7, newSnapshots: 2, updatedSnapshots: 3 });
-    emit('mission.claimed', { ...ids, agentId: 'a-1' });
+    emit('mission.claimed', { ...ids, agentId: 'a-1', passId: null });
     emit('mission.planned', { ...ids, agentId: 'a-1', steps: 2, rounds: 3, tokens: 15 });
     emit('tokens.used', { agentId: 'a-1', userId: 'u-1', tokens: 15 });
-    emit('mission.written', { ...ids, iterationId: 'i-1', written: true });
-    emit('mission.written', { missionId: 'm-2', userId: 'u-1', iterationId: 'i-2', written: false });
+    emit('mission.written', { ...ids, agentId: 'a-1', iterationId: 'i-1', written: true });
+    emit('mission.written', { ...run('r-2', 'm-2'), iterationId: 'i-2', written: false });
     emit('agent.decision', { agentId: 'a-1', decision: 'ran' });
-    emit('mission.skipped', { missionId: 'm-3', userId: 'u-1', agentId: 'a-2', reason: 'agent-paused' });
+    emit('mission.skipped', { ...run('r-3', 'm-3', 'a-2'), reason: 'agent-paused' });
     emit('agent.decision', { agentId: 'a-2', decision: 'skipped-paused' });
-    emit('mission.plan-failed', { missionId: 'm-4', userId: 'u-1', agentId: null, reason: 'llm-error: timeout', tokens: 0 });
-    emit('mission.error', { missionId: 'm-5', userId: 'u-1', stage: 'write-back', message: 'boom' });
+    emit('mission.plan-failed', { ...run('r-4', 'm-4'), reason: 'llm-error: timeout', tokens: 0 });
+    emit('mission.error', { ...run('r-5', 'm-5'), stage: 'write-back', message: 'boom' });
     emit('tick.failed', { stage: 'claim', message: 'db down' });
 
     expect(await value('mana_ai_snapshot_rows_applied_total')).toBe(7);
@@ -99,22 +100,33 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_snapshot_bad_rows_total')).toBe(1);
   });
 
-  it('tracks missions in flight and stamps the end of the tick when missions start and end', async () => {
+  it('tracks runs in flight, counts passes and stamps the last cycle when runs start and end', async () => {
     const { emit, value, clock } = setup();
-    emit('mission.claimed', { ...ids, agentId: null });
-    emit('mission.claimed', { missionId: 'm-2', userId: 'u-1', agentId: null });
-    emit('mission.claimed', { missionId: 'm-1', userId: 'u-2', agentId: null });
+    emit('tick.started', { passId: 'p-1', scannedAt: '2026-04-21T06:00:00.000Z' });
+    emit('mission.claimed', { ...run('r-1', 'm-1'), passId: 'p-1' });
+    emit('mission.claimed', { ...run('r-2', 'm-2'), passId: 'p-1' });
+    emit('mission.claimed', { ...run('r-3', 'm-1'), passId: null });
     expect(await value('mana_ai_missions_in_flight')).toBe(3);
-    emit('mission.plan-failed', { ...ids, agentId: null, reason: 'llm-error: server', tokens: 3 });
-    // A failure after the failed plan (recording its tokens) must not count the mission twice.
-    emit('mission.error', { ...ids, stage: 'write-back', message: 'x' });
+    emit('mission.plan-failed', { ...run('r-1', 'm-1'), reason: 'llm-error: server', tokens: 3 });
+    // A failure after the failed plan (recording its tokens) must not count the run twice: only its end does.
+    emit('mission.error', { ...run('r-1', 'm-1'), stage: 'write-back', message: 'x' });
+    expect(await value('mana_ai_missions_in_flight')).toBe(3);
+    emit('mission.finished', { ...run('r-1', 'm-1'), outcome: 'error', durationMs: 5 });
     expect(await value('mana_ai_missions_in_flight')).toBe(2);
-    clock.advance(90_000);
+    clock.advance(30_000);
+    emit('dispatcher.cycle', { reasons: ['slot'], refreshed: false, claimed: 0, inFlight: 2, durationMs: 1 });
+    expect(await value('mana_ai_last_tick_timestamp_seconds')).toBe(Date.parse('2026-04-21T06:00:30.000Z') / 1000);
+    emit('mission.finished', { ...run('r-2', 'm-2'), outcome: 'written', durationMs: 5 });
+    emit('mission.finished', { ...run('r-3', 'm-1'), outcome: 'skipped', durationMs: 5 });
+    clock.advance(60_000);
     emit('tick.finished', {
-      stats: { scannedAt: '', dueMissionCount: 3, plansProduced: 0, plansWrittenBack: 0, parseFailures: 1, errors: [], skipped: {} },
+      passId: 'p-1',
+      stats: { scannedAt: '', dueMissionCount: 2, plansProduced: 1, plansWrittenBack: 1, parseFailures: 1, errors: [], skipped: {} },
       durationMs: 90_000,
     });
     expect(await value('mana_ai_missions_in_flight')).toBe(0);
+    expect(await value('mana_ai_ticks_total')).toBe(1);
+    expect(await value('mana_ai_tick_duration_seconds_sum')).toBe(90);
     expect(await value('mana_ai_last_tick_timestamp_seconds')).toBe(Date.parse('2026-04-21T06:01:30.000Z') / 1000);
   });
 

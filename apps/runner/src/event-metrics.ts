@@ -1,12 +1,12 @@
-import type { Clock, EventBus, EventMap, TickEvents } from '@mana-ai/core';
+import type { Clock, DispatcherEvents, EventBus, EventMap } from '@mana-ai/core';
 import type { PlannerEvents } from '@mana-ai/planner';
 import type { ProjectionEvents } from '@mana-ai/projection';
 import type { ResearchEvents } from '@mana-ai/research';
 import type { ResolverEvents } from '@mana-ai/resolvers';
 import type { RunnerMetrics } from './plugins/metrics.js';
 
-/** Every event the runner listens to: core's tick events and each package's own. */
-export type RunnerEvents = TickEvents & PlannerEvents & ProjectionEvents & ResearchEvents & ResolverEvents;
+/** Every event the runner listens to: core's dispatcher events and each package's own. */
+export type RunnerEvents = DispatcherEvents & PlannerEvents & ProjectionEvents & ResearchEvents & ResolverEvents;
 
 /**
  * The shared bus seen with every package's event names. Core's bus is untyped by design (each
@@ -25,13 +25,8 @@ const TOOL_CALL_OUTCOME = 'deferred';
  */
 export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, clock: Clock): () => void {
   const events = runnerEvents(bus);
-  const inFlight = new Set<string>();
-  const key = (payload: { userId: string; missionId: string }) => JSON.stringify([payload.userId, payload.missionId]);
-  const ended = (payload: { userId: string; missionId: string }) => {
-    inFlight.delete(key(payload));
-    metrics.missionsInFlight.set(inFlight.size);
-  };
   const subscriptions = [
+    events.on('tick.started', () => metrics.ticks.inc()),
     events.on('tick.refreshed', (refresh) => {
       metrics.snapshotsNew.inc(refresh.newSnapshots);
       metrics.snapshotsUpdated.inc(refresh.updatedSnapshots);
@@ -43,36 +38,25 @@ export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, c
       if (lost > 0) metrics.leaseRenewals.inc({ outcome: 'lost' }, lost);
     }),
     events.on('leases.renew-failed', ({ requested }) => metrics.leaseRenewals.inc({ outcome: 'failed' }, requested)),
-    events.on('tick.finished', () => {
-      inFlight.clear();
-      metrics.missionsInFlight.set(0);
+    events.on('tick.finished', ({ durationMs }) => {
+      metrics.tickDuration.observe(durationMs / 1000);
       metrics.lastTickTimestamp.set(clock.now() / 1000);
     }),
-    events.on('mission.claimed', (payload) => {
-      inFlight.add(key(payload));
-      metrics.missionsInFlight.set(inFlight.size);
-    }),
-    events.on('mission.skipped', (payload) => {
-      metrics.missionsSkipped.inc({ reason: payload.reason });
-      ended(payload);
-    }),
+    // A dispatcher that cycles is alive: ManaAITickStalled fires when neither cycles nor passes end.
+    events.on('dispatcher.cycle', () => metrics.lastTickTimestamp.set(clock.now() / 1000)),
+    events.on('mission.claimed', () => metrics.missionsInFlight.inc()),
+    events.on('mission.finished', () => metrics.missionsInFlight.dec()),
+    events.on('mission.skipped', ({ reason }) => metrics.missionsSkipped.inc({ reason })),
     events.on('agent.decision', ({ decision }) => metrics.agentDecisions.inc({ decision })),
     events.on('mission.planned', ({ rounds }) => {
       metrics.plansProduced.inc();
       metrics.plannerRounds.observe(rounds);
     }),
-    events.on('mission.plan-failed', (payload) => {
-      metrics.parseFailures.inc();
-      ended(payload);
+    events.on('mission.plan-failed', () => metrics.parseFailures.inc()),
+    events.on('mission.written', ({ written }) => {
+      if (written) metrics.plansWrittenBack.inc();
     }),
-    events.on('mission.written', (payload) => {
-      if (payload.written) metrics.plansWrittenBack.inc();
-      ended(payload);
-    }),
-    events.on('mission.error', (payload) => {
-      metrics.missionErrors.inc();
-      ended(payload);
-    }),
+    events.on('mission.error', () => metrics.missionErrors.inc()),
     events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentId }, tokens)),
     events.on('row.skipped', () => metrics.snapshotBadRows.inc()),
     events.on('planner.llm-call.finished', ({ durationMs }) => metrics.plannerRequestDuration.observe(durationMs / 1000)),

@@ -17,28 +17,21 @@ export { type CreateLoggerOptions, REDACT_PATHS, createLogger } from './logger.j
 export { type MigrationReport, allMigrations, migrate } from './migrate.js';
 export { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
 export {
+  type PipelineConfig,
   type PipelineDeps,
-  type PipelineOptions,
   createInputsPort,
-  createPipelineTick,
+  createMissionStore,
+  createPipelineDispatcher,
   createPlannerPort,
-  createTickStore,
+  leaseHoldBoundMs,
 } from './pipeline.js';
+export { createPassDispatcher, emptyTickStats } from './host-dispatcher.js';
+export type { DispatcherDecorator, DispatcherPluginOptions } from './plugins/dispatcher.js';
 export type { PipelineDecorator, PipelinePluginOptions } from './plugins/pipeline.js';
 export { statusForErrorCode } from './plugins/error-handler.js';
 export { type RunnerMetrics, UNMATCHED_PATH, createRunnerMetrics } from './plugins/metrics.js';
 export { SERVICE_KEY_REJECTED, createServiceKeyCheck } from './plugins/service-auth.js';
 export { AI_AUDIT_PATH, type AiAuditRouteOptions, JWT_ALGORITHMS } from './routes/ai-audit.js';
 export { type MissionView, toMissionView } from './routes/internal-missions.js';
-export {
-  type Scheduler,
-  type SchedulerDeps,
-  type SchedulerHooks,
-  type SchedulerOptions,
-  type TickContext,
-  type TickFunction,
-  createScheduler,
-  emptyTickStats,
-} from './scheduler.js';
 export { type RunningServer, type StartServerOptions, startServer } from './server.js';
 export { RUNNER_VERSION } from './version.js';

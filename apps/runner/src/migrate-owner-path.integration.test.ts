@@ -107,7 +107,15 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'change_feed', owner: 'mana_ai_feed', definer: true },
       { name: 'change_feed_horizon', owner: 'mana_ai_feed', definer: true },
       { name: 'change_feed_lag_seconds', owner: 'mana_ai_feed', definer: true },
+      { name: 'change_feed_pending', owner: 'mana_ai_feed', definer: true },
+      { name: 'clear_mission_lanes', owner: owner.name, definer: false },
+      { name: 'notify_ai_changes', owner: owner.name, definer: false },
+      { name: 'sync_mission_lanes', owner: owner.name, definer: false },
     ]);
+    // The owner path installs the change trigger that wakes the dispatchers.
+    const triggers = await ownerSql<{ name: string }[]>`
+      SELECT tgname AS name FROM pg_trigger WHERE tgrelid = 'public.sync_changes'::regclass AND NOT tgisinternal`;
+    expect(triggers.map((row) => row.name)).toEqual(['mana_ai_notify_changes']);
   });
 
   it('lets a login with only mana_ai_runner read the feed and its lag when the owner has migrated', async () => {

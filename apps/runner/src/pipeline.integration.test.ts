@@ -7,7 +7,7 @@ import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from './app.js';
 import { type MissionSeed, createWebappClient, writeMission } from './demo/seed.js';
-import { createTickStore } from './pipeline.js';
+import { createMissionStore } from './pipeline.js';
 
 const SERVICE_KEY = 'pipeline-test-key';
 const NOW = '2026-04-21T07:00:00.000Z';
@@ -106,7 +106,10 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     const missions = new Map<string, { nextRunAt: string; lease: unknown; iterationCount: number; encrypted: boolean }>(
       listed.json().missions.map((mission: { id: string }) => [mission.id, mission]),
     );
-    expect(missions.get('good')).toMatchObject({ nextRunAt: '2026-04-21T08:00:00.000Z', lease: null, iterationCount: 1 });
+    // The interval cadence advances from the database's now, not from the instance's (manual) clock.
+    const [{ now }] = await db.sql<{ now: Date }[]>`SELECT now()`;
+    expect(missions.get('good')).toMatchObject({ lease: null, iterationCount: 1 });
+    expect(Math.abs(Date.parse(missions.get('good')!.nextRunAt) - (now.getTime() + 3_600_000))).toBeLessThan(60_000);
     expect(missions.get('broken')).toMatchObject({ nextRunAt: '2026-04-21T06:00:00.000Z', lease: null, iterationCount: 0 });
     expect(missions.get('sealed')).toMatchObject({ lease: null, encrypted: true, iterationCount: 0 });
     // The operator view carries no user text.
@@ -144,7 +147,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     await insertMission('u-4', 'slow');
     llm.script({ reply: { kind: 'hang' } });
     const instance = await app({ shutdownTimeoutMs: 200, llmTimeoutMs: 60_000 });
-    const tickDone = instance.scheduler.runOnce();
+    const tickDone = instance.dispatcher.dispatcher.runPass();
     await llm.waitForRequests(1);
     const closing = performance.now();
     await instance.close();
@@ -163,20 +166,28 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     // The call never answers: the lease can only move through the heartbeat.
     llm.script({ reply: { kind: 'hang' } });
     const instance = await app({ leaseMs: 10_000, llmTimeoutMs: 60_000, shutdownTimeoutMs: 200 });
-    const tickDone = instance.scheduler.runOnce();
+    const tickDone = instance.dispatcher.dispatcher.runPass();
     await llm.waitForRequests(1);
     const leaseUntil = async () => {
       const [row] = await db.sql<{ until: Date }[]>`SELECT lease_until AS until FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
       return row?.until?.toISOString();
     };
-    expect(await leaseUntil()).toBe('2026-04-21T07:00:10.000Z');
-    // Nine of the lease's ten seconds pass; the heartbeat (every 3.3 s) pushes it a lease ahead.
-    clock.advance(9_000);
+    // Leases run on the database's clock, whatever the instance's clock says (here: April).
+    const ahead = async () => {
+      const [row] = await db.sql<{ ms: number }[]>`
+        SELECT (extract(epoch FROM lease_until - now()) * 1000)::float8 AS ms FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
+      return row!.ms;
+    };
+    const first = await leaseUntil();
+    expect(await ahead()).toBeGreaterThan(8_000);
+    expect(await ahead()).toBeLessThanOrEqual(10_000);
+    // The heartbeat (every 3.3 s) pushes the lease a whole lease ahead of the database's now.
     const deadline = performance.now() + 15_000;
-    while ((await leaseUntil()) === '2026-04-21T07:00:10.000Z' && performance.now() < deadline) {
+    while ((await leaseUntil()) === first && performance.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    expect(await leaseUntil()).toBe('2026-04-21T07:00:19.000Z');
+    expect(Date.parse((await leaseUntil())!)).toBeGreaterThan(Date.parse(first!) + 3000);
+    expect(await ahead()).toBeGreaterThan(9_000);
     expect(await metric(instance, 'mana_ai_lease_renewals_total{outcome="renewed",service="mana-ai"}')).toBeGreaterThanOrEqual(1);
     expect(await metric(instance, 'mana_ai_lease_renewals_total{outcome="lost",service="mana-ai"}')).toBeUndefined();
     // Shutdown abandons the hanging call and hands the renewed lease back.
@@ -215,8 +226,8 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     const instance = await app();
     await instance.manaProjection.refresh();
     const projection = { ...instance.manaProjection, loadAgent: async () => Promise.reject(new Error('agent lookup failed')) };
-    const store = createTickStore(projection, 'claim-test');
-    await expect(store.claimDue({ now: NOW, limit: 10 })).rejects.toThrow('agent lookup failed');
+    const store = createMissionStore(projection, 'claim-test');
+    await expect(store.claimDue({ limit: 10 })).rejects.toThrow('agent lookup failed');
     const rows = await db.sql`SELECT mission_id, lease_owner FROM mana_ai.mission_snapshots WHERE user_id = 'u-5' ORDER BY mission_id`;
     expect(rows).toEqual([
       { mission_id: 'first', lease_owner: null },

@@ -1,22 +1,22 @@
 import {
   type Agent,
   type Clock,
+  type Dispatcher,
+  type DispatcherEvents,
   type EventBus,
   type InputsPort,
   type Logger,
+  type MissionStorePort,
   type PlannerPort,
   type ResearchPort,
-  type TickEvents,
-  type TickPorts,
-  type TickStorePort,
-  runTick,
+  createDispatcher,
 } from '@mana-ai/core';
 import type { Planner } from '@mana-ai/planner';
-import { type Projection, deriveIterationId } from '@mana-ai/projection';
+import { type MissionKey, type Projection, deriveIterationId } from '@mana-ai/projection';
 import type { InputResolvers } from '@mana-ai/resolvers';
-import type { TickFunction } from './scheduler.js';
+import type { RunnerConfig } from './config.js';
 
-/** The package services one tick is made of (each one a Fastify decorator in the app). */
+/** The package services the dispatcher is made of (each one a Fastify decorator in the app). */
 export interface PipelineDeps {
   projection: Projection;
   resolvers: InputResolvers;
@@ -25,22 +25,23 @@ export interface PipelineDeps {
   research?: ResearchPort | undefined;
   clock: Clock;
   logger: Logger;
-  events: EventBus<TickEvents>;
+  events: EventBus<DispatcherEvents>;
 }
 
-/** Options of {@link createPipelineTick}. */
-export interface PipelineOptions {
-  /** Lease owner: unique per instance, stable across its ticks. */
-  owner: string;
-  /** Missions planned at once (`MANA_AI_CONCURRENCY`). */
-  concurrency: number;
-  /** Missions one instance handles per tick (`MANA_AI_MAX_MISSIONS_PER_TICK`). */
-  maxMissionsPerTick?: number;
-  /** Lease heartbeat interval (core's `renewEveryMs`); unset = leases are never extended. */
-  renewEveryMs?: number;
-  /** How long after its claim a mission's lease is still renewed (core's `maxLeaseHoldMs`). */
-  maxLeaseHoldMs?: number;
-}
+/** The settings of the runner's config the dispatcher reads, passed as parsed. */
+export type PipelineConfig = Pick<
+  RunnerConfig,
+  | 'concurrency'
+  | 'tickIntervalMs'
+  | 'probeIntervalMs'
+  | 'retryAfterMs'
+  | 'maxRunMs'
+  | 'maxMissionsPerTick'
+  | 'leaseMs'
+  | 'llmTimeoutMs'
+  | 'llmMaxRetries'
+  | 'maxRounds'
+>;
 
 /** The planner's longest wait between two attempts of one LLM call (its `retryMaxDelayMs`). */
 const LLM_RETRY_DELAY_BOUND_MS = 10_000;
@@ -53,30 +54,35 @@ const RUN_SLACK_MS = 5 * 60_000;
  * attempt and waiting the longest backoff between attempts), five minutes for the other stages, and
  * one lease. Past it the run is considered hung and its lease left to expire.
  */
-export function leaseHoldBoundMs(config: { llmTimeoutMs: number; llmMaxRetries: number; maxRounds: number; leaseMs: number }): number {
+export function leaseHoldBoundMs(config: Pick<RunnerConfig, 'llmTimeoutMs' | 'llmMaxRetries' | 'maxRounds' | 'leaseMs'>): number {
   const llmCall = config.llmTimeoutMs * (config.llmMaxRetries + 1) + LLM_RETRY_DELAY_BOUND_MS * config.llmMaxRetries;
   return llmCall * (config.maxRounds + 1) + RUN_SLACK_MS + config.leaseMs;
 }
 
+const keyOf = (userId: string, missionId: string): string => JSON.stringify([userId, missionId]);
+
 /**
- * The tick store over the projection, for one tick: agents are looked up once per user and agent
- * in the tick (UPSTREAM §5.2 step 6), iteration ids are derived from (mission, due slot).
+ * The dispatcher's store over the projection: agents are looked up once per user and agent while a
+ * lookup is cached (a failed one is not), iteration ids are derived from (mission, due slot), and
+ * every time comparison happens on the database's clock inside the projection.
  */
-export function createTickStore(projection: Projection, owner: string): TickStorePort {
-  const agents = new Map<string, Promise<Agent | null>>();
+export function createMissionStore(projection: Projection, owner: string): MissionStorePort {
+  const agents = new Map<string, { agent: Promise<Agent | null>; at: number }>();
   const agentOf = (userId: string, agentId: string | undefined): Promise<Agent | null> => {
     if (!agentId) return Promise.resolve(null);
-    // JSON keys cannot collide the way a joined string could.
-    const key = JSON.stringify([userId, agentId]);
-    let agent = agents.get(key);
-    if (!agent) {
-      agent = projection.loadAgent(userId, agentId);
-      agents.set(key, agent);
-      // A failed lookup is not cached: the next mission of this agent tries again.
-      agent.catch(() => agents.delete(key));
-    }
+    const key = keyOf(userId, agentId);
+    const now = performance.now();
+    const cached = agents.get(key);
+    // Short-lived: an agent paused or archived by its user must stop its missions within seconds.
+    if (cached && now - cached.at < AGENT_CACHE_MS) return cached.agent;
+    const agent = projection.loadAgent(userId, agentId);
+    agents.set(key, { agent, at: now });
+    agent.catch(() => agents.delete(key));
+    if (agents.size > AGENT_CACHE_MAX) agents.delete(agents.keys().next().value as string);
     return agent;
   };
+  const keys = (claims: readonly { mission: { userId: string; id: string } }[]): MissionKey[] =>
+    claims.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id }));
   return {
     async refresh() {
       const result = await projection.refresh();
@@ -97,8 +103,8 @@ export function createTickStore(projection: Projection, owner: string): TickStor
           }),
         );
       } catch (error) {
-        // The tick never sees this batch: hand it all back rather than hold it until the leases expire.
-        await projection.release(owner, claimed.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id }))).catch(() => {});
+        // The dispatcher never sees this batch: hand it all back rather than hold it until the leases expire.
+        await projection.release(owner, keys(claimed)).catch(() => {});
         throw error;
       }
     },
@@ -108,15 +114,8 @@ export function createTickStore(projection: Projection, owner: string): TickStor
         userId: claim.mission.userId,
         missionId: claim.mission.id,
         dueSlot: claim.dueSlot,
-        plan: {
-          summary: request.iteration.summary ?? '',
-          // runTick builds tool-call steps only; the projection rebuilds the same iteration from them.
-          steps: request.iteration.plan.flatMap((step) =>
-            step.intent.kind === 'toolCall' ? [{ toolName: step.intent.toolName, params: step.intent.params, summary: step.summary }] : [],
-          ),
-        },
-        agent: claim.agent ? { id: claim.agent.id, name: claim.agent.name } : undefined,
-        rationale: request.actor.rationale,
+        iteration: request.iteration,
+        actor: request.actor,
         owner,
         tokenUsage: request.tokensUsed > 0 ? { agentId: request.actor.principalId, tokens: request.tokensUsed } : undefined,
       });
@@ -125,17 +124,27 @@ export function createTickStore(projection: Projection, owner: string): TickStor
     async recordTokenUsage(claim, agentId, tokensUsed) {
       await projection.recordTokenUsage({ userId: claim.mission.userId, agentId, missionId: claim.mission.id, tokens: tokensUsed });
     },
-    async release(claim) {
-      await projection.release(owner, [{ userId: claim.mission.userId, missionId: claim.mission.id }]);
+    async release(claim, options) {
+      if (options?.retryAfterMs === undefined) await projection.release(owner, keys([claim]));
+      // Held, not released: the lease now ends after the retry delay (database time).
+      else await projection.renew({ owner, missions: keys([claim]), leaseMs: options.retryAfterMs });
     },
     async renew(claims) {
-      const keyOf = (userId: string, missionId: string): string => JSON.stringify([userId, missionId]);
-      const held = await projection.renew({ owner, missions: claims.map(({ mission }) => ({ userId: mission.userId, missionId: mission.id })) });
+      const held = await projection.renew({ owner, missions: keys(claims) });
       const heldKeys = new Set(held.map((key) => keyOf(key.userId, key.missionId)));
       return claims.filter(({ mission }) => heldKeys.has(keyOf(mission.userId, mission.id)));
     },
+    nextDueInMs: () => projection.nextDueInMs(),
+    watch: (onSignal) => projection.watch(onSignal),
+    hasPendingChanges: () => projection.hasPendingChanges(),
+    databaseNow: () => projection.databaseNow(),
   };
 }
+
+/** How long a looked-up agent is reused. */
+const AGENT_CACHE_MS = 2000;
+/** Agents cached at most (oldest dropped first). */
+const AGENT_CACHE_MAX = 10_000;
 
 /** Input resolution over the resolvers: the mission's own grant, audit rows carry the iteration id. */
 export function createInputsPort(resolvers: InputResolvers): InputsPort {
@@ -148,13 +157,13 @@ export function createInputsPort(resolvers: InputResolvers): InputsPort {
 /** The planner loop as core's planner port: a provider failure is a failed plan, not an exception. */
 export function createPlannerPort(planner: Planner): PlannerPort {
   return {
-    async plan({ mission, agent, inputs, tokensUsed24h, signal }) {
+    async plan({ mission, agent, inputs, tokensUsed24h, runId, signal }) {
       const result = await planner.planMission({
         mission,
         agent: agent ?? undefined,
         resolvedInputs: inputs,
         pretickUsage24h: tokensUsed24h,
-        context: { missionId: mission.id, ...(agent ? { agentId: agent.id } : {}) },
+        context: { runId, missionId: mission.id, ...(agent ? { agentId: agent.id } : {}) },
         ...(signal ? { signal } : {}),
       });
       if (result.stopReason === 'llm-error') {
@@ -172,29 +181,30 @@ export function createPlannerPort(planner: Planner): PlannerPort {
 }
 
 /**
- * The runner's tick: core's `runTick` over the projection, resolvers, research stage and planner.
- * Each call builds fresh per-tick ports (agent cache) and runs one tick to the end.
+ * The runner's dispatcher: core's dispatcher over the projection, resolvers, research stage and
+ * planner, configured from the parsed config. The heartbeat beats three times per lease, so one slow
+ * or failed renewal does not lose it.
  */
-export function createPipelineTick(deps: PipelineDeps, options: PipelineOptions): TickFunction {
-  const inputs = createInputsPort(deps.resolvers);
-  const planner = createPlannerPort(deps.planner);
-  // The scheduler aborts the signal when shutdown stops waiting for this tick.
-  return async ({ signal }) => {
-    const ports: TickPorts = {
-      store: createTickStore(deps.projection, options.owner),
-      inputs,
-      planner,
-      ...(deps.research ? { research: deps.research } : {}),
+export function createPipelineDispatcher(deps: PipelineDeps, config: PipelineConfig, owner: string): Dispatcher {
+  return createDispatcher(
+    {
+      store: createMissionStore(deps.projection, owner),
+      inputs: createInputsPort(deps.resolvers),
+      planner: createPlannerPort(deps.planner),
+      research: deps.research,
       clock: deps.clock,
       logger: deps.logger,
       events: deps.events,
-    };
-    return runTick(ports, {
-      signal,
-      concurrency: options.concurrency,
-      ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
-      ...(options.renewEveryMs === undefined ? {} : { renewEveryMs: options.renewEveryMs }),
-      ...(options.maxLeaseHoldMs === undefined ? {} : { maxLeaseHoldMs: options.maxLeaseHoldMs }),
-    });
-  };
+    },
+    {
+      concurrency: config.concurrency,
+      maxSleepMs: config.tickIntervalMs,
+      probeEveryMs: config.probeIntervalMs,
+      retryAfterMs: config.retryAfterMs,
+      maxRunMs: config.maxRunMs,
+      maxMissionsPerPass: config.maxMissionsPerTick,
+      renewEveryMs: Math.floor(config.leaseMs / 3),
+      maxLeaseHoldMs: leaseHoldBoundMs(config),
+    },
+  );
 }

@@ -64,7 +64,7 @@ describe('mana-ai start (a real process)', () => {
       expect(answer.body).toMatchObject({ dueMissionCount: 0, errors: [] });
       expect(exit).toMatchObject({ code: 0, signal: null });
       expect(exit.at).toBeGreaterThanOrEqual(answer.at);
-      expect(runner.stdout()).toContain('waiting for the in-flight tick');
+      expect(runner.stdout()).toContain('waiting for the in-flight pass and mission runs');
       expect(runner.stdout()).not.toContain('abandoned');
       await expect(fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) })).rejects.toThrow();
     } finally {

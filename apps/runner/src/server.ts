@@ -1,4 +1,4 @@
-import { type Clock, describeError, systemClock } from '@mana-ai/core';
+import { type Clock, type Dispatcher, describeError, systemClock } from '@mana-ai/core';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { buildApp } from './app.js';
@@ -6,18 +6,17 @@ import type { RunnerConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
 import { createLogger } from './logger.js';
 import { migrate } from './migrate.js';
-import type { TickFunction } from './scheduler.js';
 import { RUNNER_VERSION } from './version.js';
 
-// Beyond the in-flight tick bound, shutdown gets this long for HTTP, the pool and Postgres.
+// Beyond the in-flight runs' bound, shutdown gets this long for HTTP, the pool and Postgres.
 const SHUTDOWN_SLACK_MS = 20_000;
 
 /** Options of {@link startServer}. */
 export interface StartServerOptions {
   logger?: PinoLogger;
   clock?: Clock;
-  /** Replaces the pipeline's tick (tests of the host alone); default: the wired pipeline. */
-  tick?: TickFunction;
+  /** Replaces the pipeline's dispatcher (tests of the host alone); default: the wired pipeline's. */
+  dispatcher?: Dispatcher;
   /** Install SIGTERM/SIGINT handlers that shut down and exit the process (default true). */
   handleSignals?: boolean;
   /** Embedded cluster data directory (default `.mana-ai/pg`). */
@@ -29,7 +28,7 @@ export interface RunningServer {
   app: FastifyInstance;
   /** The address it listens on, e.g. `http://127.0.0.1:3067`. */
   address: string;
-  /** Stops the scheduler (bounded wait for an in-flight tick), the HTTP server, the pool and the embedded cluster. */
+  /** Stops the dispatcher (bounded wait for the runs in flight), the HTTP server, the pool and the embedded cluster. */
   stop(): Promise<void>;
 }
 
@@ -98,14 +97,14 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
   try {
     const report = await migrate(database.sql, { logger });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
-    app = buildApp({ sql: database.sql, logger, clock, ...(options.tick ? { tick: options.tick } : {}) }, config);
+    app = buildApp({ sql: database.sql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, config);
     address = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     releaseSignals();
     await database.close().catch(() => {});
     throw error;
   }
-  logger.info({ address, tick: config.tickEnabled ? 'on' : 'off', embeddedDatabase: database.embedded }, 'listening');
+  logger.info({ address, dispatcher: config.tickEnabled ? 'on' : 'off', embeddedDatabase: database.embedded }, 'listening');
 
   let stopping: Promise<void> | undefined;
   const stopServer = () =>

@@ -9,7 +9,7 @@ export type EventListener<Payload> = (payload: Payload) => void;
  * `decrypt.audited`, …); the runner maps them to metrics, logs and spans. A throwing listener
  * never breaks the emitter or the other listeners.
  */
-export interface EventBus<Events extends EventMap> {
+export interface EventBus<Events extends object> {
   /** Subscribes to `name`; returns the function that unsubscribes. */
   on<Name extends keyof Events>(name: Name, listener: EventListener<Events[Name]>): () => void;
   /** Subscribes to every event. */
@@ -25,7 +25,7 @@ export interface EventBusOptions {
 }
 
 /** Creates an {@link EventBus}. */
-export function createEventBus<Events extends EventMap>(options: EventBusOptions = {}): EventBus<Events> {
+export function createEventBus<Events extends object>(options: EventBusOptions = {}): EventBus<Events> {
   const listeners = new Map<keyof Events, Set<EventListener<never>>>();
   const anyListeners = new Set<(name: keyof Events, payload: Events[keyof Events]) => void>();
   const safely = (name: keyof Events, call: () => void): void => {

@@ -72,20 +72,30 @@ export { type EventBus, type EventBusOptions, type EventListener, type EventMap,
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
-export {
-  type AgentDecision,
-  type InputsPort,
-  type MissionClaim,
-  type MissionStage,
-  type PlanOutcome,
-  type PlannerPort,
-  type RefreshSummary,
-  type ResearchOutcome,
-  type ResearchPort,
-  type TickEvents,
-  type TickOptions,
-  type TickPorts,
-  type TickStorePort,
-  type WriteBackRequest,
-  runTick,
-} from './tick.js';
+export { CIPHERTEXT_PREFIX, isCiphertext } from './ciphertext.js';
+export { type DatabaseClock, createDatabaseClock } from './database-clock.js';
+export { DISPATCHER_DEFAULTS, type Dispatcher, type DispatcherOptions, type DispatcherPorts, createDispatcher } from './dispatcher.js';
+export { type Heartbeat, type HeartbeatOptions, createHeartbeat } from './heartbeat.js';
+export { type MissionRunContext, type MissionRunState, createMissionRunState, runIds, runMission } from './mission-run.js';
+export type {
+  InputsPort,
+  MissionClaim,
+  MissionStorePort,
+  PlanOutcome,
+  PlannerPort,
+  RefreshSummary,
+  ResearchOutcome,
+  ResearchPort,
+  StoreSignal,
+  StoreWatch,
+  WriteBackRequest,
+} from './ports.js';
+export type {
+  AgentDecision,
+  DispatcherEvents,
+  EmitDispatcherEvent,
+  MissionStage,
+  RunIds,
+  RunOutcome,
+  WakeReason,
+} from './run-events.js';

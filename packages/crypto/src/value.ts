@@ -1,9 +1,10 @@
+import { CIPHERTEXT_PREFIX, isCiphertext } from '@mana-ai/core';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { CryptoError } from './errors.js';
 import { bufferSource, randomBytes, subtle } from './subtle.js';
 
-/** The prefix of an encrypted field value. */
-export const ENC_PREFIX = 'enc:1:';
+/** The prefix of an encrypted field value (core's one constant). */
+export const ENC_PREFIX = CIPHERTEXT_PREFIX;
 /** The value encryption format version. */
 export const ENCRYPTION_VERSION = 1;
 /** AES-GCM IV length of the `enc:1:` format, in bytes. */
@@ -20,9 +21,7 @@ export interface EncryptValueOptions {
 }
 
 /** True for a string in the `enc:1:` format. */
-export function isEncrypted(value: unknown): value is string {
-  return typeof value === 'string' && value.startsWith(ENC_PREFIX);
-}
+export const isEncrypted: (value: unknown) => value is string = isCiphertext;
 
 function malformed(message: string): CryptoError {
   return new CryptoError('CRYPTO_MALFORMED_VALUE', `malformed encrypted value: ${message}`);

@@ -9,6 +9,8 @@ export type LlmCallPurpose = 'plan' | 'compaction';
 
 /** Identifiers a caller attaches to a run so that events can be correlated (never content). */
 export interface PlannerEventContext {
+  /** The dispatcher's run this planner call belongs to: traces and metrics key on it. */
+  runId?: string;
   missionId?: string;
   agentId?: string;
 }

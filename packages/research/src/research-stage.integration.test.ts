@@ -307,7 +307,7 @@ describe('createResearchStage', () => {
     ).toThrow(expect.objectContaining({ code: 'RESEARCH_INVALID_OPTIONS' }));
   });
 
-  it('plugs into runTick as the core ResearchPort and keeps the answer until consumed', async () => {
+  it('plugs into the dispatcher as the core ResearchPort and keeps the answer until consumed', async () => {
     const { stage } = setup();
     const port: ResearchPort = stage;
     const core: Mission = {

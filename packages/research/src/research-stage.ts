@@ -101,7 +101,7 @@ export type ResearchStageOutcome =
 
 /**
  * One mission's research stage per tick, plus the write-back acknowledgement. It is also core's
- * `ResearchPort` (`prepare`/`consumed`), so it plugs into `runTick` as `ports.research`.
+ * `ResearchPort` (`prepare`/`consumed`), so it plugs into core's dispatcher as `ports.research`.
  */
 export interface ResearchStage extends ResearchPort {
   /** True when this mission asks for deep research now (option, flag or trigger; plaintext objective). */
@@ -117,7 +117,7 @@ export interface ResearchStage extends ResearchPort {
   markConsumed(mission: Pick<ResearchMission, 'id' | 'userId'>): Promise<void>;
   /** `ResearchPort.prepare`: {@link ResearchStage.run} on a core mission, mapped to a `ResearchOutcome`. */
   prepare(request: { mission: Mission; iterationId: string }): Promise<ResearchOutcome>;
-  /** `ResearchPort.consumed`: {@link ResearchStage.markConsumed}; `runTick` calls it after the write-back. */
+  /** `ResearchPort.consumed`: {@link ResearchStage.markConsumed}; the mission run calls it after the write-back. */
   consumed(request: { mission: Mission; iterationId: string }): Promise<void>;
 }
 

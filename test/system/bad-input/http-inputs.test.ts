@@ -5,7 +5,7 @@ import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from '../../../apps/runner/src/app.js';
 import { createLogger } from '../../../apps/runner/src/logger.js';
-import { emptyTickStats } from '../../../apps/runner/src/scheduler.js';
+import { createPassDispatcher, emptyTickStats } from '../../../apps/runner/src/host-dispatcher.js';
 import { type TestDatabase, connectAsRunner, createTestDatabase } from '../support/security-database.js';
 
 type App = ReturnType<typeof buildApp>;
@@ -26,10 +26,10 @@ function app(overrides: Partial<AppConfig> = {}): App {
       sql: runner,
       logger: createLogger({ level: 'silent' }),
       clock,
-      tick: async () => {
+      dispatcher: createPassDispatcher(async () => {
         ticks += 1;
         return emptyTickStats(clock);
-      },
+      }, clock),
     },
     {
       serviceKey: SERVICE_KEY,

@@ -1,4 +1,4 @@
-import { createEventBus, createManualClock } from '@mana-ai/core';
+import { createEventBus } from '@mana-ai/core';
 import { type Projection, type ProjectionEvents, type RowSkippedEvent, createProjection } from '@mana-ai/projection';
 import fc from 'fast-check';
 import type { Sql } from 'postgres';
@@ -18,7 +18,6 @@ import {
 // one refresh against the real database).
 const SEED = 20_261_121;
 const RUNS = 100;
-const NOW = '2026-05-01T00:00:00.000Z';
 
 let db: TestDatabase;
 let runner: Sql;
@@ -30,7 +29,7 @@ beforeAll(async () => {
   runner = await connectAsRunner(db);
   const events = createEventBus<ProjectionEvents>();
   events.on('row.skipped', (event) => void skipped.push(event));
-  projection = createProjection({ sql: runner, events, clock: createManualClock(NOW) });
+  projection = createProjection({ sql: runner, events });
 });
 afterAll(() => db.drop());
 
@@ -228,7 +227,7 @@ describe('snapshot refresh on a log without the op check', () => {
     for (const { conname } of constraints) await loose.sql.unsafe(`ALTER TABLE public.sync_changes DROP CONSTRAINT "${conname}"`);
     const events = createEventBus<ProjectionEvents>();
     events.on('row.skipped', (event) => void looseSkipped.push(event));
-    looseProjection = createProjection({ sql: await connectAsRunner(loose), events, clock: createManualClock(NOW) });
+    looseProjection = createProjection({ sql: await connectAsRunner(loose), events });
   });
   afterAll(() => loose.drop());
 

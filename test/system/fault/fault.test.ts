@@ -104,6 +104,8 @@ describe(SUITE, () => {
         TICK_ENABLED: 'true',
         TICK_INTERVAL_MS: '500',
         MANA_AI_SHUTDOWN_TIMEOUT_MS: '2000',
+        // A failed plan is tried again after 1 s (default 60 s), so faulty answers are retried within the scenario.
+        MANA_AI_RETRY_AFTER_MS: '1000',
         LOG_LEVEL: 'warn',
       });
       instances.push({ id, url: `http://127.0.0.1:${port}`, process: runner });

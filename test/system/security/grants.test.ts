@@ -33,7 +33,7 @@ function withDerivation(grant: MissionGrant, change: Record<string, unknown>): u
 beforeAll(async () => {
   db = await createTestDatabase();
   runner = await connectAsRunner(db);
-  projection = createProjection({ sql: runner, clock });
+  projection = createProjection({ sql: runner });
   fixture = await seedGrantedNote(db.sql, clock, USER, MISSION_A);
   subject = await captureResolvers(runner, projection, clock, fixture.keys.privateKeyPem);
 });

@@ -6,7 +6,7 @@ import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../apps/runner/src/app.js';
 import { createLogger } from '../../../apps/runner/src/logger.js';
-import { emptyTickStats } from '../../../apps/runner/src/scheduler.js';
+import { createPassDispatcher, emptyTickStats } from '../../../apps/runner/src/host-dispatcher.js';
 import { type TestDatabase, connectAsRunner, createTestDatabase } from '../support/security-database.js';
 import { type JwksServer, type JwtParts, type TestSigningKey, generateSigningKey, signJwt, startJwksServer } from '../support/security-jwt.js';
 
@@ -51,7 +51,7 @@ beforeAll(async () => {
       sql: runner,
       logger: createLogger({ level: 'trace', destination: { write: (line: string) => void logLines.push(line) } }),
       clock,
-      tick: async () => emptyTickStats(clock),
+      dispatcher: createPassDispatcher(async () => emptyTickStats(clock), clock),
     },
     {
       serviceKey: 'jwt-suite-service-key',
@@ -175,7 +175,7 @@ describe('GET /api/v1/me/ai-audit token verification', () => {
     try {
       for (const jwksUrl of [...bodies.map(() => brokenUrl), 'http://127.0.0.1:1/jwks']) {
         const instance = buildApp(
-          { sql: runner, logger: createLogger({ level: 'silent' }), clock, tick: async () => emptyTickStats(clock) },
+          { sql: runner, logger: createLogger({ level: 'silent' }), clock, dispatcher: createPassDispatcher(async () => emptyTickStats(clock), clock) },
           { serviceKey: 'k', tickIntervalMs: 60_000, tickEnabled: false, shutdownTimeoutMs: 1000, authJwksUrl: jwksUrl, jwtIssuer: ISSUER, jwtAudience: AUDIENCE },
         );
         try {

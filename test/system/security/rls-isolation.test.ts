@@ -1,5 +1,5 @@
-import { createManualClock } from '@mana-ai/core';
-import { type Projection, createProjection } from '@mana-ai/projection';
+import { type AiActor, type MissionIteration, buildServerIteration, makeAgentActor } from '@mana-ai/core';
+import { type Projection, createProjection, deriveIterationId } from '@mana-ai/projection';
 import { type ResearchJobStore, createResearchJobStore } from '@mana-ai/research';
 import { type DecryptAudit, createDecryptAudit } from '@mana-ai/resolvers';
 import fc from 'fast-check';
@@ -16,7 +16,19 @@ import {
 } from '../support/security-database.js';
 
 const NOW = '2026-05-01T00:00:00.000Z';
-const clock = createManualClock(NOW);
+
+/** The iteration and actor core builds for a plan of (mission, due slot), as the dispatcher would. */
+async function serverIteration(missionId: string, dueSlot: string): Promise<{ iteration: MissionIteration; actor: AiActor }> {
+  const iterationId = await deriveIterationId(missionId, dueSlot);
+  const iteration = buildServerIteration({
+    iterationId,
+    calls: [{ toolName: 'create_task', params: { title: 'x' } }],
+    summary: 'plan',
+    startedAt: NOW,
+    finishedAt: NOW,
+  });
+  return { iteration, actor: makeAgentActor({ agentId: 'a-1', displayName: 'Mana', missionId, iterationId, rationale: 'objective' }) };
+}
 // Both users own records with the same ids, so a query that forgets the user would be caught.
 const USERS = ['u-alice', 'u-bob'] as const;
 type User = (typeof USERS)[number];
@@ -31,7 +43,7 @@ let jobs: ResearchJobStore;
 beforeAll(async () => {
   db = await createTestDatabase();
   runner = await connectAsRunner(db);
-  projection = createProjection({ sql: runner, clock });
+  projection = createProjection({ sql: runner });
   audit = createDecryptAudit({ sql: runner });
   jobs = createResearchJobStore({ sql: runner });
   for (const user of USERS) {
@@ -48,7 +60,7 @@ beforeAll(async () => {
       VALUES (${user}, 'm-shared', 'notes', ${`n-only-${user}`}, 'ok')`;
     await db.sql`
       INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
-      VALUES (${user}, 'a-shared', 'm-shared', ${user === 'u-alice' ? 100 : 7000}, ${NOW}::timestamptz - interval '1 hour')`;
+      VALUES (${user}, 'a-shared', 'm-shared', ${user === 'u-alice' ? 100 : 7000}, now() - interval '1 hour')`;
   }
   await projection.refresh();
 });
@@ -80,7 +92,7 @@ describe('the runner role', () => {
     await projection.withUser('u-alice', async (tx) => tx`SELECT 1`);
     // A single-connection client makes sure the next query reuses the very same session.
     const single = db.connect({ url: db.urlFor('mana_ai_runner', RUNNER_PASSWORD), max: 1 });
-    const scoped = createProjection({ sql: single, clock });
+    const scoped = createProjection({ sql: single });
     expect(await scoped.withUser('u-alice', (tx) => tx`SELECT 1 FROM sync_changes`)).not.toHaveLength(0);
     expect(await single`SELECT 1 FROM sync_changes`).toHaveLength(0);
     expect((await single`SELECT current_setting('app.current_user_id', true) AS id`)[0]?.id ?? '').toBe('');
@@ -172,8 +184,9 @@ describe.each(USERS)('per-user APIs as %s', (user) => {
   it('writeIteration writes only the own mission and refuses the other user’s', async () => {
     const otherBefore = await db.sql<{ record: unknown }[]>`
       SELECT record FROM mana_ai.mission_snapshots WHERE user_id = ${other(user)} AND mission_id = 'm-shared'`;
-    const plan = { summary: `plan for ${user}`, steps: [{ toolName: 'create_task', params: { title: 'x' } }] };
-    const result = await projection.writeIteration({ userId: user, missionId: 'm-shared', dueSlot: '2026-04-21T06:00:00.000Z', plan });
+    const dueSlot = '2026-04-21T06:00:00.000Z';
+    const written = await serverIteration('m-shared', dueSlot);
+    const result = await projection.writeIteration({ userId: user, missionId: 'm-shared', dueSlot, ...written });
     expect(result.duplicate).toBe(false);
     const rows = await db.sql<{ user_id: string }[]>`
       SELECT user_id FROM sync_changes WHERE client_id = 'mana-ai-runner' AND actor->>'iterationId' = ${result.iterationId}`;
@@ -182,7 +195,7 @@ describe.each(USERS)('per-user APIs as %s', (user) => {
       SELECT record FROM mana_ai.mission_snapshots WHERE user_id = ${other(user)} AND mission_id = 'm-shared'`;
     expect(otherAfter).toEqual(otherBefore);
     await expect(
-      projection.writeIteration({ userId: user, missionId: `m-only-${other(user)}`, dueSlot: '2026-04-21T06:00:00.000Z', plan }),
+      projection.writeIteration({ userId: user, missionId: `m-only-${other(user)}`, dueSlot, ...(await serverIteration(`m-only-${other(user)}`, dueSlot)) }),
     ).rejects.toMatchObject({ code: 'PROJECTION_MISSION_NOT_FOUND' });
     const [leaked] = await db.sql<{ count: string }[]>`
       SELECT count(*)::text AS count FROM sync_changes WHERE record_id = ${`m-only-${other(user)}`} AND client_id = 'mana-ai-runner'`;

@@ -27,7 +27,7 @@ let secrets: Secret[];
 beforeAll(async () => {
   db = await createTestDatabase();
   runner = await connectAsRunner(db);
-  projection = createProjection({ sql: runner, clock });
+  projection = createProjection({ sql: runner });
   fixture = await seedGrantedNote(db.sql, clock, USER, 'm-a');
   secrets = [
     ...fixtureSecrets(fixture),

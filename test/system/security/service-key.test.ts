@@ -4,7 +4,7 @@ import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../apps/runner/src/app.js';
 import { createLogger } from '../../../apps/runner/src/logger.js';
-import { emptyTickStats } from '../../../apps/runner/src/scheduler.js';
+import { createPassDispatcher, emptyTickStats } from '../../../apps/runner/src/host-dispatcher.js';
 import { type TestDatabase, connectAsRunner, createTestDatabase } from '../support/security-database.js';
 
 type App = ReturnType<typeof buildApp>;
@@ -27,10 +27,10 @@ beforeAll(async () => {
       // The most verbose level: whatever the app logs about requests is captured and scanned.
       logger: createLogger({ level: 'trace', destination: { write: (line: string) => void logLines.push(line) } }),
       clock,
-      tick: async () => {
+      dispatcher: createPassDispatcher(async () => {
         ticks += 1;
         return emptyTickStats(clock);
-      },
+      }, clock),
     },
     { serviceKey: SERVICE_KEY, tickIntervalMs: 60_000, tickEnabled: false, shutdownTimeoutMs: 1000 },
   );

@@ -187,7 +187,7 @@ async function main(): Promise<void> {
       },
     );
     await app.ready();
-    const stats = await app.scheduler.runOnce();
+    const stats = await app.dispatcher.dispatcher.runPass();
     printStats(stats);
     printLlm(llm);
 

@@ -1,28 +1,20 @@
-import { type EventBus, type TickEvents, describeError } from '@mana-ai/core';
+import { type Dispatcher, type DispatcherEvents, type EventBus, describeError } from '@mana-ai/core';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { observeEvents, runnerEvents } from '../event-metrics.js';
-import { createPipelineTick } from '../pipeline.js';
-import type { TickFunction } from '../scheduler.js';
+import { type PipelineConfig, createPipelineDispatcher } from '../pipeline.js';
 
-/** Options of the pipeline plugin. */
+/** Options of the pipeline plugin: the runner's parsed config as it is, and the lease owner. */
 export interface PipelinePluginOptions {
+  config: PipelineConfig;
   /** Lease owner name of this instance. */
   owner: string;
-  /** Missions planned at once. */
-  concurrency: number;
-  /** Missions one instance handles per tick. */
-  maxMissionsPerTick?: number;
-  /** Lease heartbeat interval in ms; unset = leases are never extended. */
-  renewEveryMs?: number;
-  /** How long after its claim a mission's lease is still renewed. */
-  maxLeaseHoldMs?: number;
 }
 
 /** The wired mission pipeline of this instance. */
 export interface PipelineDecorator {
-  /** One tick: refresh, claim, plan in parallel, write back. */
-  tick: TickFunction;
+  /** The dispatcher over the package plugins. */
+  dispatcher: Dispatcher;
   /** The lease owner name of this instance. */
   owner: string;
 }
@@ -34,10 +26,13 @@ declare module 'fastify' {
   }
 }
 
+/** Lease and feed-lag gauges are sampled at most this often (after dispatcher cycles, never on scrape). */
+const GAUGE_SAMPLE_MS = 15_000;
+
 async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptions): Promise<void> {
   const { manaCore, manaProjection: projection } = app;
-  const logger = app.log.child({ component: 'tick' });
-  const tick = createPipelineTick(
+  const logger = app.log.child({ component: 'dispatcher' });
+  const dispatcher = createPipelineDispatcher(
     {
       projection,
       resolvers: app.manaResolvers,
@@ -45,21 +40,20 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       research: app.manaResearch.stage,
       clock: manaCore.clock,
       logger,
-      // Core's bus carries every package's events; runTick emits its own slice of names on it.
-      events: manaCore.events as unknown as EventBus<TickEvents>,
+      // Core's bus carries every package's events; the dispatcher emits its own slice of names on it.
+      events: manaCore.events as unknown as EventBus<DispatcherEvents>,
     },
-    {
-      owner: options.owner,
-      concurrency: options.concurrency,
-      ...(options.maxMissionsPerTick === undefined ? {} : { maxMissionsPerTick: options.maxMissionsPerTick }),
-      ...(options.renewEveryMs === undefined ? {} : { renewEveryMs: options.renewEveryMs }),
-      ...(options.maxLeaseHoldMs === undefined ? {} : { maxLeaseHoldMs: options.maxLeaseHoldMs }),
-    },
+    options.config,
+    options.owner,
   );
   const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock);
-  // Sampled after each tick rather than on scrape: /metrics must not depend on the database.
+  // Sampled after cycles and passes rather than on scrape: /metrics must not depend on the database.
   let feedLagUnavailable = false;
-  const stopSampling = runnerEvents(manaCore.events).on('tick.finished', () => {
+  let lastSample = Number.NEGATIVE_INFINITY;
+  const sample = (force: boolean): void => {
+    const now = manaCore.clock.now();
+    if (!force && now - lastSample < GAUGE_SAMPLE_MS) return;
+    lastSample = now;
     projection.leaseStats().then(
       (stats) => app.metrics.expiredLeases.set(stats.expired),
       (error: unknown) => logger.warn({ err: describeError(error) }, 'lease stats unavailable'),
@@ -72,18 +66,20 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       (error: unknown) => {
         // NaN, not the last value: a stale lag must not keep ManaAIRefreshHeldBack firing.
         app.metrics.feedLag.set(Number.NaN);
-        // Logged once per outage (a database without migration projection/0004 fails every tick).
+        // Logged once per outage (a database without migration projection/0004 fails every time).
         if (!feedLagUnavailable) logger.warn({ err: describeError(error) }, 'feed lag unavailable');
         feedLagUnavailable = true;
       },
     );
-  });
-  app.decorate('pipeline', { tick, owner: options.owner });
-  // Runs after the scheduler's preClose wait: leases of missions this instance did not finish are
+  };
+  const events = runnerEvents(manaCore.events);
+  const stopSampling = [events.on('dispatcher.cycle', () => sample(false)), events.on('tick.finished', () => sample(true))];
+  app.decorate('pipeline', { dispatcher, owner: options.owner });
+  // Runs after the dispatcher's preClose wait: leases of missions this instance did not finish are
   // handed back at once instead of blocking those missions until they expire.
   app.addHook('onClose', async () => {
     stopObserving();
-    stopSampling();
+    for (const stop of stopSampling) stop();
     try {
       const released = await projection.release(options.owner);
       if (released > 0) logger.info({ released }, 'released leases on shutdown');
@@ -94,7 +90,7 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
 }
 
 /**
- * Decorates `pipeline`: the tick over the package plugins (`manaProjection`, `manaResolvers`,
+ * Decorates `pipeline`: the dispatcher over the package plugins (`manaProjection`, `manaResolvers`,
  * `manaPlanner`, `manaResearch`), with their events feeding the metrics.
  */
 export default fp(pipelinePlugin, {

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from '../app.js';
-import { emptyTickStats } from '../scheduler.js';
+import { createPassDispatcher, emptyTickStats } from '../host-dispatcher.js';
 
 const ISSUER = 'https://auth.test.example';
 const AUDIENCE = 'mana';
@@ -31,7 +31,7 @@ const logger = pino({ level: 'trace' }, { write: (line: string) => void logLines
 
 function app(overrides: Partial<AppConfig> = {}): FastifyInstance {
   const instance = buildApp(
-    { sql: roleSql, logger, clock, tick: async () => emptyTickStats(clock) },
+    { sql: roleSql, logger, clock, dispatcher: createPassDispatcher(async () => emptyTickStats(clock), clock) },
     {
       serviceKey: 'test-service-key',
       tickIntervalMs: 60_000,

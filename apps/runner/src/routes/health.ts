@@ -45,7 +45,7 @@ export default async function healthRoute(app: FastifyInstance, options: HealthR
       ok: database.ok,
       service: 'mana-ai',
       version: options.version,
-      tick: { enabled: app.scheduler.enabled, running: app.scheduler.running },
+      tick: { enabled: app.dispatcher.enabled, running: app.dispatcher.running },
       database,
     });
   });

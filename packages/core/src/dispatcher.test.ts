@@ -2,15 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { createManualClock } from './clock.js';
 import type { Agent, Mission, ResolvedInput } from './domain.js';
 import { createEventBus } from './events.js';
-import {
-  type MissionClaim,
-  type PlanOutcome,
-  type ResearchOutcome,
-  type TickEvents,
-  type TickPorts,
-  type WriteBackRequest,
-  runTick,
-} from './tick.js';
+import { type DispatcherOptions, type DispatcherPorts, createDispatcher } from './dispatcher.js';
+import type { MissionClaim, PlanOutcome, ResearchOutcome, WriteBackRequest } from './ports.js';
+import type { DispatcherEvents } from './run-events.js';
+
+/** One pass of a dispatcher that is not started: the old batch tick. */
+function runPass(ports: DispatcherPorts, options: DispatcherOptions = {}) {
+  return createDispatcher(ports, { runIdPrefix: 'r', ...options }).runPass();
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function mission(id: string, overrides: Partial<Mission> = {}): Mission {
   return {
@@ -57,9 +58,9 @@ function harness(claims: MissionClaim[], setup: Partial<{
   const events: Array<[string, unknown]> = [];
   let inFlight = 0;
   let maxInFlight = 0;
-  const bus = createEventBus<TickEvents>();
+  const bus = createEventBus<DispatcherEvents>();
   bus.onAny((name, payload) => events.push([String(name), payload]));
-  const ports: TickPorts = {
+  const ports: DispatcherPorts = {
     clock: createManualClock('2026-04-21T06:00:05.000Z'),
     events: bus,
     store: {
@@ -81,8 +82,8 @@ function harness(claims: MissionClaim[], setup: Partial<{
       async recordTokenUsage(_claim, agentId, tokens) {
         usage.push({ agentId, tokens });
       },
-      async release(claim) {
-        released.push(claim.mission.id);
+      async release(claim, options) {
+        released.push(options?.retryAfterMs === undefined ? claim.mission.id : `${claim.mission.id}@${options.retryAfterMs}`);
         if (setup.reofferReleased) remaining.push(claim);
       },
     },
@@ -123,10 +124,10 @@ function harness(claims: MissionClaim[], setup: Partial<{
   return { ports, written, released, usage, resolvedFor, consumed, claimCalls, events, maxInFlight: () => maxInFlight };
 }
 
-describe('runTick', () => {
+describe('Dispatcher.runPass', () => {
   it('plans each claimed mission and writes an iteration attributed to its agent', async () => {
     const h = harness([claimOf(mission('m-1')), claimOf(mission('m-2'))]);
-    const stats = await runTick(h.ports, { concurrency: 2 });
+    const stats = await runPass(h.ports, { concurrency: 2 });
     expect(stats).toEqual({
       scannedAt: '2026-04-21T06:00:05.000Z',
       dueMissionCount: 2,
@@ -162,7 +163,7 @@ describe('runTick', () => {
 
   it('attributes a legacy mission without agent to the default agent', async () => {
     const h = harness([claimOf(mission('m-1', { agentId: undefined }), null)]);
-    await runTick(h.ports);
+    await runPass(h.ports);
     expect(h.written[0]!.request.actor).toMatchObject({ principalId: 'legacy:ai-default', displayName: 'Mana' });
   });
 
@@ -176,7 +177,7 @@ describe('runTick', () => {
       ],
       { tokensUsed: 1000 },
     );
-    const stats = await runTick(h.ports);
+    const stats = await runPass(h.ports);
     expect(stats.skipped).toEqual({ 'agent-archived': 1, 'agent-paused': 1, 'agent-budget': 2 });
     expect(stats.plansProduced).toBe(0);
     expect(h.resolvedFor).toEqual([]);
@@ -187,7 +188,7 @@ describe('runTick', () => {
 
   it('skips a mission whose title or objective is still ciphertext without resolving inputs', async () => {
     const h = harness([claimOf(mission('enc', { objective: 'enc:1:abc.def' })), claimOf(mission('ok'))]);
-    const stats = await runTick(h.ports);
+    const stats = await runPass(h.ports);
     expect(stats.skipped).toEqual({ 'ciphertext-mission': 1 });
     expect(h.resolvedFor).toEqual(['ok']);
     expect(h.written.map((w) => w.claim.mission.id)).toEqual(['ok']);
@@ -199,7 +200,7 @@ describe('runTick', () => {
         id === 'pending' ? { kind: 'pending' } : { kind: 'ready', inputs: [{ id: '__web-research__', module: 'news-research', table: 'web', content: 'r' }] },
       plan: async () => ({ ok: true, calls: [], summary: '', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 }, rounds: 1 }),
     });
-    const stats = await runTick(h.ports);
+    const stats = await runPass(h.ports);
     expect(stats.skipped).toEqual({ 'research-pending': 1 });
     expect(h.resolvedFor).toEqual(['ready']);
     expect(h.consumed).toEqual(['ready']);
@@ -213,13 +214,15 @@ describe('runTick', () => {
         return [];
       },
     });
-    const stats = await runTick(h.ports, { concurrency: 1 });
+    const stats = await runPass(h.ports, { concurrency: 1 });
     expect(stats.errors).toEqual(['mission=broken: resolver exploded']);
     expect(stats.plansWrittenBack).toBe(2);
     expect(h.released).toEqual(['broken']);
     expect(h.events.find(([name]) => name === 'mission.error')?.[1]).toEqual({
+      runId: expect.stringMatching(/^r-\d+$/),
       missionId: 'broken',
       userId: 'u-1',
+      agentId: 'a-1',
       stage: 'inputs',
       message: 'resolver exploded',
     });
@@ -229,7 +232,7 @@ describe('runTick', () => {
     const h = harness([claimOf(mission('m-1'))], {
       plan: async () => ({ ok: false, reason: 'timeout', usage: { promptTokens: 50, completionTokens: 0, totalTokens: 50 } }),
     });
-    const stats = await runTick(h.ports);
+    const stats = await runPass(h.ports);
     expect(stats.parseFailures).toBe(1);
     expect(stats.plansProduced).toBe(0);
     expect(h.usage).toEqual([{ agentId: 'a-1', tokens: 50 }]);
@@ -237,7 +240,7 @@ describe('runTick', () => {
     expect(h.written).toEqual([]);
   });
 
-  it('runs each mission at most once per tick when skipped and failed missions stay due after release', async () => {
+  it('runs each mission at most once per pass when skipped and failed missions stay due after release', async () => {
     const claims = [
       claimOf(mission('fails')),
       claimOf(mission('sealed', { title: 'enc:1:AAAA.BBBB' })),
@@ -254,35 +257,35 @@ describe('runTick', () => {
           : { ok: true, calls: [], summary: '', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, rounds: 1 };
       },
     });
-    const stats = await runTick(h.ports, { concurrency: 1, claimBatchSize: 1 });
+    const stats = await runPass(h.ports, { concurrency: 1 });
     expect(stats).toMatchObject({ dueMissionCount: 4, plansProduced: 1, parseFailures: 1, skipped: { 'ciphertext-mission': 1, 'agent-paused': 1 } });
     expect(planned.sort()).toEqual(['fails', 'ok']);
     expect(h.released.sort()).toEqual(['fails', 'paused', 'sealed']);
   });
 
-  it('claims nothing more, hands the planner the signal and releases the leases when the tick is abandoned', async () => {
-    const controller = new AbortController();
-    const signals: Array<AbortSignal | undefined> = [];
+  it('claims nothing more, aborts the plan in flight and hands its lease back when stopped past its timeout', async () => {
+    const signals: AbortSignal[] = [];
     const claims = ['m-1', 'm-2', 'm-3', 'm-4'].map((id) => claimOf(mission(id)));
     const h = harness(claims, {});
-    const plan = h.ports.planner.plan;
-    h.ports.planner.plan = async (request) => {
-      signals.push(request.signal);
-      controller.abort(new Error('shutdown'));
-      return plan(request);
-    };
-    const stats = await runTick(h.ports, { concurrency: 1, claimBatchSize: 2, signal: controller.signal });
-    // The plan's own signal, aborted together with the tick's.
+    const dispatcher = createDispatcher(h.ports, { concurrency: 1, runIdPrefix: 'r' });
+    h.ports.planner.plan = (request) =>
+      new Promise((_, reject) => {
+        signals.push(request.signal!);
+        request.signal!.addEventListener('abort', () => reject(request.signal!.reason), { once: true });
+      });
+    const pass = dispatcher.runPass();
+    while (signals.length === 0) await sleep(2);
+    expect(await dispatcher.stop({ timeoutMs: 20 })).toBe(false);
+    const stats = await pass;
     expect(signals).toHaveLength(1);
     expect(signals[0]?.aborted).toBe(true);
-    expect(signals[0]?.reason).toBe(controller.signal.reason);
-    expect(stats.dueMissionCount).toBe(2);
-    expect(stats.plansWrittenBack).toBe(1);
-    expect(stats.errors).toEqual(['mission=m-2: shutdown']);
-    expect(h.released).toEqual(['m-2']);
+    expect(stats.dueMissionCount).toBe(1);
+    expect(stats.errors).toEqual(['mission=m-1: shutdown']);
+    expect(h.released).toEqual(['m-1']);
+    expect(await dispatcher.runPass()).toMatchObject({ errors: ['stopping'] });
   });
 
-  it('renews the leases of queued and running missions while a slow plan runs, never of finished ones', async () => {
+  it('renews the leases of running missions while a slow plan runs, never of finished ones', async () => {
     const claims = ['slow', 'quick', 'queued'].map((id) => claimOf(mission(id)));
     const gate = { open: () => {} };
     const renewed: string[][] = [];
@@ -296,7 +299,7 @@ describe('runTick', () => {
       renewed.push(batch.map((claim) => claim.mission.id).sort());
       return batch;
     };
-    const tick = runTick(h.ports, { concurrency: 2, claimBatchSize: 3, renewEveryMs: 10 });
+    const tick = runPass(h.ports, { concurrency: 2, renewEveryMs: 10 });
     await new Promise((resolve) => setTimeout(resolve, 80));
     gate.open();
     const stats = await tick;
@@ -305,13 +308,13 @@ describe('runTick', () => {
     expect(stats.plansWrittenBack).toBe(3);
     expect(beatsAtEnd).toBeGreaterThanOrEqual(2);
     expect(renewed.length).toBe(beatsAtEnd);
-    // 'quick' and 'queued' finished within a few ms; afterwards only the slow mission is renewed.
+    // 'quick' and then 'queued' finished within a few ms; afterwards only the slow mission is renewed.
     expect(renewed.at(-1)).toEqual(['slow']);
     expect(renewed.every((ids) => ids.includes('slow'))).toBe(true);
     expect(h.events.filter(([name]) => name === 'leases.renewed').at(-1)).toEqual(['leases.renewed', { requested: 1, held: 1, lost: 0 }]);
   });
 
-  it('keeps renewing skipped and failed missions until the tick hands them back, and stops beating once aborted', async () => {
+  it('keeps renewing skipped and failed missions until the pass hands them back', async () => {
     const slowGate = { open: () => {} };
     const claims = [claimOf(mission('fails')), claimOf(mission('paused'), agent({ state: 'paused' })), claimOf(mission('slow'))];
     const h = harness(claims, {
@@ -326,21 +329,18 @@ describe('runTick', () => {
       renewed.push(batch.map((claim) => claim.mission.id).sort());
       return batch;
     };
-    const controller = new AbortController();
-    const tick = runTick(h.ports, { concurrency: 3, renewEveryMs: 10, signal: controller.signal });
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    const tick = runPass(h.ports, { concurrency: 3, renewEveryMs: 10 });
+    await sleep(60);
     // 'fails' and 'paused' finished long ago and still hold their leases, renewed, like 'slow'.
     expect(renewed.at(-1)).toEqual(['fails', 'paused', 'slow']);
     expect(h.released).toEqual([]);
-    controller.abort(new Error('shutdown'));
-    const beatsAtAbort = renewed.length;
-    await new Promise((resolve) => setTimeout(resolve, 40));
-    expect(renewed.length).toBe(beatsAtAbort);
     slowGate.open();
     await tick;
-    // The slow plan ignored the signal and was written; the other two are handed back at the end.
     expect(h.written.map((w) => w.claim.mission.id)).toEqual(['slow']);
     expect(h.released.sort()).toEqual(['fails', 'paused']);
+    const beatsAtEnd = renewed.length;
+    await sleep(40);
+    expect(renewed.length).toBe(beatsAtEnd);
   });
 
   it('counts a mission written back while the heartbeat ran as finished, not as a lost lease', async () => {
@@ -369,7 +369,7 @@ describe('runTick', () => {
       await quickDone;
       return batch.filter((claim) => claim.mission.id !== 'quick');
     };
-    const tick = runTick(h.ports, { concurrency: 2, renewEveryMs: 10 });
+    const tick = runPass(h.ports, { concurrency: 2, renewEveryMs: 10 });
     while (beats === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     await quickDone;
     await new Promise((resolve) => setTimeout(resolve, 30));
@@ -396,7 +396,7 @@ describe('runTick', () => {
       if (calls === 1) throw new Error('connection reset');
       return [];
     };
-    const tick = runTick(h.ports, { renewEveryMs: 10, maxLeaseHoldMs: 60_000 });
+    const tick = runPass(h.ports, { renewEveryMs: 10, maxLeaseHoldMs: 60_000 });
     await new Promise((resolve) => setTimeout(resolve, 60));
     const beforeBound = calls;
     clock.advance(60_000);
@@ -412,70 +412,263 @@ describe('runTick', () => {
     expect(h.events).toContainEqual(['leases.renewed', { requested: 1, held: 0, lost: 1 }]);
   });
 
-  it('aborts every plan in flight with the tick and puts one listener on the tick signal, whatever the concurrency', async () => {
-    const controller = new AbortController();
+  it('aborts every plan in flight when stopped, whatever the concurrency, without listener warnings', async () => {
     const warnings: Error[] = [];
     const onWarning = (warning: Error): void => {
       warnings.push(warning);
     };
     process.on('warning', onWarning);
-    const added: unknown[] = [];
-    const addEventListener = controller.signal.addEventListener.bind(controller.signal);
-    controller.signal.addEventListener = ((type: string, listener: EventListener, opts?: AddEventListenerOptions) => {
-      added.push(type);
-      addEventListener(type, listener, opts);
-    }) as typeof controller.signal.addEventListener;
     const claims = Array.from({ length: 32 }, (_, i) => claimOf(mission(`m-${i}`)));
     const h = harness(claims);
     let started = 0;
     h.ports.planner.plan = (request) =>
       new Promise((_, reject) => {
-        // Like the LLM adapter: one abort listener per call in flight.
         request.signal?.addEventListener('abort', () => reject(request.signal?.reason), { once: true });
         started += 1;
-        if (started === 32) controller.abort(new Error('shutdown'));
       });
-    const stats = await runTick(h.ports, { concurrency: 32, signal: controller.signal });
+    const dispatcher = createDispatcher(h.ports, { concurrency: 32 });
+    const pass = dispatcher.runPass();
+    while (started < 32) await sleep(2);
+    await dispatcher.stop({ timeoutMs: 0 });
+    const stats = await pass;
     await new Promise((resolve) => setImmediate(resolve));
     process.off('warning', onWarning);
-    expect(started).toBe(32);
     expect(stats.errors).toHaveLength(32);
     expect(stats.errors.every((error) => error.endsWith(': shutdown'))).toBe(true);
-    expect(added).toEqual(['abort']);
+    expect(h.released).toHaveLength(32);
     expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
+  it('aborts a run that exceeds its wall-time bound and keeps the others going', async () => {
+    const h = harness([claimOf(mission('hangs')), claimOf(mission('ok'))]);
+    const plan = h.ports.planner.plan;
+    h.ports.planner.plan = (request) =>
+      request.mission.id === 'hangs'
+        ? new Promise((_, reject) => request.signal?.addEventListener('abort', () => reject(request.signal?.reason), { once: true }))
+        : plan(request);
+    const stats = await runPass(h.ports, { concurrency: 2, maxRunMs: 50 });
+    expect(stats.plansWrittenBack).toBe(1);
+    expect(stats.errors).toEqual(['mission=hangs: run exceeded 50 ms']);
   });
 
   it('plans up to the concurrency bound in parallel and never more', async () => {
     const claims = Array.from({ length: 20 }, (_, i) => claimOf(mission(`m-${i}`)));
     const h = harness(claims);
-    const stats = await runTick(h.ports, { concurrency: 4, claimBatchSize: 3 });
+    const stats = await runPass(h.ports, { concurrency: 4 });
     expect(stats.plansWrittenBack).toBe(20);
     expect(h.maxInFlight()).toBe(4);
-    expect(h.claimCalls.every((limit) => limit <= 3)).toBe(true);
+    // Claims never exceed the free slots: nothing waits leased in a queue.
+    expect(h.claimCalls[0]).toBe(4);
+    expect(h.claimCalls.every((limit) => limit <= 4)).toBe(true);
   });
 
-  it('stops claiming at the per-tick bound', async () => {
+  it('stops claiming at the per-pass bound', async () => {
     const h = harness(Array.from({ length: 10 }, (_, i) => claimOf(mission(`m-${i}`))));
-    const stats = await runTick(h.ports, { concurrency: 2, maxMissionsPerTick: 5 });
+    const stats = await runPass(h.ports, { concurrency: 2, maxMissionsPerPass: 5 });
     expect(stats.dueMissionCount).toBe(5);
     expect(stats.plansWrittenBack).toBe(5);
   });
 
-  it('ends the tick with an error and claims nothing when the refresh fails', async () => {
+  it('ends the pass with an error and claims nothing when the refresh fails', async () => {
     const h = harness([claimOf(mission('m-1'))], { refreshFails: true });
-    const stats = await runTick(h.ports);
+    const stats = await runPass(h.ports);
     expect(stats.errors).toEqual(['refresh: connection refused']);
     expect(h.claimCalls).toEqual([]);
-    expect(h.events.map(([name]) => name)).toEqual(['tick.started', 'tick.failed', 'tick.finished']);
+    expect(h.events.map(([name]) => name).filter((name) => name.startsWith('tick.'))).toEqual(['tick.started', 'tick.failed', 'tick.finished']);
   });
 
   it('emits no user text in any event payload', async () => {
     const h = harness([claimOf(mission('m-1', { title: 'Geheimer Titel', objective: 'Geheimes Ziel' }))]);
-    await runTick(h.ports);
+    await runPass(h.ports);
     const serialised = JSON.stringify(h.events);
     expect(serialised).not.toContain('Geheim');
     expect(h.events.map(([name]) => name)).toEqual(
-      expect.arrayContaining(['tick.started', 'tick.refreshed', 'mission.claimed', 'mission.planned', 'mission.written', 'agent.decision', 'tick.finished']),
+      expect.arrayContaining([
+        'tick.started',
+        'tick.refreshed',
+        'mission.claimed',
+        'mission.planned',
+        'mission.written',
+        'agent.decision',
+        'mission.finished',
+        'tick.finished',
+      ]),
     );
+  });
+});
+
+/** A store whose missions become due at given local times, like snapshots on database time. */
+function timedStore(entries: Array<{ claim: MissionClaim; dueAt: number }>, options: { notifying?: boolean } = {}) {
+  const pending = [...entries];
+  const claimedAt = new Map<string, number>();
+  const released: Array<{ id: string; retryAfterMs: number | undefined }> = [];
+  let refreshes = 0;
+  let probes = 0;
+  let signal: ((kind: 'changes' | 'due') => void) | undefined;
+  let pendingChanges = false;
+  const store = {
+    async refresh() {
+      refreshes += 1;
+      pendingChanges = false;
+      return { rowsApplied: 0, newSnapshots: 0, updatedSnapshots: 0 };
+    },
+    async claimDue({ limit }: { limit: number }) {
+      const now = Date.now();
+      const due = pending.filter((entry) => entry.dueAt <= now).slice(0, limit);
+      for (const entry of due) {
+        pending.splice(pending.indexOf(entry), 1);
+        claimedAt.set(entry.claim.mission.id, now);
+      }
+      return due.map((entry) => entry.claim);
+    },
+    async nextDueInMs() {
+      if (pending.length === 0) return null;
+      return Math.min(...pending.map((entry) => entry.dueAt)) - Date.now();
+    },
+    async watch(onSignal: (kind: 'changes' | 'due') => void) {
+      signal = onSignal;
+      return { notifying: options.notifying ?? true, close: async () => {} };
+    },
+    async hasPendingChanges() {
+      probes += 1;
+      return pendingChanges;
+    },
+    async tokensUsedLast24h() {
+      return 0;
+    },
+    async writeIteration() {
+      return { written: true };
+    },
+    async recordTokenUsage() {},
+    async release(claim: MissionClaim, releaseOptions?: { retryAfterMs?: number }) {
+      released.push({ id: claim.mission.id, retryAfterMs: releaseOptions?.retryAfterMs });
+    },
+  };
+  return {
+    store,
+    claimedAt,
+    released,
+    add(claim: MissionClaim, dueAt: number) {
+      pending.push({ claim, dueAt });
+    },
+    signal(kind: 'changes' | 'due') {
+      signal?.(kind);
+    },
+    markPendingChanges() {
+      pendingChanges = true;
+    },
+    get refreshes() {
+      return refreshes;
+    },
+    get probes() {
+      return probes;
+    },
+  };
+}
+
+function continuousPorts(store: DispatcherPorts['store'], plan: (missionId: string, signal?: AbortSignal) => Promise<PlanOutcome>): DispatcherPorts {
+  return {
+    store,
+    clock: { now: () => Date.now() },
+    inputs: { resolve: async () => [] },
+    planner: { plan: ({ mission: m, signal }) => plan(m.id, signal) },
+  };
+}
+
+const okPlan = async (): Promise<PlanOutcome> => ({
+  ok: true,
+  calls: [],
+  summary: '',
+  usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 },
+  rounds: 1,
+});
+
+describe('Dispatcher (continuous)', () => {
+  it('starts a mission within milliseconds of its due time, without waiting for the longest sleep', async () => {
+    const t = timedStore([]);
+    const dispatcher = createDispatcher(continuousPorts(t.store, okPlan), { maxSleepMs: 60_000 });
+    await dispatcher.start();
+    const dueAt = Date.now() + 150;
+    t.add(claimOf(mission('later')), dueAt);
+    // The store learns of the new mission through a signal, as a NOTIFY would tell it.
+    t.signal('due');
+    while (!t.claimedAt.has('later')) await sleep(5);
+    await dispatcher.stop();
+    const lateness = t.claimedAt.get('later')! - dueAt;
+    expect(lateness).toBeGreaterThanOrEqual(0);
+    expect(lateness).toBeLessThan(100);
+  });
+
+  it('keeps claiming into free slots while one mission hangs', async () => {
+    const t = timedStore([{ claim: claimOf(mission('hangs')), dueAt: 0 }]);
+    const started: Record<string, number> = {};
+    const dispatcher = createDispatcher(
+      continuousPorts(t.store, (id, signal) => {
+        started[id] = Date.now();
+        if (id === 'hangs') return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+        return okPlan();
+      }),
+      { concurrency: 2, maxSleepMs: 60_000 },
+    );
+    await dispatcher.start();
+    while (!started.hangs) await sleep(2);
+    const dueTimes: Record<string, number> = {};
+    for (const [index, id] of ['a', 'b', 'c'].entries()) {
+      dueTimes[id] = Date.now() + 40 * (index + 1);
+      t.add(claimOf(mission(id)), dueTimes[id]);
+    }
+    t.signal('due');
+    while (!started.c) await sleep(2);
+    for (const id of ['a', 'b', 'c']) expect(started[id]! - dueTimes[id]!).toBeLessThan(100);
+    expect(dispatcher.inFlight).toBe(1);
+    expect(await dispatcher.stop({ timeoutMs: 10 })).toBe(false);
+    expect(t.released).toContainEqual({ id: 'hangs', retryAfterMs: undefined });
+  });
+
+  it('holds a failed mission for retryAfterMs instead of retrying it at once', async () => {
+    const t = timedStore([{ claim: claimOf(mission('fails')), dueAt: 0 }]);
+    const dispatcher = createDispatcher(
+      continuousPorts(t.store, async () => ({ ok: false, reason: 'llm-error: server', usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } })),
+      { retryAfterMs: 45_000 },
+    );
+    await dispatcher.start();
+    while (t.released.length === 0) await sleep(2);
+    await dispatcher.stop();
+    expect(t.released).toEqual([{ id: 'fails', retryAfterMs: 45_000 }]);
+  });
+
+  it('refreshes on a changes signal and, without notifications, when the probe finds new rows', async () => {
+    const notifying = timedStore([]);
+    const d1 = createDispatcher(continuousPorts(notifying.store, okPlan), { maxSleepMs: 60_000, probeEveryMs: 10 });
+    await d1.start();
+    while (notifying.refreshes < 1) await sleep(2);
+    notifying.signal('changes');
+    while (notifying.refreshes < 2) await sleep(2);
+    await sleep(40);
+    await d1.stop();
+    expect(notifying.probes).toBe(0);
+    expect(notifying.refreshes).toBe(2);
+
+    const polling = timedStore([], { notifying: false });
+    const d2 = createDispatcher(continuousPorts(polling.store, okPlan), { maxSleepMs: 60_000, probeEveryMs: 10 });
+    await d2.start();
+    while (polling.refreshes < 1) await sleep(2);
+    await sleep(40);
+    expect(polling.refreshes).toBe(1);
+    polling.markPendingChanges();
+    while (polling.refreshes < 2) await sleep(2);
+    await d2.stop();
+    expect(polling.probes).toBeGreaterThan(1);
+  });
+
+  it('answers a pass with the stats of the missions it claimed while dispatching continuously', async () => {
+    const t = timedStore([]);
+    const dispatcher = createDispatcher(continuousPorts(t.store, okPlan), { maxSleepMs: 60_000 });
+    await dispatcher.start();
+    t.add(claimOf(mission('m-1')), 0);
+    t.add(claimOf(mission('m-2')), 0);
+    const stats = await dispatcher.runPass();
+    await dispatcher.stop();
+    expect(stats).toMatchObject({ dueMissionCount: 2, plansProduced: 2, plansWrittenBack: 2, errors: [] });
   });
 });
