@@ -191,7 +191,10 @@ async function measureLog(adminUrl: string, name: string, shape: LogShape, sampl
 
   await sql`CREATE SCHEMA IF NOT EXISTS bench_baseline`;
   await sql`CREATE TABLE bench_baseline.mission_snapshots (LIKE mana_ai.mission_snapshots INCLUDING ALL)`;
-  await sql`INSERT INTO bench_baseline.mission_snapshots SELECT * FROM mana_ai.mission_snapshots`;
+  // Named columns: the typed claim columns are generated from the record.
+  await sql`
+    INSERT INTO bench_baseline.mission_snapshots (user_id, mission_id, record, last_applied_at, updated_at, next_run_at)
+    SELECT user_id, mission_id, record, last_applied_at, updated_at, next_run_at FROM mana_ai.mission_snapshots`;
   await sql`ANALYZE`;
   // Warm both paths once so the timed runs compare steady states.
   await appendNewRows(sql, shape, NEW_ROWS, 0);

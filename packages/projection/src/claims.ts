@@ -35,7 +35,7 @@ export interface MissionKey {
 // them locked take the next ones. Within an agent the candidates are exactly its first `spare`
 // claimable missions (spare = limit - live leases), the same set for every claimer, so any subset
 // that SKIP LOCKED leaves to one claimer keeps the limit across all of them.
-const CANDIDATE_FACTOR = 4;
+const CANDIDATE_FACTOR = 2;
 /** How long a lease renewal waits for a row lock before it fails (the next beat retries). */
 const RENEW_LOCK_TIMEOUT_MS = 5000;
 const CLAIM_ATTEMPTS = 3;

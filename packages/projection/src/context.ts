@@ -1,4 +1,4 @@
-import type { EventBus, Logger } from '@mana-ai/core';
+import type { EventChannel, Logger } from '@mana-ai/core';
 import type { Sql } from 'postgres';
 import type { ProjectionEvents } from './events.js';
 
@@ -8,7 +8,7 @@ import type { ProjectionEvents } from './events.js';
  */
 export interface ProjectionContext {
   sql: Sql;
-  events: EventBus<ProjectionEvents>;
+  events: EventChannel<ProjectionEvents>;
   logger: Logger;
 }
 

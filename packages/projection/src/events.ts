@@ -91,5 +91,9 @@ export interface ProjectionEvents {
   'missions.released': MissionsReleasedEvent;
   'missions.renewed': MissionsRenewedEvent;
   'iteration.written': IterationWrittenEvent;
-  [name: string]: unknown;
+}
+
+// The projection's slice of the shared bus (see ManaAiEvents in @mana-ai/core).
+declare module '@mana-ai/core' {
+  interface ManaAiEvents extends ProjectionEvents {}
 }

@@ -2,6 +2,7 @@ import {
   type Agent,
   DEFAULT_TIME_ZONE,
   type EventBus,
+  type EventChannel,
   type Logger,
   assertTimeZone,
   createEventBus,
@@ -35,7 +36,7 @@ export interface ProjectionDeps {
   /** The process's postgres.js client (a role without BYPASSRLS, e.g. `mana_ai_runner`). */
   sql: Sql;
   /** Where refresh/claim/write-back events go (default: a private bus). */
-  events?: EventBus<ProjectionEvents>;
+  events?: EventChannel<ProjectionEvents>;
   logger?: Logger;
 }
 
@@ -91,7 +92,7 @@ export interface Projection {
   /** Runs `fn` in a transaction scoped to `userId` for row-level security. */
   withUser<T>(userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T>;
   /** The bus the projection emits on. */
-  readonly events: EventBus<ProjectionEvents>;
+  readonly events: EventChannel<ProjectionEvents>;
 }
 
 /** Default lease length: long enough for a planner loop with retries. */

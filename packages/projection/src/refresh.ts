@@ -67,8 +67,22 @@ interface StoredSnapshot {
   record_id: string;
   record: Record<string, unknown>;
   version: string;
+  /**
+   * What a claim lane reads of the record before this batch, as text: a mission's agent, `active`
+   * and `next_run_at`; an agent's `deleted` and `max_concurrent`. Equal after the write = the lane
+   * is unchanged.
+   */
+  lane_state: string;
   /** A mission's agent (its claim lane) before this batch; null for agents and missions without one. */
   agent_id: string | null;
+}
+
+/** A written snapshot's key and what its claim lane reads (see {@link StoredSnapshot.lane_state}). */
+interface WrittenSnapshot {
+  user_id: string;
+  record_id: string;
+  agent_id: string | null;
+  lane_state: string;
 }
 
 interface SnapshotWrite {
@@ -313,13 +327,15 @@ async function refreshBatch(
   // No row locks while merging: a write-back that changes a mission in between is detected by its
   // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo).
   const stored = await tx<StoredSnapshot[]>`
-    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version, s.agent_id
+    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version, s.agent_id,
+           json_build_array(s.agent_id, s.active, s.next_run_at)::text AS lane_state
     FROM mana_ai.mission_snapshots s
     WHERE (s.user_id, s.mission_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
       WHERE k.table_name = ${MISSIONS})`;
   const storedAgents = await tx<StoredSnapshot[]>`
-    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version, NULL::text AS agent_id
+    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version, NULL::text AS agent_id,
+           json_build_array(a.deleted, a.max_concurrent)::text AS lane_state
     FROM mana_ai.agent_snapshots a
     WHERE (a.user_id, a.agent_id) IN (
       SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
@@ -366,33 +382,36 @@ async function refreshBatch(
 
   const missions = serializeWrites(context, outcome, groups, MISSIONS, missionWrites);
   const agents = serializeWrites(context, outcome, groups, AGENTS, agentWrites);
-  // Every claim lane this batch touches: a mission's agent before and after, a changed agent's own.
+  // Every claim lane whose missions or agent this batch changed as the lane sees them: a mission's
+  // agent before and after, a changed agent's own. Edits of titles, objectives, iterations… touch none.
   const lanes: LaneKey[] = [];
-  for (const write of missions.writes) {
-    lanes.push({ user_id: write.user_id, agent_id: existing.get(groupKey(MISSIONS, write.user_id, write.record_id))?.agent_id ?? null });
-  }
-  for (const write of agents.writes) lanes.push({ user_id: write.user_id, agent_id: write.record_id });
+  const laneChanged = (table: string, written: WrittenSnapshot): boolean =>
+    existing.get(groupKey(table, written.user_id, written.record_id))?.lane_state !== written.lane_state;
   if (missions.writes.length > 0) {
     const writesJson = missions.json;
-    const updated = await tx<{ user_id: string; mission_id: string; agent_id: string | null }[]>`
+    const updated = await tx<WrittenSnapshot[]>`
       UPDATE mana_ai.mission_snapshots s SET
         record = u.record, last_applied_at = u.last_applied_at::timestamptz,
         next_run_at = u.next_run_at::timestamptz, updated_at = now()
       FROM jsonb_to_recordset(${writesJson}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
       WHERE u.version IS NOT NULL AND s.user_id = u.user_id AND s.mission_id = u.record_id AND s.xmin::text = u.version
-      RETURNING s.user_id, s.mission_id, s.agent_id`;
-    const inserted = await tx<{ user_id: string; mission_id: string; agent_id: string | null }[]>`
+      RETURNING s.user_id, s.mission_id AS record_id, s.agent_id, json_build_array(s.agent_id, s.active, s.next_run_at)::text AS lane_state`;
+    const inserted = await tx<WrittenSnapshot[]>`
       INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, u.next_run_at::timestamptz, now()
       FROM jsonb_to_recordset(${writesJson}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
       WHERE u.version IS NULL
       ON CONFLICT (user_id, mission_id) DO NOTHING
-      RETURNING user_id, mission_id, agent_id`;
-    for (const row of [...updated, ...inserted]) lanes.push({ user_id: row.user_id, agent_id: row.agent_id });
+      RETURNING user_id, mission_id AS record_id, agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state`;
+    for (const row of [...updated, ...inserted]) {
+      if (!laneChanged(MISSIONS, row)) continue;
+      const before = existing.get(groupKey(MISSIONS, row.user_id, row.record_id))?.agent_id ?? null;
+      lanes.push({ user_id: row.user_id, agent_id: before }, { user_id: row.user_id, agent_id: row.agent_id });
+    }
     if (updated.length + inserted.length < missions.writes.length) {
-      const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.mission_id)));
+      const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.record_id)));
       for (const write of missions.writes) {
         const key = groupKey(MISSIONS, write.user_id, write.record_id);
         if (!done.has(key)) lanes.push(...(await remergeLocked(context, tx, groups.get(key)!)));
@@ -401,13 +420,17 @@ async function refreshBatch(
   }
   if (agents.writes.length > 0) {
     // Only the refresh writes agent snapshots, and it holds the lock: a plain upsert is safe.
-    await tx`
+    const written = await tx<WrittenSnapshot[]>`
       INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)
       SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, now()
       FROM jsonb_to_recordset(${agents.json}::text::jsonb)
         AS u(user_id text, record_id text, record jsonb, last_applied_at text)
       ON CONFLICT (user_id, agent_id) DO UPDATE SET
-        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()`;
+        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()
+      RETURNING user_id, agent_id AS record_id, NULL::text AS agent_id, json_build_array(deleted, max_concurrent)::text AS lane_state`;
+    for (const row of written) {
+      if (laneChanged(AGENTS, row)) lanes.push({ user_id: row.user_id, agent_id: row.record_id });
+    }
   }
   if (deletions.length > 0) {
     const deletionsJson = JSON.stringify(deletions);

@@ -61,7 +61,8 @@ export async function nextDueInMs(context: ProjectionContext): Promise<number | 
          WHERE r.user_id = l.user_id AND r.agent_id = l.agent_id AND r.lease_until > now())),
       (SELECT min(r.lease_until) FROM mana_ai.mission_snapshots r WHERE r.lease_until > now())
     ) - now())) * 1000)::float8 AS ms`;
-  return row?.ms ?? null;
+  // Rounded up: a timer set from it never fires before the mission is due on the database's clock.
+  return row?.ms === null || row?.ms === undefined ? null : Math.ceil(row.ms);
 }
 
 async function changeTriggerInstalled(context: ProjectionContext): Promise<boolean> {

@@ -102,8 +102,9 @@ export async function writeIteration(
   const outcome = await context.sql.begin(async (tx) => {
     await setTransactionUser(tx, input.userId);
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
-    const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string; agent_id: string | null }[]>`
-      SELECT record, last_applied_at::text AS applied, agent_id FROM mana_ai.mission_snapshots
+    const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string; agent_id: string | null; lane_state: string }[]>`
+      SELECT record, last_applied_at::text AS applied, agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state
+      FROM mana_ai.mission_snapshots
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
       FOR UPDATE`;
     if (!snapshot) {
@@ -163,18 +164,20 @@ export async function writeIteration(
       RETURNING to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp`;
     applyChange(state, { op: 'update', recordId: input.missionId, data, fieldMeta, createdAt: inserted!.stamp });
     const merged = snapshotRecord(state)!;
-    const [written] = await tx<{ agent_id: string | null }[]>`
+    const [written] = await tx<{ agent_id: string | null; lane_state: string }[]>`
       UPDATE mana_ai.mission_snapshots
       SET record = ${JSON.stringify(merged)}::text::jsonb, next_run_at = ${canonicalInstant(merged.nextRunAt)}::text::timestamptz,
           updated_at = now(),
           lease_owner = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_owner END,
           lease_until = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_until END
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
-      RETURNING agent_id`;
-    await syncLanes(tx, [
-      { user_id: input.userId, agent_id: snapshot.agent_id },
-      { user_id: input.userId, agent_id: written?.agent_id ?? null },
-    ]);
+      RETURNING agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state`;
+    if (written?.lane_state !== snapshot.lane_state) {
+      await syncLanes(tx, [
+        { user_id: input.userId, agent_id: snapshot.agent_id },
+        { user_id: input.userId, agent_id: written?.agent_id ?? null },
+      ]);
+    }
     if (input.tokenUsage && input.tokenUsage.tokens > 0) {
       await tx`
         INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)

@@ -25,7 +25,7 @@ async function manaProjectionPlugin(fastify: FastifyInstance, options: ManaProje
     {
       sql,
       // The core bus is untyped by design; the projection only emits its own event names on it.
-      events: fastify.manaCore.events as unknown as EventBus<ProjectionEvents>,
+      events: fastify.manaCore.events,
       logger: fastify.log,
     },
     projectionOptions,
