@@ -1,5 +1,5 @@
 import { type Server, createServer } from 'node:net';
-import { type DispatcherEvents, type EventBus, type EventMap, ManaAiError, type TickStats, createEventBus, createManualClock } from '@mana-ai/core';
+import { ManaAiError, type ManaAiEvents, type TickStats, createEventBus, createManualClock } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -22,8 +22,8 @@ type Pass = Parameters<typeof createPassDispatcher>[0];
 /** The app with a stand-in dispatcher whose passes run `tick` (the host tested without the pipeline). */
 function app(overrides: Partial<AppDeps> & { tick?: Pass } = {}, configOverrides: Partial<AppConfig> = {}): FastifyInstance {
   const { tick = async () => emptyTickStats(clock), ...deps } = overrides;
-  const events = createEventBus<EventMap>();
-  const dispatcher = createPassDispatcher(tick, clock, events as unknown as EventBus<DispatcherEvents>);
+  const events = createEventBus<ManaAiEvents>();
+  const dispatcher = createPassDispatcher(tick, clock, events);
   const instance = buildApp(
     { sql: db.sql, logger: pino({ level: 'silent' }), clock, events, dispatcher, ...deps },
     { ...config, ...configOverrides },

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { type Clock, type Dispatcher, type EventBus, type EventMap, createEventBus } from '@mana-ai/core';
+import { type Clock, type Dispatcher, type EventBus, type ManaAiEvents, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import { manaCrypto } from '@mana-ai/crypto/fastify';
 import { manaPlanner } from '@mana-ai/planner/fastify';
@@ -67,7 +67,7 @@ export interface AppDeps {
   /** Replaces the wired pipeline's dispatcher (tests of the host alone); default: `app.pipeline.dispatcher`. */
   dispatcher?: Dispatcher;
   /** The event bus packages emit on (default: a new one); tracing subscribes to it. */
-  events?: EventBus<EventMap>;
+  events?: EventBus<ManaAiEvents>;
   /** fetch for outbound HTTP (LLM, research); default: the global one. */
   fetch?: typeof fetch;
   /** Reported by /health (default: the runner's package.json version). */
@@ -102,7 +102,7 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
 export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   const settings: RunnerConfig = { ...DEFAULTS, ...config };
   const app = Fastify({ loggerInstance: deps.logger });
-  const events = deps.events ?? createEventBus<EventMap>();
+  const events = deps.events ?? createEventBus<ManaAiEvents>();
   app.register(manaCore, { clock: deps.clock, events });
   // Spans are built from the same events the metrics read; root-level onClose runs after the
   // dispatcher's preClose wait, so the last runs' spans are complete before the flush.

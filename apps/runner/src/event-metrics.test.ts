@@ -1,6 +1,6 @@
-import { createEventBus, createManualClock, type EventMap } from '@mana-ai/core';
+import { type ManaAiEvents, createEventBus, createManualClock } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
-import { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
+import { type RunnerEvents, observeEvents } from './event-metrics.js';
 import { createRunnerMetrics } from './plugins/metrics.js';
 
 const ids = { runId: 'r-1', missionId: 'm-1', userId: 'u-1' };
@@ -9,11 +9,11 @@ const context = { missionId: 'm-1', agentId: 'a-1' };
 const usage = { promptTokens: 10, completionTokens: 5, totalTokens: 15 };
 
 function setup() {
-  const bus = createEventBus<EventMap>();
+  const bus = createEventBus<ManaAiEvents>();
   const metrics = createRunnerMetrics();
   const clock = createManualClock('2026-04-21T06:00:00.000Z');
   const stop = observeEvents(bus, metrics, clock);
-  const emit = <Name extends keyof RunnerEvents>(name: Name, payload: RunnerEvents[Name]) => runnerEvents(bus).emit(name, payload);
+  const emit = <Name extends keyof RunnerEvents>(name: Name, payload: RunnerEvents[Name]) => bus.emit(name, payload);
   const value = async (name: string, labels: Record<string, string> = {}): Promise<number | undefined> => {
     // Histogram samples live under the base name, each with its own `metricName` (_sum, _count, _bucket).
     const base = name.replace(/_(sum|count|bucket)$/, '');

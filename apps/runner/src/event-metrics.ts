@@ -1,20 +1,11 @@
-import type { Clock, DispatcherEvents, EventBus, EventMap } from '@mana-ai/core';
-import type { PlannerEvents } from '@mana-ai/planner';
-import type { ProjectionEvents } from '@mana-ai/projection';
-import type { ResearchEvents } from '@mana-ai/research';
-import type { ResolverEvents } from '@mana-ai/resolvers';
+import type { Clock, EventChannel, ManaAiEvents } from '@mana-ai/core';
 import type { RunnerMetrics } from './plugins/metrics.js';
 
-/** Every event the runner listens to: core's dispatcher events and each package's own. */
-export type RunnerEvents = DispatcherEvents & PlannerEvents & ProjectionEvents & ResearchEvents & ResolverEvents;
-
 /**
- * The shared bus seen with every package's event names. Core's bus is untyped by design (each
- * package emits its own slice of names); this is the one place that puts the slices together.
+ * Every event the runner listens to: core's dispatcher events and each package's own, merged into
+ * {@link ManaAiEvents} by the packages themselves (importing them brings their slices in).
  */
-export function runnerEvents(bus: EventBus<EventMap>): EventBus<RunnerEvents> {
-  return bus as unknown as EventBus<RunnerEvents>;
-}
+export type RunnerEvents = ManaAiEvents;
 
 // Label values of rejected or unknown tools could be anything the model invents: never a label.
 const TOOL_CALL_OUTCOME = 'deferred';
@@ -23,8 +14,7 @@ const TOOL_CALL_OUTCOME = 'deferred';
  * Feeds the metrics of UPSTREAM §12.4 (and the runner's own) from package events. Returns the
  * function that unsubscribes. Payloads carry ids, counts and enums only; no label takes user text.
  */
-export function observeEvents(bus: EventBus<EventMap>, metrics: RunnerMetrics, clock: Clock): () => void {
-  const events = runnerEvents(bus);
+export function observeEvents(events: EventChannel<RunnerEvents>, metrics: RunnerMetrics, clock: Clock): () => void {
   const subscriptions = [
     events.on('tick.started', () => metrics.ticks.inc()),
     events.on('tick.refreshed', (refresh) => {

@@ -1,4 +1,4 @@
-import { type Clock, type Dispatcher, type DispatcherEvents, type EventBus, type TickStats, isoNow } from '@mana-ai/core';
+import { type Clock, type Dispatcher, type DispatcherEvents, type EventChannel, type TickStats, isoNow } from '@mana-ai/core';
 
 /** TickStats with no work done, stamped now (plus `errors`). */
 export function emptyTickStats(clock: Clock, errors: string[] = []): TickStats {
@@ -14,7 +14,7 @@ export function emptyTickStats(clock: Clock, errors: string[] = []): TickStats {
 export function createPassDispatcher(
   pass: (context: { signal: AbortSignal }) => Promise<TickStats>,
   clock: Clock,
-  events?: EventBus<DispatcherEvents>,
+  events?: EventChannel<DispatcherEvents>,
 ): Dispatcher {
   let current: { promise: Promise<TickStats>; controller: AbortController } | undefined;
   let started = false;

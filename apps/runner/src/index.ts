@@ -15,7 +15,7 @@ export { type Database, EMBEDDED_DATA_DIR, EMBEDDED_DATABASE, type OpenDatabaseO
 export { type ConfigIssue, ConfigError, RunnerError, type RunnerErrorCode } from './errors.js';
 export { type CreateLoggerOptions, REDACT_PATHS, createLogger } from './logger.js';
 export { type MigrationReport, allMigrations, migrate } from './migrate.js';
-export { type RunnerEvents, observeEvents, runnerEvents } from './event-metrics.js';
+export { type RunnerEvents, observeEvents } from './event-metrics.js';
 export {
   type PipelineConfig,
   type PipelineDeps,

@@ -107,7 +107,8 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
       listed.json().missions.map((mission: { id: string }) => [mission.id, mission]),
     );
     // The interval cadence advances from the database's now, not from the instance's (manual) clock.
-    const [{ now }] = await db.sql<{ now: Date }[]>`SELECT now()`;
+    const [row] = await db.sql<{ now: Date }[]>`SELECT now()`;
+    const now = row!.now;
     expect(missions.get('good')).toMatchObject({ lease: null, iterationCount: 1 });
     expect(Math.abs(Date.parse(missions.get('good')!.nextRunAt) - (now.getTime() + 3_600_000))).toBeLessThan(60_000);
     expect(missions.get('broken')).toMatchObject({ nextRunAt: '2026-04-21T06:00:00.000Z', lease: null, iterationCount: 0 });

@@ -3,7 +3,7 @@ import {
   type Clock,
   type Dispatcher,
   type DispatcherEvents,
-  type EventBus,
+  type EventChannel,
   type InputsPort,
   type Logger,
   type MissionStorePort,
@@ -25,7 +25,7 @@ export interface PipelineDeps {
   research?: ResearchPort | undefined;
   clock: Clock;
   logger: Logger;
-  events: EventBus<DispatcherEvents>;
+  events: EventChannel<DispatcherEvents>;
 }
 
 /** The settings of the runner's config the dispatcher reads, passed as parsed. */

@@ -2,7 +2,7 @@ import { type Clock, isoNow } from './clock.js';
 import { type DatabaseClock, createDatabaseClock } from './database-clock.js';
 import type { TickStats } from './domain.js';
 import { describeError } from './errors.js';
-import type { EventBus } from './events.js';
+import type { EventChannel } from './events.js';
 import { type Heartbeat, createHeartbeat } from './heartbeat.js';
 import { type Logger, noopLogger } from './logger.js';
 import { type MissionRunContext, type MissionRunState, createMissionRunState, runIds, runMission } from './mission-run.js';
@@ -18,7 +18,7 @@ export interface DispatcherPorts {
   /** The instance's clock: drives local timers only. */
   clock: Clock;
   logger?: Logger | undefined;
-  events?: EventBus<DispatcherEvents> | undefined;
+  events?: EventChannel<DispatcherEvents> | undefined;
 }
 
 /** Options of {@link createDispatcher}; every one has a default. */

@@ -1,5 +1,22 @@
+import type { DispatcherEvents } from './run-events.js';
+
 /** A map of event names to payload types. */
 export type EventMap = Record<string, unknown>;
+
+/**
+ * Every event of the mana-ai packages, by name, on the one bus they share (`manaCore.events`). Core
+ * declares its own (the dispatcher's); each package adds its slice by declaration merging, the way
+ * Fastify decorators are typed:
+ *
+ * ```ts
+ * declare module '@mana-ai/core' {
+ *   interface ManaAiEvents extends ProjectionEvents {}
+ * }
+ * ```
+ *
+ * so a misspelt event name or a wrong payload does not compile, and no cast is needed.
+ */
+export interface ManaAiEvents extends DispatcherEvents {}
 
 /** A listener of one event. */
 export type EventListener<Payload> = (payload: Payload) => void;
@@ -17,6 +34,12 @@ export interface EventBus<Events extends object> {
   /** Delivers `payload` to the listeners of `name`. */
   emit<Name extends keyof Events>(name: Name, payload: Events[Name]): void;
 }
+
+/**
+ * What a package holds of the shared bus: emit its own events and subscribe to them by name. A bus
+ * of a wider event map (the runner's {@link ManaAiEvents}) is one of these for every package's slice.
+ */
+export type EventChannel<Events extends object> = Pick<EventBus<Events>, 'on' | 'emit'>;
 
 /** Options of {@link createEventBus}. */
 export interface EventBusOptions {

@@ -68,7 +68,7 @@ export {
   describeError,
   hasErrorCode,
 } from './errors.js';
-export { type EventBus, type EventBusOptions, type EventListener, type EventMap, createEventBus } from './events.js';
+export { type EventBus, type EventBusOptions, type EventChannel, type EventListener, type EventMap, type ManaAiEvents, createEventBus } from './events.js';
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';

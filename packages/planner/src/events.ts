@@ -117,3 +117,8 @@ export type PlannerEvents = {
     durationMs: number;
   };
 };
+
+// The planner's slice of the shared bus (see ManaAiEvents in @mana-ai/core).
+declare module '@mana-ai/core' {
+  interface ManaAiEvents extends PlannerEvents {}
+}

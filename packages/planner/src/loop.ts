@@ -1,4 +1,4 @@
-import { type AiPolicy, type Clock, type EventBus, type Logger, type TokenUsage, noopLogger, systemClock } from '@mana-ai/core';
+import { type AiPolicy, type Clock, type EventChannel, type Logger, type TokenUsage, noopLogger, systemClock } from '@mana-ai/core';
 import type { PlannerLocale } from './catalog-types.js';
 import { type CompactionOptions, DEFAULT_COMPACT_THRESHOLD, compactHistory, estimateTokens } from './compaction.js';
 import { PlannerError, type ProviderCallError, isProviderCallError } from './errors.js';
@@ -21,7 +21,7 @@ export const RECORDED_TOOL_RESULT: ToolResult = Object.freeze({ success: true, m
 export interface PlannerLoopDeps {
   adapter: LlmAdapter;
   /** Receives the planner events (default: none). */
-  events?: EventBus<PlannerEvents>;
+  events?: EventChannel<PlannerEvents>;
   /** Source of durations (default: the system clock). */
   clock?: Clock;
   logger?: Logger;

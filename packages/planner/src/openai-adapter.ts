@@ -1,4 +1,4 @@
-import type { EventBus, TokenUsage } from '@mana-ai/core';
+import type { EventChannel, TokenUsage } from '@mana-ai/core';
 import OpenAI from 'openai';
 import { PlannerError, ProviderCallError, type ProviderErrorKind, RETRYABLE_PROVIDER_ERROR_KINDS } from './errors.js';
 import type { PlannerEvents } from './events.js';
@@ -46,7 +46,7 @@ export interface OpenAiCompatibleAdapterDeps {
   /** Jitter source in [0, 1) (default `Math.random`). */
   random?: () => number;
   /** Receives `planner.provider-retry` events. */
-  events?: EventBus<PlannerEvents>;
+  events?: EventChannel<PlannerEvents>;
 }
 
 /** Defaults of the adapter options. */

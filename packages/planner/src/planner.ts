@@ -1,4 +1,4 @@
-import type { Agent, Clock, EventBus, Logger, ResolvedInput } from '@mana-ai/core';
+import type { Agent, Clock, EventChannel, Logger, ResolvedInput } from '@mana-ai/core';
 import { type ToolCatalog, createToolCatalog } from './catalog.js';
 import type { PlannerLocale } from './catalog-types.js';
 import type { CompactionOptions } from './compaction.js';
@@ -18,7 +18,7 @@ export interface PlannerDeps {
   adapter?: LlmAdapter;
   /** fetch for the built adapter. */
   fetch?: typeof fetch;
-  events?: EventBus<PlannerEvents>;
+  events?: EventChannel<PlannerEvents>;
   clock?: Clock;
   logger?: Logger;
 }

@@ -1,7 +1,6 @@
 import {
   type Agent,
   DEFAULT_TIME_ZONE,
-  type EventBus,
   type EventChannel,
   type Logger,
   assertTimeZone,

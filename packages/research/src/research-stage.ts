@@ -1,6 +1,6 @@
 import {
   type Clock,
-  type EventBus,
+  type EventChannel,
   type Logger,
   type Mission,
   type ResearchOutcome,
@@ -79,7 +79,7 @@ export interface ResearchStageDeps {
   shallow?: ShallowResearchClient;
   clock?: Clock;
   logger?: Logger;
-  events?: EventBus<ResearchEvents>;
+  events?: EventChannel<ResearchEvents>;
 }
 
 /** Options of the research stage. */
@@ -321,4 +321,9 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
 
     consumed: ({ mission }) => acknowledge(mission, true),
   };
+}
+
+// The research stage's slice of the shared bus (see ManaAiEvents in @mana-ai/core).
+declare module '@mana-ai/core' {
+  interface ManaAiEvents extends ResearchEvents {}
 }

@@ -1,4 +1,4 @@
-import { type EventBus, type Logger, noopLogger } from '@mana-ai/core';
+import { type EventChannel, type Logger, noopLogger } from '@mana-ai/core';
 import type { Sql, TransactionSql } from 'postgres';
 import { ResolversError, errorLabel } from './errors.js';
 import type { ResolverEvents } from './events.js';
@@ -43,7 +43,7 @@ export interface DecryptAuditQuery {
 export interface DecryptAuditDeps {
   sql: Sql;
   logger?: Logger;
-  events?: EventBus<ResolverEvents>;
+  events?: EventChannel<ResolverEvents>;
 }
 
 /** Writes and reads `mana_ai.decrypt_audit` under the user's RLS scope. */

@@ -1,4 +1,4 @@
-import type { EventBus } from '@mana-ai/core';
+import type { EventChannel } from '@mana-ai/core';
 import type { DecryptAudit } from './audit.js';
 import type { ResolverEvents, ScopeViolationReason } from './events.js';
 import type { EncryptedInputDefinition } from './format.js';
@@ -12,7 +12,7 @@ export interface EncryptedResolverDeps {
   replayRecord: ReplayRecord;
   crypto: ResolverCrypto;
   audit: DecryptAudit;
-  events?: EventBus<ResolverEvents>;
+  events?: EventChannel<ResolverEvents>;
 }
 
 /** Audit reasons of a failed decryption. */

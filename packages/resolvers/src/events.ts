@@ -20,3 +20,8 @@ export type ResolverEvents = {
   /** A referenced record has no live state in the log. */
   'input.missing': { missionId: string; module: string; table: string };
 };
+
+// The resolvers' slice of the shared bus (see ManaAiEvents in @mana-ai/core).
+declare module '@mana-ai/core' {
+  interface ManaAiEvents extends ResolverEvents {}
+}

@@ -1,4 +1,4 @@
-import { type EventBus, type Logger, type MissionInputRef, type ResolvedInput, noopLogger } from '@mana-ai/core';
+import { type EventChannel, type Logger, type MissionInputRef, type ResolvedInput, noopLogger } from '@mana-ai/core';
 import type { Sql } from 'postgres';
 import { type DecryptAudit, createDecryptAudit } from './audit.js';
 import { createEncryptedResolver } from './encrypted.js';
@@ -18,7 +18,7 @@ export interface InputResolversDeps {
   /** Grant unwrap and value decryption (from `@mana-ai/crypto`). */
   crypto: ResolverCrypto;
   logger?: Logger;
-  events?: EventBus<ResolverEvents>;
+  events?: EventChannel<ResolverEvents>;
 }
 
 /** Options of {@link createInputResolvers}. */

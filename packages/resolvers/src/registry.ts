@@ -1,4 +1,4 @@
-import { type EventBus, type Logger, type MissionInputRef, type ResolvedInput, noopLogger } from '@mana-ai/core';
+import { type EventChannel, type Logger, type MissionInputRef, type ResolvedInput, noopLogger } from '@mana-ai/core';
 import { errorLabel } from './errors.js';
 import type { ResolverEvents } from './events.js';
 import type { InputResolver, ResolverContext } from './ports.js';
@@ -6,7 +6,7 @@ import type { InputResolver, ResolverContext } from './ports.js';
 /** Collaborators of {@link createResolverRegistry}. */
 export interface ResolverRegistryDeps {
   logger?: Logger;
-  events?: EventBus<ResolverEvents>;
+  events?: EventChannel<ResolverEvents>;
 }
 
 /** Input resolvers keyed by `ref.module`. */

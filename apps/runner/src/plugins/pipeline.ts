@@ -1,7 +1,7 @@
-import { type Dispatcher, type DispatcherEvents, type EventBus, describeError } from '@mana-ai/core';
+import { type Dispatcher, describeError } from '@mana-ai/core';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { observeEvents, runnerEvents } from '../event-metrics.js';
+import { observeEvents } from '../event-metrics.js';
 import { type PipelineConfig, createPipelineDispatcher } from '../pipeline.js';
 
 /** Options of the pipeline plugin: the runner's parsed config as it is, and the lease owner. */
@@ -40,8 +40,7 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       research: app.manaResearch.stage,
       clock: manaCore.clock,
       logger,
-      // Core's bus carries every package's events; the dispatcher emits its own slice of names on it.
-      events: manaCore.events as unknown as EventBus<DispatcherEvents>,
+      events: manaCore.events,
     },
     options.config,
     options.owner,
@@ -72,7 +71,7 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       },
     );
   };
-  const events = runnerEvents(manaCore.events);
+  const { events } = manaCore;
   const stopSampling = [events.on('dispatcher.cycle', () => sample(false)), events.on('tick.finished', () => sample(true))];
   app.decorate('pipeline', { dispatcher, owner: options.owner });
   // Runs after the dispatcher's preClose wait: leases of missions this instance did not finish are

@@ -1,20 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { type Clock, systemClock } from '../clock.js';
-import { type EventBus, type EventMap, createEventBus } from '../events.js';
+import { type EventBus, type ManaAiEvents, createEventBus } from '../events.js';
 
 /** What the core plugin decorates the instance with as `manaCore`. */
 export interface ManaCoreDecorator {
   /** The clock every other plugin reads time from. */
   clock: Clock;
   /** The event bus packages emit into and the runner's metrics listen on. */
-  events: EventBus<EventMap>;
+  events: EventBus<ManaAiEvents>;
 }
 
 /** Options of the core plugin. */
 export interface ManaCorePluginOptions {
   clock?: Clock;
-  events?: EventBus<EventMap>;
+  events?: EventBus<ManaAiEvents>;
 }
 
 declare module 'fastify' {
@@ -26,7 +26,7 @@ declare module 'fastify' {
 async function manaCorePlugin(fastify: FastifyInstance, options: ManaCorePluginOptions): Promise<void> {
   fastify.decorate('manaCore', {
     clock: options.clock ?? systemClock,
-    events: options.events ?? createEventBus<EventMap>(),
+    events: options.events ?? createEventBus<ManaAiEvents>(),
   });
 }
 

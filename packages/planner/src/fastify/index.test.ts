@@ -1,4 +1,4 @@
-import { createEventBus } from '@mana-ai/core';
+import { type ManaAiEvents, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ afterAll(() => llm.close());
 
 describe('manaPlanner plugin', () => {
   it('decorates manaPlanner built from the options and emits on the core event bus', async () => {
-    const events = createEventBus();
+    const events = createEventBus<ManaAiEvents>();
     const names: string[] = [];
     events.onAny((name) => names.push(String(name)));
     const app = Fastify();

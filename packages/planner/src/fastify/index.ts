@@ -1,8 +1,7 @@
-import type { EventBus } from '@mana-ai/core';
+
 import type {} from '@mana-ai/core/fastify';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { PlannerEvents } from '../events.js';
 import { type Planner, type PlannerDeps, type PlannerOptions, createPlanner } from '../planner.js';
 
 /** Options of the planner plugin: the {@link PlannerOptions} plus optional collaborators. */
@@ -24,7 +23,7 @@ async function manaPlannerPlugin(fastify: FastifyInstance, options: ManaPlannerP
   const planner = createPlanner(
     {
       ...deps,
-      events: deps.events ?? (core.events as unknown as EventBus<PlannerEvents>),
+      events: deps.events ?? core.events,
       clock: deps.clock ?? core.clock,
       logger: deps.logger ?? fastify.log,
     },

@@ -3,8 +3,6 @@ import fp from 'fastify-plugin';
 import type { Sql } from 'postgres';
 // Loads the `manaCore` decorator type.
 import type {} from '@mana-ai/core/fastify';
-import type { EventBus } from '@mana-ai/core';
-import type { ProjectionEvents } from '../events.js';
 import { type Projection, type ProjectionOptions, createProjection } from '../projection.js';
 
 /** Options of the projection plugin: the shared client plus {@link ProjectionOptions}. */

@@ -1,4 +1,4 @@
-import type { EventBus, Logger } from '@mana-ai/core';
+import type { Logger } from '@mana-ai/core';
 // Type-only: brings in the `manaCore` decorator's declaration.
 import type {} from '@mana-ai/core/fastify';
 import type { FastifyInstance } from 'fastify';
@@ -7,7 +7,7 @@ import type { Sql } from 'postgres';
 import { type DeepResearchClient, type DeepResearchOptions, createDeepResearchClient } from '../deep-research.js';
 import type { FetchLike } from '../http.js';
 import { type ResearchJobStore, createResearchJobStore } from '../research-job-store.js';
-import { type ResearchEvents, type ResearchStage, type ResearchStageOptions, createResearchStage } from '../research-stage.js';
+import { type ResearchStage, type ResearchStageOptions, createResearchStage } from '../research-stage.js';
 import {
   type ShallowResearchClient,
   type ShallowResearchOptions,
@@ -60,7 +60,7 @@ async function manaResearchPlugin(fastify: FastifyInstance, options: ManaResearc
       clock: fastify.manaCore.clock,
       logger,
       // The core bus is untyped; the research events are one slice of it.
-      events: fastify.manaCore.events as unknown as EventBus<ResearchEvents>,
+      events: fastify.manaCore.events,
     },
     options.stage,
   );

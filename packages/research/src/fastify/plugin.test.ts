@@ -1,4 +1,4 @@
-import { type EventMap, createEventBus, createManualClock } from '@mana-ai/core';
+import { type ManaAiEvents, createEventBus, createManualClock } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import Fastify from 'fastify';
@@ -20,7 +20,7 @@ afterAll(async () => {
 
 describe('manaResearch', () => {
   it('decorates manaResearch with a stage that emits on the core event bus when registered after core', async () => {
-    const events = createEventBus<EventMap>();
+    const events = createEventBus<ManaAiEvents>();
     const names: string[] = [];
     events.onAny((name) => names.push(String(name)));
     const app = Fastify();

@@ -1,10 +1,9 @@
-import type { EventBus, Logger } from '@mana-ai/core';
+import type { Logger } from '@mana-ai/core';
 // Loads the `manaCore` decorator type.
 import type {} from '@mana-ai/core/fastify';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Sql } from 'postgres';
-import type { ResolverEvents } from '../events.js';
 import { type InputResolvers, createInputResolvers } from '../input-resolvers.js';
 import type { ReplayRecord, ResolverCrypto } from '../ports.js';
 
@@ -33,7 +32,7 @@ async function manaResolversPlugin(fastify: FastifyInstance, options: ManaResolv
       replayRecord: options.replayRecord,
       crypto: options.crypto,
       logger: fastify.log.child({ component: 'resolvers' }) as unknown as Logger,
-      events: fastify.manaCore.events as unknown as EventBus<ResolverEvents>,
+      events: fastify.manaCore.events,
     },
     options.goalsAppId ? { goalsAppId: options.goalsAppId } : {},
   );

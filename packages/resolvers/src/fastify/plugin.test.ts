@@ -1,4 +1,4 @@
-import { type EventMap, createEventBus } from '@mana-ai/core';
+import { type ManaAiEvents, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import Fastify from 'fastify';
 import postgres from 'postgres';
@@ -7,7 +7,7 @@ import { manaResolvers } from './index.js';
 
 describe('manaResolvers plugin', () => {
   it('decorates the resolvers with the built-ins and the core event bus when registered', async () => {
-    const events = createEventBus<EventMap>();
+    const events = createEventBus<ManaAiEvents>();
     const skipped: unknown[] = [];
     events.on('grant.skipped', (payload) => skipped.push(payload));
     // Never connects: nothing in this test touches the database.
