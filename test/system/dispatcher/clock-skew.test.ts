@@ -15,9 +15,9 @@ import {
   planReply,
   recordLlmCalls,
   runnerRows,
+  settle,
   startDispatcherRunner,
   tailOf,
-  waitFor,
 } from '../support/dispatcher-runs.js';
 import { type TestDatabase, createTestDatabase, runnerUrl } from '../support/security-database.js';
 
@@ -72,6 +72,8 @@ interface Timeline {
   readAtMs: number;
   rows: RunnerRow[];
   scenarioMs: number;
+  /** Each wait of the scenario, true when what it waited for happened in time. */
+  settled: Record<string, boolean>;
 }
 
 const USER = `u-dsp-skew-${randomUUID()}`;
@@ -135,12 +137,14 @@ describe('two instances whose clocks are five minutes apart', () => {
     // Phase one: missions due now and due in 15 s … 120 s, written by the webapp while both run.
     for (const { kind, count, dueInMs } of PHASE_ONE) await seed(kind, count, dueInMs);
     const phaseOne = ofKinds('now', 'soon', 'mid');
-    await waitFor(
+    const settled: Record<string, boolean> = {};
+    timeline.settled = settled;
+    settled.phaseOne = await settle(
       'the missions due within 30 s to be planned',
       50_000,
       async () => {
         const written = await writtenIds();
-        return phaseOne.every((mission) => written.has(mission.id)) ? true : undefined;
+        return phaseOne.every((mission) => written.has(mission.id));
       },
       diagnose,
       200,
@@ -150,7 +154,7 @@ describe('two instances whose clocks are five minutes apart', () => {
     await seed('crash', CRASH_COUNT, -1000);
     const crashIds = ofKinds('crash').map((mission) => mission.id);
     const labelOfId = new Map([...missions.values()].map((mission) => [mission.id, mission.label]));
-    await waitFor(
+    settled.crashLeases = await settle(
       'every crash mission to be leased or planned, the skewed instance holding some it asked the LLM about',
       15_000,
       async () => {
@@ -161,7 +165,7 @@ describe('two instances whose clocks are five minutes apart', () => {
         const held = leased.filter((row) => row.lease_owner === SKEWED_ID);
         const asked = held.every((row) => firstCall(calls, labelOfId.get(row.mission_id)!, callerOf(SKEWED_ID)) !== undefined);
         const distributed = crashIds.every((id) => written.has(id) || leased.some((row) => row.mission_id === id));
-        return held.length > 0 && asked && distributed ? true : undefined;
+        return held.length > 0 && asked && distributed;
       },
       diagnose,
     );
@@ -174,12 +178,12 @@ describe('two instances whose clocks are five minutes apart', () => {
       FROM mana_ai.mission_snapshots WHERE lease_owner = ${SKEWED_ID} AND lease_until > now()`;
     timeline.leasesAtKill = leases.map((row) => ({ missionId: row.mission_id, leaseUntilMs: row.lease_until_ms }));
 
-    await waitFor(
+    settled.crashPlanned = await settle(
       'the survivor to plan every crash mission',
       LEASE_MS + 20_000,
       async () => {
         const written = await writtenIds();
-        return crashIds.every((id) => written.has(id)) ? true : undefined;
+        return crashIds.every((id) => written.has(id));
       },
       diagnose,
       100,
@@ -209,6 +213,10 @@ describe('two instances whose clocks are five minutes apart', () => {
     expect(onTime.filter((lag) => lag < -5000 || lag > 100)).toEqual([]);
     expect(Math.abs(timeline.offsetMs!)).toBeLessThan(5000);
     console.info(`clock skew: the scenario took ${timeline.scenarioMs} ms; database − test clock ${timeline.offsetMs!.toFixed(1)} ms`);
+  });
+
+  it('plans the missions due within the scenario and strands leases by the kill, in time', () => {
+    expect(timeline.settled).toEqual({ phaseOne: true, crashLeases: true, crashPlanned: true });
   });
 
   it('gives no mission LLM calls from both instances for one due slot', () => {

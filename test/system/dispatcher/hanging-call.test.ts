@@ -12,6 +12,7 @@ import {
   planReply,
   recordLlmCalls,
   runnerRows,
+  settle,
   sleep,
   startDispatcherRunner,
   tailOf,
@@ -117,12 +118,12 @@ describe('a mission whose LLM call hangs while others become due', () => {
         events.push({ kind, label, missionId: runNow.get(label)!, dueAtMs: Math.max(await createdAtMs(rowId), Date.parse(nextRunAt)) });
       }
     }
-    await waitFor(
+    await settle(
       'every mission that became due to be planned',
       15_000,
       async () => {
         const written = new Set((await runnerRows(db.sql)).map((row) => row.record_id));
-        return events.every((event) => written.has(event.missionId)) ? true : undefined;
+        return events.every((event) => written.has(event.missionId));
       },
       diagnose,
       100,

@@ -187,6 +187,20 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T
   }
 }
 
+/**
+ * Like {@link waitFor}, but a timeout is not thrown: it prints `what` and `diagnose()` and resolves
+ * false, so a scenario goes on and its assertions say what went wrong.
+ */
+export async function settle(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>, diagnose?: () => string | Promise<string>, everyMs = 25): Promise<boolean> {
+  try {
+    await waitFor(what, timeoutMs, async () => ((await probe()) ? true : undefined), diagnose, everyMs);
+    return true;
+  } catch (error) {
+    console.warn(String(error));
+    return false;
+  }
+}
+
 /** A runner row of the log, as the suites read it. */
 export interface RunnerRow {
   record_id: string;
