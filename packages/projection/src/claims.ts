@@ -83,7 +83,9 @@ export async function claimDueMissions(
     const result = await claimOnce(context, options.owner, wanted, wanted * CANDIDATE_FACTOR, leaseMs);
     const rows = result.filter((row) => row.user_id !== null);
     claimedRows.push(...rows);
-    if (rows.length >= Number(result[0]?.candidates ?? 0)) break;
+    // Done unless rows were locked by other claimers, or lanes with early heads were corrected (the
+    // missions behind them are candidates now).
+    if (rows.length >= Number(result[0]?.candidates ?? 0) && Number(result[0]?.healed ?? 0) === 0) break;
   }
   const claimed = claimedRows
     .map((row) => ({
@@ -104,6 +106,7 @@ interface ClaimRow {
   due_slot: string;
   lease_until: string;
   candidates: string;
+  healed: string;
 }
 
 /**
@@ -152,7 +155,7 @@ function claimStatement(tx: TransactionSql, owner: string, limit: number, candid
           WHERE r.lease_until > now() AND r.agent_id IS NOT NULL) AS leased)
     ),
     lane_missions AS (
-      SELECT m.user_id, m.mission_id, m.next_run_at
+      SELECT m.user_id, m.mission_id, m.next_run_at, l.agent_id
       FROM lanes l
       CROSS JOIN LATERAL (
         SELECT s.user_id, s.mission_id, s.next_run_at FROM mana_ai.mission_snapshots s
@@ -163,9 +166,22 @@ function claimStatement(tx: TransactionSql, owner: string, limit: number, candid
         LIMIT l.spare
       ) m
     ),
+    -- A write-back that advances a mission leaves its lane's head early (never late): a lane walked
+    -- here that yields no due mission gets its head corrected, so it is not walked again.
+    healed AS (
+      UPDATE mana_ai.mission_lanes h SET head_at = e.head_at
+      FROM lanes l
+      CROSS JOIN LATERAL (
+        SELECT min(s.next_run_at) AS head_at FROM mana_ai.mission_snapshots s
+        WHERE s.user_id = l.user_id AND s.agent_id = l.agent_id AND s.active AND s.next_run_at IS NOT NULL
+      ) e
+      WHERE h.user_id = l.user_id AND h.agent_id = l.agent_id AND h.head_at IS DISTINCT FROM e.head_at
+        AND NOT EXISTS (SELECT 1 FROM lane_missions m WHERE m.user_id = l.user_id AND m.agent_id = l.agent_id)
+      RETURNING h.user_id
+    ),
     picked AS (
       SELECT c.user_id, c.mission_id, c.next_run_at
-      FROM (SELECT * FROM free UNION ALL SELECT * FROM lane_missions) AS c
+      FROM (SELECT user_id, mission_id, next_run_at FROM free UNION ALL SELECT user_id, mission_id, next_run_at FROM lane_missions) AS c
       ORDER BY c.next_run_at, c.user_id, c.mission_id
       LIMIT ${candidates}
     ),
@@ -187,7 +203,8 @@ function claimStatement(tx: TransactionSql, owner: string, limit: number, candid
         to_char(s.next_run_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS due_slot,
         to_char(s.lease_until AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS lease_until
     )
-    SELECT u.user_id, u.mission_id, u.record, u.due_slot, u.lease_until, (SELECT count(*) FROM picked)::text AS candidates
+    SELECT u.user_id, u.mission_id, u.record, u.due_slot, u.lease_until, (SELECT count(*) FROM picked)::text AS candidates,
+      (SELECT count(*) FROM healed)::text AS healed
     FROM (SELECT 1) AS one LEFT JOIN updated u ON true`;
 }
 

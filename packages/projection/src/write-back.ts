@@ -33,6 +33,22 @@ export function nextRunAtAfterRun(record: Record<string, unknown>, nowMs: number
   }
 }
 
+/**
+ * Whether a write-back must recompute its lane: only when the mission changed lane or activity, or
+ * moved earlier (a user's concurrent "run now" merged in). Advancing `nextRunAt` — what nearly every
+ * write-back does — leaves the lane's head at most early, never late: claims skip such a lane and
+ * correct its head (see claims.ts), so concurrent write-backs of one agent never queue on its lane.
+ */
+function laneNeedsSync(before: string, after: string | undefined): boolean {
+  if (after === undefined) return true;
+  if (after === before) return false;
+  const [agentBefore, activeBefore, dueBefore] = JSON.parse(before) as [string | null, boolean, number | null];
+  const [agentAfter, activeAfter, dueAfter] = JSON.parse(after) as [string | null, boolean, number | null];
+  if (agentBefore !== agentAfter || activeBefore !== activeAfter) return true;
+  if (!activeAfter || dueAfter === null) return false;
+  return dueBefore === null || dueAfter < dueBefore;
+}
+
 /** What {@link writeIteration} needs. */
 export interface WriteIterationInput {
   userId: string;
@@ -103,7 +119,7 @@ export async function writeIteration(
     await setTransactionUser(tx, input.userId);
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
     const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string; agent_id: string | null; lane_state: string }[]>`
-      SELECT record, last_applied_at::text AS applied, agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state
+      SELECT record, last_applied_at::text AS applied, agent_id, json_build_array(agent_id, active, extract(epoch FROM next_run_at))::text AS lane_state
       FROM mana_ai.mission_snapshots
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
       FOR UPDATE`;
@@ -171,8 +187,8 @@ export async function writeIteration(
           lease_owner = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_owner END,
           lease_until = CASE WHEN lease_owner = ${input.owner ?? null}::text THEN NULL ELSE lease_until END
       WHERE user_id = ${input.userId} AND mission_id = ${input.missionId}
-      RETURNING agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state`;
-    if (written?.lane_state !== snapshot.lane_state) {
+      RETURNING agent_id, json_build_array(agent_id, active, extract(epoch FROM next_run_at))::text AS lane_state`;
+    if (laneNeedsSync(snapshot.lane_state, written?.lane_state)) {
       await syncLanes(tx, [
         { user_id: input.userId, agent_id: snapshot.agent_id },
         { user_id: input.userId, agent_id: written?.agent_id ?? null },
