@@ -30,7 +30,23 @@ export type ProviderErrorKind =
   /** The connection could not be made (refused, reset, DNS). */
   | 'unreachable'
   /** Any other 4xx: the provider refused this request (bad request, blocked content, unknown model). */
-  | 'rejected';
+  | 'rejected'
+  /** The answer's body exceeded the adapter's `maxResponseBytes`; reading stopped there (not retried). */
+  | 'too-large';
+
+const KINDS = {
+  timeout: true,
+  'rate-limit': true,
+  server: true,
+  'bad-response': true,
+  auth: true,
+  unreachable: true,
+  rejected: true,
+  'too-large': true,
+} as const satisfies Record<ProviderErrorKind, true>;
+
+/** Every {@link ProviderErrorKind}, e.g. to initialise labelled counters at 0. */
+export const PROVIDER_ERROR_KINDS: readonly ProviderErrorKind[] = Object.freeze(Object.keys(KINDS) as ProviderErrorKind[]);
 
 /** Kinds worth retrying with backoff by default. */
 export const RETRYABLE_PROVIDER_ERROR_KINDS: readonly ProviderErrorKind[] = ['rate-limit', 'server', 'unreachable'];

@@ -30,6 +30,7 @@ export {
   type PlannerErrorCode,
   ProviderCallError,
   type ProviderCallErrorOptions,
+  PROVIDER_ERROR_KINDS,
   type ProviderErrorKind,
   RETRYABLE_PROVIDER_ERROR_KINDS,
   isProviderCallError,

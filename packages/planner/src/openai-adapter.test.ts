@@ -1,8 +1,9 @@
 import { createEventBus } from '@mana-ai/core';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ProviderCallError } from './errors.js';
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PROVIDER_ERROR_KINDS, ProviderCallError } from './errors.js';
 import type { PlannerEvents } from './events.js';
-import { createOpenAiCompatibleAdapter, type OpenAiCompatibleAdapterOptions } from './openai-adapter.js';
+import { OPENAI_ADAPTER_DEFAULTS, createOpenAiCompatibleAdapter, type OpenAiCompatibleAdapterOptions } from './openai-adapter.js';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from './testing/index.js';
 
 const noSleep = { sleep: async () => {} };
@@ -177,8 +178,124 @@ describe('createOpenAiCompatibleAdapter', () => {
     llm = await createFakeLlmServer();
   });
 
+  it('sends extra headers, which win over the defaults, and no auth header without a key', async () => {
+    llm.enqueue(fakeReplies.text('ok'));
+    await adapter({ headers: { 'X-Trace': 't-1', Accept: 'application/vnd.test+json' } }).complete(request);
+    expect(llm.requests[0]!.headers).toMatchObject({ 'x-trace': 't-1', accept: 'application/vnd.test+json', 'content-type': 'application/json' });
+    expect(llm.requests[0]!.headers.authorization).toBeUndefined();
+    expect(llm.requests[0]!.headers['x-api-key']).toBeUndefined();
+  });
+
+  it('sends through the injected fetch when one is given', async () => {
+    llm.enqueue(fakeReplies.text('ok'));
+    const urls: string[] = [];
+    const counting: typeof fetch = (input, init) => {
+      urls.push(String(input));
+      return fetch(input, init);
+    };
+    expect((await adapter({ apiPrefix: '/v1/' }, { fetch: counting }).complete(request)).content).toBe('ok');
+    expect(urls).toEqual([`${llm.url}/v1/chat/completions`]);
+  });
+
+  it('honours retry-after-ms and caps retry-after at retryMaxDelayMs', async () => {
+    const delays: number[] = [];
+    llm.enqueue(
+      fakeReplies.error(429, { headers: { 'retry-after-ms': '250' } }),
+      fakeReplies.error(503, { headers: { 'retry-after': '3600' } }),
+      fakeReplies.text('ok'),
+    );
+    const response = await createOpenAiCompatibleAdapter(
+      { sleep: async (ms) => void delays.push(ms) },
+      { baseUrl: llm.url, retryMaxDelayMs: 4000 },
+    ).complete(request);
+    expect(response.content).toBe('ok');
+    expect(delays).toEqual([250, 4000]);
+  });
+
+  it('rethrows the caller abort at once without retrying when the signal aborts during a call', async () => {
+    llm.script({ reply: fakeReplies.hang() });
+    const controller = new AbortController();
+    const reason = new Error('shutdown');
+    setTimeout(() => controller.abort(reason), 50);
+    const started = Date.now();
+    await expect(adapter({ timeoutMs: 10_000 }).complete({ ...request, signal: controller.signal })).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(llm.requests).toHaveLength(1);
+  });
+
+  it('rethrows the caller abort at once when the signal aborts while waiting to retry', async () => {
+    llm.script({ reply: fakeReplies.error(503) });
+    const controller = new AbortController();
+    const reason = new Error('shutdown');
+    const events = createEventBus<PlannerEvents>();
+    events.on('planner.provider-retry', () => setTimeout(() => controller.abort(reason), 20));
+    const started = Date.now();
+    const call = createOpenAiCompatibleAdapter({ events }, { baseUrl: llm.url, retryBaseDelayMs: 5000, retryMaxDelayMs: 5000 }).complete({
+      ...request,
+      signal: controller.signal,
+    });
+    await expect(call).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(llm.requests).toHaveLength(1);
+  });
+
+  it('reads an answer of exactly maxResponseBytes and fails with kind too-large one byte past it', async () => {
+    llm.enqueue(fakeReplies.large(5000, { chunkBytes: 700 }), fakeReplies.large(5001, { chunkBytes: 700 }));
+    const response = await adapter({ maxResponseBytes: 5000 }).complete(request);
+    expect(response.content).toMatch(/^x+$/);
+    expect(await failure(adapter({ maxResponseBytes: 5000 }).complete(request))).toMatchObject({ kind: 'too-large', attempts: 1, retryable: false });
+  });
+
+  it('fails with kind too-large quickly, without reading it all, when the provider streams a 50 MB answer', async () => {
+    const total = 50 * 1024 * 1024;
+    llm.script({ reply: fakeReplies.large(total) });
+    const started = Date.now();
+    const error = await failure(adapter().complete(request));
+    const elapsedMs = Date.now() - started;
+    const sentWhenFailed = llm.requests[0]!.bytesSent;
+    expect(error).toMatchObject({ kind: 'too-large', status: 200, attempts: 1, retryable: false, code: 'PLANNER_PROVIDER_ERROR' });
+    expect(error.message).toBe(`LLM provider answer exceeds ${OPENAI_ADAPTER_DEFAULTS.maxResponseBytes} bytes`);
+    expect(elapsedMs).toBeLessThan(3000);
+    // What the server wrote is the cap plus what the socket buffers held, nowhere near 50 MB.
+    expect(sentWhenFailed).toBeLessThan(16 * 1024 * 1024);
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+    expect(llm.requests[0]!.bytesSent).toBeLessThan(total);
+    expect(llm.requests).toHaveLength(1);
+  });
+
+  it('fails with kind too-large before reading the body when content-length exceeds the cap', async () => {
+    llm.script({ reply: fakeReplies.large(50 * 1024 * 1024, { declareLength: true }) });
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'too-large', attempts: 1 });
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+    expect(llm.requests[0]!.bytesSent).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('fails with kind timeout when the body trickles in for longer than timeoutMs', async () => {
+    // 100 bytes every 25 ms: no gap comes near the timeout, the whole body takes about 1 s.
+    llm.script({ reply: fakeReplies.large(4000, { chunkBytes: 100, intervalMs: 25 }) });
+    const started = Date.now();
+    expect(await failure(adapter({ timeoutMs: 200, maxRetries: 0 }).complete(request))).toMatchObject({ kind: 'timeout', attempts: 1 });
+    expect(Date.now() - started).toBeLessThan(800);
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+  });
+
   it('rejects invalid options with PLANNER_INVALID_OPTIONS', () => {
     expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: 'not a url' })).toThrow(expect.objectContaining({ code: 'PLANNER_INVALID_OPTIONS' }));
     expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, maxRetries: -1 })).toThrow(/maxRetries/);
+    expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, maxResponseBytes: 0 })).toThrow(/maxResponseBytes/);
+    expect(() => createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, apiKey: 'secret\nvalue' })).toThrow(
+      expect.objectContaining({ code: 'PLANNER_INVALID_OPTIONS', message: expect.not.stringContaining('secret') }),
+    );
+  });
+
+  it('lists every provider error kind once', () => {
+    expect([...PROVIDER_ERROR_KINDS].sort()).toEqual(['auth', 'bad-response', 'rate-limit', 'rejected', 'server', 'timeout', 'too-large', 'unreachable']);
+  });
+
+  it('imports nothing Node-only, so it runs in a browser', () => {
+    for (const file of ['openai-adapter.ts', 'openai-wire.ts', 'read-body.ts']) {
+      const source = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
+      expect(source, file).not.toMatch(/from '(node:|openai)|\bBuffer\b|\bprocess\./);
+    }
   });
 });

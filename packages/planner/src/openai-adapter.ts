@@ -1,8 +1,9 @@
-import type { EventChannel, TokenUsage } from '@mana-ai/core';
-import OpenAI from 'openai';
+import type { EventChannel } from '@mana-ai/core';
 import { PlannerError, ProviderCallError, type ProviderErrorKind, RETRYABLE_PROVIDER_ERROR_KINDS } from './errors.js';
 import type { PlannerEvents } from './events.js';
-import type { ChatMessage, FinishReason, LlmAdapter, LlmCompletionRequest, LlmCompletionResponse, ToolCallRequest } from './llm.js';
+import type { LlmAdapter, LlmCompletionRequest, LlmCompletionResponse } from './llm.js';
+import { fromWireCompletion, parseRetryAfter, providerDetailKind, toWireRequest } from './openai-wire.js';
+import { readBodyUpTo } from './read-body.js';
 
 /** How the adapter sends the API key. */
 export type AuthHeaderStyle = 'bearer' | 'x-api-key';
@@ -35,11 +36,13 @@ export interface OpenAiCompatibleAdapterOptions {
   provider?: string;
   /** Extra request headers. */
   headers?: Readonly<Record<string, string>>;
+  /** Largest response body read, in bytes; past it the call fails with kind `too-large` (default `1048576`, 1 MiB). */
+  maxResponseBytes?: number;
 }
 
 /** Collaborators of {@link createOpenAiCompatibleAdapter}. */
 export interface OpenAiCompatibleAdapterDeps {
-  /** The fetch implementation handed to the `openai` client (default: global fetch). */
+  /** The fetch implementation (default: the global `fetch`, looked up per call). */
   fetch?: typeof fetch;
   /** Waits between retries (default: a timer). */
   sleep?: (ms: number) => Promise<void>;
@@ -59,73 +62,38 @@ export const OPENAI_ADAPTER_DEFAULTS = {
   maxRetries: 2,
   retryBaseDelayMs: 500,
   retryMaxDelayMs: 10_000,
+  maxResponseBytes: 1_048_576,
 } as const;
 
-const DETAIL_KIND = Symbol('detailKind');
-
-/** The `openai` client keeps only `body.error`; mana-llm reports its kind in `body.detail`. */
-class ProviderClient extends OpenAI {
-  protected override makeStatusError(status: number, error: object, message: string | undefined, headers: Headers) {
-    const apiError = super.makeStatusError(status, error, message, headers);
-    Object.defineProperty(apiError, DETAIL_KIND, { value: providerDetailKind(error), enumerable: false });
-    return apiError;
+/** A failed attempt, before it becomes a {@link ProviderCallError} (or is retried). */
+class AttemptFailure extends Error {
+  constructor(
+    readonly kind: ProviderErrorKind,
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
   }
 }
 
-interface Failure {
-  kind: ProviderErrorKind;
-  status?: number;
-  retryAfterMs?: number;
-  message: string;
-}
+type Settings = OpenAiCompatibleAdapterOptions & Required<Pick<OpenAiCompatibleAdapterOptions, keyof typeof OPENAI_ADAPTER_DEFAULTS>>;
 
 /**
  * Creates an {@link LlmAdapter} for any OpenAI-compatible chat-completions endpoint (mana-llm,
- * OpenAI, vLLM, Ollama …) on the official `openai` client. The client's own retries are off: the
- * adapter retries retryable kinds itself with exponential backoff (honouring `retry-after`),
- * bounds every attempt including the body read, and maps failures to {@link ProviderCallError}.
+ * OpenAI, vLLM, Ollama …) over plain `fetch`, in Node and browsers alike. It retries retryable kinds
+ * with exponential backoff (honouring `retry-after`), bounds every attempt including the body read,
+ * reads at most `maxResponseBytes` of an answer, and maps failures to {@link ProviderCallError}.
  */
-export function createOpenAiCompatibleAdapter(
-  deps: OpenAiCompatibleAdapterDeps,
-  options: OpenAiCompatibleAdapterOptions,
-): LlmAdapter {
-  const settings = { ...OPENAI_ADAPTER_DEFAULTS, ...options };
-  let root: URL;
-  try {
-    root = new URL(settings.baseUrl);
-  } catch (cause) {
-    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'baseUrl must be an absolute URL', { cause });
-  }
-  for (const key of ['timeoutMs', 'maxRetries', 'retryBaseDelayMs', 'retryMaxDelayMs'] as const) {
-    const value = settings[key];
-    if (!Number.isInteger(value) || value < 0) {
-      throw new PlannerError('PLANNER_INVALID_OPTIONS', `${key} must be a non-negative integer`);
-    }
-  }
-  if (settings.authStyle !== 'bearer' && settings.authStyle !== 'x-api-key') {
-    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'authStyle must be bearer or x-api-key');
-  }
-  const provider = options.provider ?? root.host;
+export function createOpenAiCompatibleAdapter(deps: OpenAiCompatibleAdapterDeps, options: OpenAiCompatibleAdapterOptions): LlmAdapter {
+  const settings: Settings = { ...OPENAI_ADAPTER_DEFAULTS, ...options };
+  const { endpoint, host } = validate(settings);
+  const headers = requestHeaders(settings);
+  const provider = options.provider ?? host;
   const retryOn = new Set(settings.retryOn ?? RETRYABLE_PROVIDER_ERROR_KINDS);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = deps.random ?? Math.random;
-  const authHeaders: Record<string, string | null> =
-    settings.apiKey && settings.authStyle === 'x-api-key'
-      ? { Authorization: null, 'X-API-Key': settings.apiKey }
-      : settings.apiKey
-        ? {}
-        : { Authorization: null };
-  const client = new ProviderClient({
-    baseURL: `${settings.baseUrl.replace(/\/+$/, '')}${settings.apiPrefix}`,
-    // The client insists on a key; the placeholder never leaves the process (its header is removed).
-    apiKey: settings.apiKey && settings.authStyle === 'bearer' ? settings.apiKey : 'unused',
-    organization: null,
-    project: null,
-    maxRetries: 0,
-    timeout: Math.max(settings.timeoutMs, 1),
-    defaultHeaders: { ...authHeaders, ...settings.headers },
-    ...(deps.fetch ? { fetch: deps.fetch } : {}),
-  });
 
   async function attempt(request: LlmCompletionRequest): Promise<LlmCompletionResponse> {
     const controller = new AbortController();
@@ -134,27 +102,31 @@ export function createOpenAiCompatibleAdapter(
       timedOut = true;
       controller.abort();
     }, settings.timeoutMs);
-    const onCallerAbort = (): void => controller.abort();
+    const onCallerAbort = (): void => controller.abort(request.signal?.reason);
     request.signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
-      const body = {
-        model: request.model ?? settings.model,
-        messages: request.messages.map(toWireMessage),
-        ...(request.tools.length > 0 ? { tools: request.tools, tool_choice: 'auto' } : {}),
-        temperature: request.temperature ?? settings.temperature,
-        stream: false,
-      };
-      const completion: unknown = await client.chat.completions.create(body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, {
-        signal: controller.signal,
-        maxRetries: 0,
-      });
-      return parseCompletion(completion);
+      request.signal?.throwIfAborted();
+      // Called unbound: a browser's fetch throws "Illegal invocation" when called as a method of deps.
+      const send = deps.fetch ?? globalThis.fetch;
+      let response: Response;
+      try {
+        const body = JSON.stringify(toWireRequest(request, settings));
+        response = await send(endpoint, { method: 'POST', headers, body, signal: controller.signal });
+      } catch (cause) {
+        throw timedOut
+          ? new AttemptFailure('timeout', 'LLM provider did not answer in time', undefined, undefined, { cause })
+          : new AttemptFailure('unreachable', 'LLM provider is unreachable', undefined, undefined, { cause });
+      }
+      if (!response.ok) throw await statusFailure(response, settings.maxResponseBytes);
+      return await readCompletion(response, settings.maxResponseBytes, () => timedOut);
     } catch (error) {
-      if (request.signal?.aborted) throw error;
-      throw classify(error, timedOut);
+      if (request.signal?.aborted) throw request.signal.reason;
+      throw error;
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onCallerAbort);
+      // Releases whatever is left of the response (a no-op once the body was read to its end).
+      controller.abort();
     }
   }
 
@@ -166,12 +138,12 @@ export function createOpenAiCompatibleAdapter(
         try {
           return await attempt(request);
         } catch (error) {
-          if (!isFailure(error)) throw error;
-          const canRetry = retryOn.has(error.kind) && attemptNumber <= settings.maxRetries;
-          if (!canRetry) {
+          if (!(error instanceof AttemptFailure)) throw error;
+          if (!retryOn.has(error.kind) || attemptNumber > settings.maxRetries) {
             throw new ProviderCallError(error.kind, error.message, {
               provider,
               attempts: attemptNumber,
+              ...(error.cause === undefined ? {} : { cause: error.cause }),
               ...(error.status === undefined ? {} : { status: error.status }),
               ...(error.retryAfterMs === undefined ? {} : { retryAfterSeconds: error.retryAfterMs / 1000 }),
             });
@@ -179,135 +151,106 @@ export function createOpenAiCompatibleAdapter(
           const backoff = settings.retryBaseDelayMs * 2 ** (attemptNumber - 1) * (0.5 + random() / 2);
           const delayMs = Math.round(Math.min(error.retryAfterMs ?? backoff, settings.retryMaxDelayMs));
           deps.events?.emit('planner.provider-retry', { provider, kind: error.kind, status: error.status, attempt: attemptNumber, delayMs });
-          await sleep(delayMs);
+          await untilAborted(sleep(delayMs), request.signal);
         }
       }
     },
   };
 }
 
-const FAILURE = Symbol('failure');
-
-function failure(value: Failure): Failure & { [FAILURE]: true } {
-  return { ...value, [FAILURE]: true };
-}
-
-function isFailure(value: unknown): value is Failure {
-  return typeof value === 'object' && value !== null && FAILURE in value;
-}
-
-/** Maps whatever the client threw to a failure kind, never copying the provider's body text. */
-function classify(error: unknown, timedOut: boolean): Failure {
-  if (isFailure(error)) return error;
-  if (timedOut || error instanceof OpenAI.APIConnectionTimeoutError) {
-    return failure({ kind: 'timeout', message: 'LLM provider did not answer in time' });
+function validate(settings: Settings): { endpoint: string; host: string } {
+  let root: URL;
+  let endpoint: string;
+  try {
+    root = new URL(settings.baseUrl);
+    endpoint = new URL(`${settings.baseUrl.replace(/\/+$/, '')}${settings.apiPrefix.replace(/\/+$/, '')}/chat/completions`).href;
+  } catch (cause) {
+    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'baseUrl must be an absolute URL', { cause });
   }
-  if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
-    const status = error.status;
-    const retryAfterMs = parseRetryAfter(error.headers);
-    const detailKind = (error as { [DETAIL_KIND]?: string })[DETAIL_KIND] ?? providerDetailKind(error.error);
-    let kind: ProviderErrorKind;
-    if (status === 401 || status === 403 || detailKind === 'auth') kind = 'auth';
-    else if (status === 429 || detailKind === 'rate_limit') kind = 'rate-limit';
-    else if (status === 408) kind = 'timeout';
-    else if (status >= 500) kind = 'server';
-    else kind = 'rejected';
-    return failure({
-      kind,
-      status,
-      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      message: `LLM provider answered HTTP ${status} (${kind}${detailKind ? `, ${detailKind}` : ''})`,
-    });
-  }
-  if (error instanceof OpenAI.APIConnectionError) {
-    return failure({ kind: 'unreachable', message: 'LLM provider is unreachable' });
-  }
-  if (error instanceof SyntaxError) {
-    return failure({ kind: 'bad-response', message: 'LLM provider answered with malformed JSON' });
-  }
-  return failure({ kind: 'bad-response', message: 'LLM provider answer could not be read' });
-}
-
-/** mana-llm reports `{ detail: { kind } }` on errors (UPSTREAM §6.12). */
-function providerDetailKind(body: unknown): string | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const detail = (body as Record<string, unknown>).detail ?? body;
-  const kind = typeof detail === 'object' && detail !== null ? (detail as Record<string, unknown>).kind : undefined;
-  return typeof kind === 'string' && /^[a-z_-]{1,32}$/.test(kind) ? kind : undefined;
-}
-
-function parseRetryAfter(headers: Headers | undefined): number | undefined {
-  const value = headers?.get('retry-after-ms') ?? undefined;
-  if (value !== undefined && Number.isFinite(Number(value))) return Math.max(0, Number(value));
-  const seconds = headers?.get('retry-after') ?? undefined;
-  if (seconds === undefined) return undefined;
-  if (Number.isFinite(Number(seconds))) return Math.max(0, Number(seconds) * 1000);
-  const date = Date.parse(seconds);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function toWireMessage(message: ChatMessage): Record<string, unknown> {
-  const wire: Record<string, unknown> = { role: message.role };
-  if (message.content !== undefined) wire.content = message.content;
-  if (message.toolCallId) wire.tool_call_id = message.toolCallId;
-  if (message.toolCalls && message.toolCalls.length > 0) {
-    wire.tool_calls = message.toolCalls.map((call) => ({
-      id: call.id,
-      type: 'function',
-      function: { name: call.name, arguments: JSON.stringify(call.arguments) },
-    }));
-  }
-  return wire;
-}
-
-function parseCompletion(completion: unknown): LlmCompletionResponse {
-  const choices = (completion as { choices?: unknown } | null)?.choices;
-  const choice = Array.isArray(choices) ? (choices[0] as Record<string, unknown> | undefined) : undefined;
-  const message = choice?.message as Record<string, unknown> | undefined;
-  if (typeof message !== 'object' || message === null) {
-    throw failure({ kind: 'bad-response', message: 'LLM provider answer has no choices' });
-  }
-  const rawCalls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-  const toolCalls = rawCalls.map((raw: unknown, index: number): ToolCallRequest => {
-    const call = (raw ?? {}) as Record<string, unknown>;
-    const fn = (call.function ?? {}) as Record<string, unknown>;
-    const parsed = parseArguments(fn.arguments);
-    return {
-      id: typeof call.id === 'string' && call.id !== '' ? call.id : `call_${index}`,
-      name: typeof fn.name === 'string' ? fn.name : '',
-      arguments: parsed.value,
-      ...(parsed.error ? { argumentsError: parsed.error } : {}),
-    };
-  });
-  const finish = choice?.finish_reason;
-  const finishReason: FinishReason = finish === 'tool_calls' || finish === 'length' || finish === 'content_filter' ? finish : 'stop';
-  return {
-    content: typeof message.content === 'string' ? message.content : null,
-    toolCalls,
-    finishReason,
-    usage: parseUsage((completion as Record<string, unknown>).usage),
-  };
-}
-
-function parseArguments(raw: unknown): { value: Record<string, unknown>; error?: 'not-json' | 'not-object' } {
-  if (raw === undefined || raw === null || raw === '') return { value: {} };
-  let value: unknown = raw;
-  if (typeof raw === 'string') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      return { value: {}, error: 'not-json' };
+  for (const key of ['timeoutMs', 'maxRetries', 'retryBaseDelayMs', 'retryMaxDelayMs'] as const) {
+    const value = settings[key];
+    if (!Number.isInteger(value) || value < 0) {
+      throw new PlannerError('PLANNER_INVALID_OPTIONS', `${key} must be a non-negative integer`);
     }
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { value: {}, error: 'not-object' };
-  return { value: value as Record<string, unknown> };
+  if (!Number.isSafeInteger(settings.maxResponseBytes) || settings.maxResponseBytes < 1) {
+    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'maxResponseBytes must be a positive integer');
+  }
+  if (settings.authStyle !== 'bearer' && settings.authStyle !== 'x-api-key') {
+    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'authStyle must be bearer or x-api-key');
+  }
+  return { endpoint, host: root.host };
 }
 
-function parseUsage(raw: unknown): TokenUsage | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const usage = raw as Record<string, unknown>;
-  const promptTokens = typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0;
-  const completionTokens = typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0;
-  const totalTokens = typeof usage.total_tokens === 'number' ? usage.total_tokens : promptTokens + completionTokens;
-  return { promptTokens, completionTokens, totalTokens };
+/** JSON headers, the key in the configured style (none without a key), then the extra headers (they win). */
+function requestHeaders(settings: Settings): Record<string, string> {
+  try {
+    const headers = new Headers({ 'content-type': 'application/json', accept: 'application/json' });
+    if (settings.apiKey && settings.authStyle === 'x-api-key') headers.set('x-api-key', settings.apiKey);
+    else if (settings.apiKey) headers.set('authorization', `Bearer ${settings.apiKey}`);
+    for (const [name, value] of Object.entries(settings.headers ?? {})) headers.set(name, value);
+    const record: Record<string, string> = {};
+    headers.forEach((value, name) => {
+      record[name] = value;
+    });
+    return record;
+  } catch (cause) {
+    // The cause names the header only; the value (perhaps a key) is not echoed.
+    throw new PlannerError('PLANNER_INVALID_OPTIONS', 'apiKey and headers must be valid HTTP header values', { cause });
+  }
+}
+
+/** Classifies a non-2xx answer by status and mana-llm's `detail.kind`, never copying the body text. */
+async function statusFailure(response: Response, maxBytes: number): Promise<AttemptFailure> {
+  const status = response.status;
+  // The body only refines the kind: one that cannot be read (or is too large) leaves the status to decide.
+  const text = await readBodyUpTo(response, maxBytes).catch(() => undefined);
+  let detailKind: string | undefined;
+  try {
+    detailKind = text === undefined ? undefined : providerDetailKind(JSON.parse(text));
+  } catch {
+    detailKind = undefined;
+  }
+  let kind: ProviderErrorKind;
+  if (status === 401 || status === 403 || detailKind === 'auth') kind = 'auth';
+  else if (status === 429 || detailKind === 'rate_limit') kind = 'rate-limit';
+  else if (status === 408) kind = 'timeout';
+  else if (status >= 500) kind = 'server';
+  else kind = 'rejected';
+  const message = `LLM provider answered HTTP ${status} (${kind}${detailKind ? `, ${detailKind}` : ''})`;
+  return new AttemptFailure(kind, message, status, parseRetryAfter(response.headers));
+}
+
+async function readCompletion(response: Response, maxBytes: number, timedOut: () => boolean): Promise<LlmCompletionResponse> {
+  let text: string | undefined;
+  try {
+    text = await readBodyUpTo(response, maxBytes);
+  } catch (cause) {
+    throw timedOut()
+      ? new AttemptFailure('timeout', 'LLM provider did not answer in time', undefined, undefined, { cause })
+      : new AttemptFailure('bad-response', 'LLM provider answer could not be read', undefined, undefined, { cause });
+  }
+  if (text === undefined) {
+    throw new AttemptFailure('too-large', `LLM provider answer exceeds ${maxBytes} bytes`, response.status);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AttemptFailure('bad-response', 'LLM provider answered with malformed JSON');
+  }
+  const completion = fromWireCompletion(parsed);
+  if (!completion) throw new AttemptFailure('bad-response', 'LLM provider answer has no choices');
+  return completion;
+}
+
+/** `promise`, or the caller's abort reason as soon as `signal` aborts (a retry wait ends at once). */
+function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -30,7 +30,18 @@ export type FakeReply =
   | { kind: 'http-error'; status: number; body?: unknown; headers?: Record<string, string>; delayMs?: number }
   | { kind: 'hang' }
   | { kind: 'slow-body'; delayMs: number; reply: FakeReply }
-  | { kind: 'raw'; status?: number; body: string; contentType?: string; delayMs?: number };
+  | { kind: 'raw'; status?: number; body: string; contentType?: string; delayMs?: number }
+  | { kind: 'large'; bytes: number; chunkBytes: number; intervalMs: number; declareLength: boolean };
+
+/** Options of {@link fakeReplies.large}. */
+export interface FakeLargeReplyOptions {
+  /** Bytes per write (default 65,536). */
+  chunkBytes?: number;
+  /** Pause between writes in ms, to trickle the body (default 0: as fast as the client reads). */
+  intervalMs?: number;
+  /** Send `content-length` up front instead of a chunked body (default false). */
+  declareLength?: boolean;
+}
 
 /** Builders of {@link FakeReply} values. */
 export const fakeReplies = {
@@ -68,7 +79,20 @@ export const fakeReplies = {
   },
   /** `reply` after `ms` milliseconds (before the headers). */
   delayed(ms: number, reply: FakeReply): FakeReply {
-    return reply.kind === 'hang' || reply.kind === 'slow-body' ? reply : { ...reply, delayMs: ms };
+    return reply.kind === 'hang' || reply.kind === 'slow-body' || reply.kind === 'large' ? reply : { ...reply, delayMs: ms };
+  },
+  /**
+   * A text answer whose body is exactly `bytes` long (its content padded with `x`), written chunk by
+   * chunk as the client reads it (backpressure), so a client that stops reading never gets it all.
+   */
+  large(bytes: number, options: FakeLargeReplyOptions = {}): FakeReply {
+    return {
+      kind: 'large',
+      bytes,
+      chunkBytes: Math.max(1, options.chunkBytes ?? 65_536),
+      intervalMs: options.intervalMs ?? 0,
+      declareLength: options.declareLength ?? false,
+    };
   },
   /** Headers now, the body of `reply` only after `ms` milliseconds. */
   slowBody(ms: number, reply: FakeReply): FakeReply {
@@ -87,6 +111,10 @@ export interface FakeLlmRequest {
   rawBody: string;
   /** Index of the rule that answered, `null` when none matched. */
   rule: number | null;
+  /** Body bytes of a `large` reply written so far (kept up to date while it streams; 0 for other replies). */
+  bytesSent: number;
+  /** True once the client closed the connection before the whole response was written. */
+  closedEarly: boolean;
 }
 
 /** The parts of a chat-completions body the matchers read. */
@@ -226,6 +254,10 @@ export async function createFakeLlmServer(options: FakeLlmServerOptions = {}): P
 
   const send = async (response: ServerResponse, reply: FakeReply, request: FakeLlmRequest): Promise<void> => {
     if (reply.kind === 'hang') return;
+    if (reply.kind === 'large') {
+      await sendLarge(response, reply, request);
+      return;
+    }
     if (reply.kind === 'slow-body') {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.flushHeaders();
@@ -248,6 +280,39 @@ export async function createFakeLlmServer(options: FakeLlmServerOptions = {}): P
     }
   };
 
+  const sendLarge = async (response: ServerResponse, reply: Extract<FakeReply, { kind: 'large' }>, request: FakeLlmRequest): Promise<void> => {
+    const [head, tail] = completionBody({ kind: 'completion', content: '\u0000', usage: null }, request, sequence).split('\\u0000');
+    const padding = Math.max(0, reply.bytes - Buffer.byteLength(head!) - Buffer.byteLength(tail!));
+    response.writeHead(200, {
+      'content-type': 'application/json',
+      ...(reply.declareLength ? { 'content-length': String(Buffer.byteLength(head!) + padding + Buffer.byteLength(tail!)) } : {}),
+    });
+    const write = async (chunk: string): Promise<boolean> => {
+      if (response.destroyed) return false;
+      const drained = response.write(chunk);
+      request.bytesSent += Buffer.byteLength(chunk);
+      if (!drained) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            response.off('drain', done).off('close', done);
+            resolve();
+          };
+          response.on('drain', done).on('close', done);
+        });
+      }
+      if (reply.intervalMs > 0) await wait(reply.intervalMs);
+      return !response.destroyed;
+    };
+    if (!(await write(head!))) return;
+    const block = 'x'.repeat(reply.chunkBytes);
+    for (let left = padding; left > 0; left -= reply.chunkBytes) {
+      if (!(await write(left >= reply.chunkBytes ? block : block.slice(0, left)))) return;
+    }
+    if (response.destroyed) return;
+    request.bytesSent += Buffer.byteLength(tail!);
+    response.end(tail);
+  };
+
   const handle = async (incoming: IncomingMessage, response: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = [];
     for await (const chunk of incoming) chunks.push(chunk as Buffer);
@@ -259,7 +324,19 @@ export async function createFakeLlmServer(options: FakeLlmServerOptions = {}): P
     } catch {
       body = undefined;
     }
-    const request: FakeLlmRequest = { method: incoming.method ?? 'GET', path, headers: { ...incoming.headers }, body, rawBody, rule: null };
+    const request: FakeLlmRequest = {
+      method: incoming.method ?? 'GET',
+      path,
+      headers: { ...incoming.headers },
+      body,
+      rawBody,
+      rule: null,
+      bytesSent: 0,
+      closedEarly: false,
+    };
+    response.on('close', () => {
+      if (!response.writableFinished) request.closedEarly = true;
+    });
     requests.push(request);
     sequence++;
     for (const waiter of waiters) waiter();

@@ -1,5 +1,6 @@
 export {
   type FakeChatBody,
+  type FakeLargeReplyOptions,
   type FakeLlmMatcher,
   type FakeLlmRequest,
   type FakeLlmRule,
