@@ -71,7 +71,7 @@ export interface RunnerConfig {
   defaultTimeZone: string;
   /** `LOG_LEVEL`. */
   logLevel: LogLevel;
-  /** `MANA_AI_SHUTDOWN_TIMEOUT_MS`: how long shutdown waits for an in-flight tick. */
+  /** `MANA_AI_SHUTDOWN_TIMEOUT_MS`: how long shutdown waits for the pass and mission runs in flight. */
   shutdownTimeoutMs: number;
   /** `MANA_LLM_MODEL`: the planner's model. */
   llmModel: string;
@@ -93,7 +93,7 @@ export interface RunnerConfig {
   leaseMs: number;
   /** `MANA_AI_INSTANCE_ID`: lease owner name of this instance; unset = host, pid and a random suffix. */
   instanceId: string | undefined;
-  /** `MANA_AI_MAX_MISSIONS_PER_TICK`: missions one instance handles per tick. */
+  /** `MANA_AI_MAX_MISSIONS_PER_TICK`: missions one pass (POST /internal/tick, `tick --once`) claims at most. */
   maxMissionsPerTick: number;
 }
 

@@ -439,6 +439,29 @@ describe('Dispatcher.runPass', () => {
     expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
+  it('answers the pass when a run ignores the shutdown abort, counting that run as abandoned', async () => {
+    const h = harness([claimOf(mission('stubborn'))]);
+    let planning = false;
+    h.ports.planner.plan = () => {
+      planning = true;
+      return new Promise(() => {});
+    };
+    const dispatcher = createDispatcher(h.ports, { concurrency: 1 });
+    const pass = dispatcher.runPass();
+    while (!planning) await sleep(2);
+    expect(await dispatcher.stop({ timeoutMs: 10 })).toBe(false);
+    const stats = await pass;
+    expect(stats.errors).toEqual(['mission=stubborn: abandoned at shutdown']);
+    expect(h.events.filter(([name]) => name === 'tick.finished')).toHaveLength(1);
+  });
+
+  it('stamps the pass with the database clock once calibrated', async () => {
+    const h = harness([]);
+    h.ports.store.databaseNow = async () => Date.parse('2030-01-01T00:00:00.000Z');
+    const stats = await runPass({ ...h.ports, clock: { now: () => Date.now() } });
+    expect(Math.abs(Date.parse(stats.scannedAt) - Date.parse('2030-01-01T00:00:00.000Z'))).toBeLessThan(1000);
+  });
+
   it('aborts a run that exceeds its wall-time bound and keeps the others going', async () => {
     const h = harness([claimOf(mission('hangs')), claimOf(mission('ok'))]);
     const plan = h.ports.planner.plan;

@@ -92,6 +92,8 @@ interface ActiveRun {
 
 interface PassState {
   id: string;
+  /** `tick.started` was emitted (in the pass's first cycle, once the stamp clock is calibrated). */
+  announced: boolean;
   startedMs: number;
   stats: TickStats;
   claimed: number;
@@ -220,6 +222,19 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
       emit('tick.finished', { passId: pass.id, stats: pass.stats, durationMs: clock.now() - pass.startedMs });
       pass.resolve(pass.stats);
     });
+  }
+
+  /** Ends the open pass with the runs that ignored the abort counted as errors: its caller gets an answer. */
+  function abandonPass(): void {
+    const pass = state.pass;
+    if (!pass) return;
+    for (const runId of pass.runs) {
+      const run = state.runs.get(runId);
+      pass.stats.errors.push(`mission=${run?.state.claim.mission.id ?? runId}: abandoned at shutdown`);
+    }
+    pass.runs.clear();
+    pass.claimsDone = true;
+    finishPassIfDone();
   }
 
   async function handBack(claim: MissionClaim, retry: number | undefined): Promise<void> {
@@ -371,6 +386,12 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     if (state.timer) clearTimeout(state.timer);
     state.timer = undefined;
     await stampClock.calibrate();
+    const pass = state.pass;
+    if (pass && !pass.announced) {
+      pass.announced = true;
+      pass.stats.scannedAt = isoNow(stampClock);
+      emit('tick.started', { passId: pass.id, scannedAt: pass.stats.scannedAt });
+    }
     if (clock.now() - state.lastRefreshMs >= maxSleepMs) state.refreshWanted = true;
     const refreshed = state.refreshWanted;
     // Claiming again clears the held-back state; it is set anew when the claim still comes back short.
@@ -405,8 +426,8 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     })();
   }
 
-  function onSignal(signal: 'changes' | 'due'): void {
-    if (signal === 'changes') state.refreshWanted = true;
+  function onSignal(signal: 'changes' | 'due' | 'probe'): void {
+    if (signal !== 'due') state.refreshWanted = true;
     wake(signal);
   }
 
@@ -419,7 +440,7 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         .hasPendingChanges()
         .then(
           (pending) => {
-            if (pending) onSignal('changes');
+            if (pending) onSignal('probe');
           },
           (error: unknown) => logger.debug({ err: describeError(error) }, 'change probe failed'),
         )
@@ -461,6 +482,7 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         state.sequence += 1;
         const pass: PassState = {
           id: `${prefix}-pass-${state.sequence}`,
+          announced: false,
           startedMs: clock.now(),
           stats: emptyStats(scannedAt),
           claimed: 0,
@@ -470,7 +492,6 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
           resolve,
         };
         state.pass = pass;
-        emit('tick.started', { passId: pass.id, scannedAt });
         state.refreshWanted = true;
         wake('pass');
       });
@@ -505,6 +526,7 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         let grace: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([all(), new Promise((resolve) => (grace = setTimeout(resolve, ABORT_GRACE_MS)))]);
         clearTimeout(grace);
+        abandonPass();
       }
       finishPassIfDone();
       await heartbeat.stop();

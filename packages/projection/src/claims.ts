@@ -269,7 +269,11 @@ export async function renewLeases(context: ProjectionContext, options: RenewOpti
 export interface LeaseStats {
   /** Missions whose lease is still running. */
   active: number;
-  /** Missions whose lease ran out without being released: the holder crashed or hung. */
+  /**
+   * Due missions whose lease ran out without being released and that nobody claimed again: the holder
+   * crashed or hung and no instance takes them over. A lease that ran out on a mission that is no
+   * longer due (held for a retry, then paused, deleted or rescheduled by its user) is not stuck.
+   */
   expired: number;
   /** The oldest expiry among the expired leases (`toISOString()` form), or null. */
   oldestExpiredAt: string | null;
@@ -279,9 +283,12 @@ export interface LeaseStats {
 export async function leaseStats(context: ProjectionContext): Promise<LeaseStats> {
   const [row] = await context.sql<{ active: string; expired: string; oldest: string | null }[]>`
     SELECT count(*) FILTER (WHERE lease_until > now())::text AS active,
-           count(*) FILTER (WHERE lease_until <= now())::text AS expired,
-           to_char(min(lease_until) FILTER (WHERE lease_until <= now()) AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS oldest
-    FROM mana_ai.mission_snapshots WHERE lease_until IS NOT NULL`;
+           count(*) FILTER (WHERE lease_until <= now() AND due)::text AS expired,
+           to_char(min(lease_until) FILTER (WHERE lease_until <= now() AND due) AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS oldest
+    FROM (
+      SELECT lease_until, active AND next_run_at IS NOT NULL AND next_run_at <= now() AS due
+      FROM mana_ai.mission_snapshots WHERE lease_until IS NOT NULL
+    ) AS leased`;
   return {
     active: Number.parseInt(row?.active ?? '0', 10),
     expired: Number.parseInt(row?.expired ?? '0', 10),

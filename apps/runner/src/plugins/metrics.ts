@@ -13,9 +13,9 @@ export interface RunnerMetrics {
   httpRequests: Counter<'method' | 'path' | 'status'>;
   /** `mana_ai_http_request_duration_seconds{method,path,status}`. */
   httpRequestDuration: Histogram<'method' | 'path' | 'status'>;
-  /** `mana_ai_ticks_total`: each non-overlapping tick start. */
+  /** `mana_ai_ticks_total`: each pass (POST /internal/tick, `tick --once`) started. */
   ticks: Counter;
-  /** `mana_ai_tick_duration_seconds`: each non-overlapping tick. */
+  /** `mana_ai_tick_duration_seconds`: each pass, from start to its last run's end. */
   tickDuration: Histogram;
   /** `mana_ai_plans_produced_total`: planner loops that completed. */
   plansProduced: Counter;
@@ -67,17 +67,17 @@ export interface RunnerMetrics {
   compactedTurns: Histogram;
   /** `mana_ai_missions_skipped_total{reason}`: skipped missions by reason (gates, ciphertext, research). */
   missionsSkipped: Counter<'reason'>;
-  /** `mana_ai_tick_errors_total{stage}`: ticks ended early by a refresh or claim failure. */
+  /** `mana_ai_tick_errors_total{stage}`: refreshes or claims that failed. */
   tickErrors: Counter<'stage'>;
   /** `mana_ai_lease_renewals_total{outcome}`: lease heartbeat results per mission (renewed, lost, failed). */
   leaseRenewals: Counter<'outcome'>;
-  /** `mana_ai_expired_leases`: leases that ran out without release, sampled after each tick. */
+  /** `mana_ai_expired_leases`: due missions whose lease ran out unreleased, sampled after dispatcher cycles and passes. */
   expiredLeases: Gauge;
-  /** `mana_ai_feed_lag_seconds`: how far the oldest open transaction holds the refresh back, sampled after each tick. */
+  /** `mana_ai_feed_lag_seconds`: how far the oldest open transaction holds the refresh back, sampled after dispatcher cycles and passes. */
   feedLag: Gauge;
   /** `mana_ai_missions_in_flight`: missions this instance is running now. */
   missionsInFlight: Gauge;
-  /** `mana_ai_last_tick_timestamp_seconds`: when this instance's last tick ended. */
+  /** `mana_ai_last_tick_timestamp_seconds`: when this instance's last dispatcher cycle or pass ended. */
   lastTickTimestamp: Gauge;
 }
 
@@ -111,8 +111,8 @@ export function createRunnerMetrics(): RunnerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    ticks: counter('mana_ai_ticks_total', 'Ticks started (overlap-skipped calls excluded).'),
-    tickDuration: histogram('mana_ai_tick_duration_seconds', 'Tick duration in seconds.', [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120]),
+    ticks: counter('mana_ai_ticks_total', 'Passes started (POST /internal/tick and tick --once; overlap-skipped calls excluded).'),
+    tickDuration: histogram('mana_ai_tick_duration_seconds', 'Pass duration in seconds.', [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120]),
     plansProduced: counter('mana_ai_plans_produced_total', 'Planner loops that completed with a plan.'),
     plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
     parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
@@ -138,19 +138,19 @@ export function createRunnerMetrics(): RunnerMetrics {
     compactionsTriggered: counter('mana_ai_compactions_triggered_total', 'Planner compactions that folded at least one turn.'),
     compactedTurns: histogram('mana_ai_compacted_turns', 'Messages folded per compaction.', [1, 2, 4, 8, 16, 32, 64, 128]),
     missionsSkipped: counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
-    tickErrors: counter('mana_ai_tick_errors_total', 'Ticks ended early, by stage (refresh or claim).', ['stage']),
+    tickErrors: counter('mana_ai_tick_errors_total', 'Snapshot refreshes or claims that failed, by stage (refresh or claim).', ['stage']),
     leaseRenewals: counter(
       'mana_ai_lease_renewals_total',
       'Lease heartbeat results per mission: renewed, lost (no longer held: expired and taken) or failed (database error).',
       ['outcome'],
     ),
-    expiredLeases: gauge('mana_ai_expired_leases', 'Mission leases that ran out without release (sampled after each tick).'),
+    expiredLeases: gauge('mana_ai_expired_leases', 'Due missions whose lease ran out without release and that nobody took over (sampled after dispatcher cycles and passes).'),
     feedLag: gauge(
       'mana_ai_feed_lag_seconds',
-      'Seconds the snapshot refresh is held back by the oldest transaction open in the database (sampled after each tick).',
+      'Seconds the snapshot refresh is held back by the oldest transaction open in the database (sampled after dispatcher cycles and passes).',
     ),
     missionsInFlight: gauge('mana_ai_missions_in_flight', 'Missions this instance is running now.'),
-    lastTickTimestamp: gauge('mana_ai_last_tick_timestamp_seconds', 'Unix time at which the last tick of this instance ended.'),
+    lastTickTimestamp: gauge('mana_ai_last_tick_timestamp_seconds', 'Unix time at which the last dispatcher cycle or pass of this instance ended.'),
   };
 }
 
