@@ -1,6 +1,6 @@
 import { type ManaAiEvents, createEventBus, createManualClock } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
-import { type RunnerEvents, observeEvents } from './event-metrics.js';
+import { GAUGE_SAMPLE_MS, type RunnerEvents, observeEvents, sampleGauges } from './event-metrics.js';
 import { createRunnerMetrics } from './plugins/metrics.js';
 
 const ids = { runId: 'r-1', missionId: 'm-1', userId: 'u-1' };
@@ -174,5 +174,41 @@ describe('observeEvents', () => {
     const text = await metrics.registry.metrics();
     expect(text).toContain('mana_ai_planner_rounds_bucket{le="5",service="mana-ai"} 0');
     expect(text).toContain('mana_ai_compacted_turns_bucket{le="128",service="mana-ai"} 0');
+  });
+
+  it('samples the database gauges after a pass and at most every GAUGE_SAMPLE_MS after cycles, NaN when the lag is unavailable', async () => {
+    const { metrics, clock, value } = setup();
+    const bus = createEventBus<ManaAiEvents>();
+    let calls = 0;
+    let lagFails = false;
+    const stop = sampleGauges({
+      projection: {
+        leaseStats: async () => ({ active: 1, expired: 3 + calls++, oldestExpiredAt: null }),
+        feedLag: async () => (lagFails ? Promise.reject(new Error('no 0004')) : 2.5),
+      },
+      metrics,
+      events: bus,
+      clock,
+      logger: { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, trace() {}, child() { return this; } } as never,
+    });
+    const cycle = { reasons: ['timer' as const], refreshed: true, claimed: 0, inFlight: 0, durationMs: 1 };
+    bus.emit('dispatcher.cycle', cycle);
+    bus.emit('dispatcher.cycle', cycle);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toBe(1);
+    expect(await value('mana_ai_expired_leases')).toBe(3);
+    expect(await value('mana_ai_feed_lag_seconds')).toBe(2.5);
+    clock.advance(GAUGE_SAMPLE_MS);
+    lagFails = true;
+    bus.emit('dispatcher.cycle', cycle);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toBe(2);
+    expect(await value('mana_ai_feed_lag_seconds')).toBeNaN();
+    bus.emit('tick.finished', { passId: 'p', stats: { scannedAt: '', dueMissionCount: 0, plansProduced: 0, plansWrittenBack: 0, parseFailures: 0, errors: [], skipped: {} }, durationMs: 1 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toBe(3);
+    stop();
+    bus.emit('tick.finished', { passId: 'p', stats: { scannedAt: '', dueMissionCount: 0, plansProduced: 0, plansWrittenBack: 0, parseFailures: 0, errors: [], skipped: {} }, durationMs: 1 });
+    expect(calls).toBe(3);
   });
 });

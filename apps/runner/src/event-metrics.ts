@@ -1,4 +1,5 @@
-import type { Clock, EventChannel, ManaAiEvents } from '@mana-ai/core';
+import { type Clock, type EventChannel, type Logger, type ManaAiEvents, describeError } from '@mana-ai/core';
+import type { Projection } from '@mana-ai/projection';
 import type { RunnerMetrics } from './plugins/metrics.js';
 
 /**
@@ -71,5 +72,51 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
   ];
   return () => {
     for (const unsubscribe of subscriptions) unsubscribe();
+  };
+}
+
+/** Lease and feed-lag gauges are sampled at most this often after dispatcher cycles (always after a pass). */
+export const GAUGE_SAMPLE_MS = 15_000;
+
+/**
+ * Samples the database gauges (`mana_ai_expired_leases`, `mana_ai_feed_lag_seconds`) after
+ * dispatcher cycles (at most every {@link GAUGE_SAMPLE_MS}) and after every pass, never on scrape:
+ * /metrics must not depend on the database. Returns the function that stops sampling.
+ */
+export function sampleGauges(deps: {
+  projection: Pick<Projection, 'leaseStats' | 'feedLag'>;
+  metrics: RunnerMetrics;
+  events: EventChannel<RunnerEvents>;
+  clock: Clock;
+  logger: Logger;
+}): () => void {
+  const { projection, metrics, clock, logger } = deps;
+  let feedLagUnavailable = false;
+  let lastSample = Number.NEGATIVE_INFINITY;
+  const sample = (force: boolean): void => {
+    const now = clock.now();
+    if (!force && now - lastSample < GAUGE_SAMPLE_MS) return;
+    lastSample = now;
+    projection.leaseStats().then(
+      (stats) => metrics.expiredLeases.set(stats.expired),
+      (error: unknown) => logger.warn({ err: describeError(error) }, 'lease stats unavailable'),
+    );
+    projection.feedLag().then(
+      (seconds) => {
+        metrics.feedLag.set(seconds);
+        feedLagUnavailable = false;
+      },
+      (error: unknown) => {
+        // NaN, not the last value: a stale lag must not keep ManaAIRefreshHeldBack firing.
+        metrics.feedLag.set(Number.NaN);
+        // Logged once per outage (a database without migration projection/0004 fails every time).
+        if (!feedLagUnavailable) logger.warn({ err: describeError(error) }, 'feed lag unavailable');
+        feedLagUnavailable = true;
+      },
+    );
+  };
+  const stops = [deps.events.on('dispatcher.cycle', () => sample(false)), deps.events.on('tick.finished', () => sample(true))];
+  return () => {
+    for (const stop of stops) stop();
   };
 }
