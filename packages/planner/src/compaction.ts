@@ -54,12 +54,26 @@ const TOKENS_PER_MESSAGE = 4;
  * triggers compaction, so the trigger follows the current context, not cumulative spend.
  */
 export function estimateTokens(messages: readonly ChatMessage[], tools: readonly FunctionToolSpec[] = []): number {
-  let chars = tools.length > 0 ? JSON.stringify(tools).length : 0;
+  let chars = toolsLength(tools);
   for (const message of messages) {
     chars += message.content?.length ?? 0;
     for (const call of message.toolCalls ?? []) chars += call.name.length + JSON.stringify(call.arguments).length + call.id.length;
   }
   return Math.ceil(chars / CHARS_PER_TOKEN) + messages.length * TOKENS_PER_MESSAGE;
+}
+
+// The tool list of a run is one array for all its rounds (and the catalog's for all runs of an
+// agent): its serialised length is measured once, not every round.
+const toolLengths = new WeakMap<readonly FunctionToolSpec[], number>();
+
+function toolsLength(tools: readonly FunctionToolSpec[]): number {
+  if (tools.length === 0) return 0;
+  let length = toolLengths.get(tools);
+  if (length === undefined) {
+    length = JSON.stringify(tools).length;
+    toolLengths.set(tools, length);
+  }
+  return length;
 }
 
 /**
