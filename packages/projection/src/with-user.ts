@@ -17,10 +17,15 @@ export async function withUser<T>(sql: Sql, userId: string, fn: (tx: Transaction
   return (result as unknown as readonly [T])[0];
 }
 
-/** Sets the RLS user of an already open transaction (same rules as {@link withUser}). */
-export async function setTransactionUser(tx: TransactionSql, userId: string): Promise<void> {
+/** Refuses an empty user id before the database is touched (`PROJECTION_EMPTY_USER_ID`). */
+export function assertUserId(userId: unknown): asserts userId is string {
   if (typeof userId !== 'string' || userId === '') {
     throw new ProjectionError('PROJECTION_EMPTY_USER_ID', 'withUser: empty user id');
   }
+}
+
+/** Sets the RLS user of an already open transaction (same rules as {@link withUser}). */
+export async function setTransactionUser(tx: TransactionSql, userId: string): Promise<void> {
+  assertUserId(userId);
   await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
 }

@@ -5,7 +5,7 @@ import { deriveIterationId } from './iteration-id.js';
 import { syncLanes } from './lanes.js';
 import { applyChange, mergeStateFromSnapshot, snapshotRecord } from './lww.js';
 import { canonicalInstant } from './records.js';
-import { setTransactionUser } from './with-user.js';
+import { assertUserId } from './with-user.js';
 import type { TransactionSql } from 'postgres';
 
 /** The `client_id` of every row the runner writes (UPSTREAM §1.7). */
@@ -116,8 +116,11 @@ export async function writeIteration(
   const iterationId = iteration.id;
   const dueInstant = canonicalInstant(input.dueSlot);
   const outcome = await context.sql.begin(async (tx) => {
-    await setTransactionUser(tx, input.userId);
-    await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
+    // One round trip: the RLS user of this transaction, and the mission's write lock.
+    assertUserId(input.userId);
+    await tx`
+      SELECT set_config('app.current_user_id', ${input.userId}, true),
+             pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${input.userId}\n${input.missionId}`}, 0))`;
     const [snapshot] = await tx<{ record: Record<string, unknown>; applied: string; agent_id: string | null; lane_state: string }[]>`
       SELECT record, last_applied_at::text AS applied, agent_id, json_build_array(agent_id, active, extract(epoch FROM next_run_at))::text AS lane_state
       FROM mana_ai.mission_snapshots
@@ -131,33 +134,38 @@ export async function writeIteration(
     // The snapshot may lag behind the log: merge this mission's newer rows first so the array we
     // rewrite includes a client's latest iteration edits (narrows B20 to truly concurrent writes),
     // and a nextRunAt the user set meanwhile is seen.
-    const newer = await tx<{ op: string; data: unknown; field_meta: unknown; stamp: string }[]>`
-      SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp
+    // In the same round trip: whether this slot's iteration was already written (a retried write),
+    // and the database's time at the write, truncated to the stamp's millisecond — one instant for
+    // the field stamps, the cadence math and the token usage. The probe row comes first.
+    const rows = await tx<
+      { op: string | null; data: unknown; field_meta: unknown; stamp: string; exists: boolean | null; stamp_ms: number | null }[]
+    >`
+      SELECT NULL AS op, NULL::jsonb AS data, NULL::jsonb AS field_meta, to_char(t.at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
+        EXISTS (
+          SELECT 1 FROM sync_changes
+          WHERE user_id = ${input.userId} AND app_id = 'ai' AND table_name = 'aiMissions'
+            AND record_id = ${input.missionId} AND client_id = ${RUNNER_CLIENT_ID}
+            AND actor->>'iterationId' = ${iterationId}
+        ) AS exists,
+        (extract(epoch FROM t.at) * 1000)::float8 AS stamp_ms,
+        0 AS part, NULL::timestamptz AS created_at, NULL::uuid AS id
+      FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS at) AS t
+      UNION ALL
+      SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}), NULL, NULL, 1, created_at, id
       FROM sync_changes
       WHERE table_name = 'aiMissions' AND record_id = ${input.missionId} AND user_id = ${input.userId} AND app_id = 'ai'
         AND created_at > ${snapshot.applied}::text::timestamptz
-      ORDER BY created_at, id`;
+      ORDER BY part, created_at, id`;
+    const [probe, ...newer] = rows;
     const state = mergeStateFromSnapshot(input.missionId, snapshot.record);
     for (const row of newer) {
-      applyChange(state, { op: row.op, recordId: input.missionId, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp });
+      applyChange(state, { op: row.op ?? '', recordId: input.missionId, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp });
     }
     if (state.deleted || state.record === null) {
       throw new ProjectionError('PROJECTION_MISSION_NOT_FOUND', 'mission was deleted', { details: { missionId: input.missionId } });
     }
     const record = state.record;
     const iterations = Array.isArray(record.iterations) ? (record.iterations as MissionIteration[]) : [];
-    // The database's time at the write, truncated to the stamp's millisecond: one instant for the
-    // field stamps, the cadence math and the token usage.
-    const [probe] = await tx<{ exists: boolean; stamp: string; stamp_ms: number }[]>`
-      SELECT EXISTS (
-          SELECT 1 FROM sync_changes
-          WHERE user_id = ${input.userId} AND app_id = 'ai' AND table_name = 'aiMissions'
-            AND record_id = ${input.missionId} AND client_id = ${RUNNER_CLIENT_ID}
-            AND actor->>'iterationId' = ${iterationId}
-        ) AS exists,
-        to_char(t.at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
-        (extract(epoch FROM t.at) * 1000)::float8 AS stamp_ms
-      FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS at) AS t`;
     const duplicate = probe?.exists === true || iterations.some((existing) => existing?.id === iterationId);
     const stored = typeof record.nextRunAt === 'string' ? record.nextRunAt : null;
     if (duplicate) {
@@ -165,7 +173,7 @@ export async function writeIteration(
       return { duplicate, nextRunAt: stored, nextRunAtWritten: false };
     }
     const stamp = probe!.stamp;
-    const stampMs = Math.round(probe!.stamp_ms);
+    const stampMs = Math.round(probe!.stamp_ms ?? Date.parse(stamp));
     // Planned for `dueSlot`; a different nextRunAt now is a user's edit made while the mission ran.
     const rescheduled = canonicalInstant(record.nextRunAt) !== dueInstant;
     const nextRunAt = rescheduled ? stored : nextRunAtAfterRun(record, stampMs, options.defaultTimeZone);
@@ -180,7 +188,14 @@ export async function writeIteration(
       RETURNING to_char(created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp`;
     applyChange(state, { op: 'update', recordId: input.missionId, data, fieldMeta, createdAt: inserted!.stamp });
     const merged = snapshotRecord(state)!;
+    const tokens = input.tokenUsage && input.tokenUsage.tokens > 0 ? Math.round(input.tokenUsage.tokens) : 0;
+    // The snapshot update and the token usage in one round trip (the usage row only when tokens > 0).
     const [written] = await tx<{ agent_id: string | null; lane_state: string }[]>`
+      WITH usage AS (
+        INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
+        SELECT ${input.userId}, ${input.tokenUsage?.agentId ?? ''}, ${input.missionId}, ${tokens}, ${stamp}::text::timestamptz
+        WHERE ${tokens}::int > 0
+      )
       UPDATE mana_ai.mission_snapshots
       SET record = ${JSON.stringify(merged)}::text::jsonb, next_run_at = ${canonicalInstant(merged.nextRunAt)}::text::timestamptz,
           updated_at = now(),
@@ -193,11 +208,6 @@ export async function writeIteration(
         { user_id: input.userId, agent_id: snapshot.agent_id },
         { user_id: input.userId, agent_id: written?.agent_id ?? null },
       ]);
-    }
-    if (input.tokenUsage && input.tokenUsage.tokens > 0) {
-      await tx`
-        INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
-        VALUES (${input.userId}, ${input.tokenUsage.agentId}, ${input.missionId}, ${Math.round(input.tokenUsage.tokens)}, ${stamp}::text::timestamptz)`;
     }
     return { duplicate, nextRunAt, nextRunAtWritten: !rescheduled };
   });
