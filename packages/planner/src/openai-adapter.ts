@@ -2,7 +2,7 @@ import type { EventChannel } from '@mana-ai/core';
 import { PlannerError, ProviderCallError, type ProviderErrorKind, RETRYABLE_PROVIDER_ERROR_KINDS } from './errors.js';
 import type { PlannerEvents } from './events.js';
 import type { LlmAdapter, LlmCompletionRequest, LlmCompletionResponse } from './llm.js';
-import { fromWireCompletion, parseRetryAfter, providerDetailKind, toWireRequest } from './openai-wire.js';
+import { fromWireCompletion, parseRetryAfter, providerDetailKind, toWireBody } from './openai-wire.js';
 import { readBodyUpTo } from './read-body.js';
 
 /** How the adapter sends the API key. */
@@ -110,7 +110,7 @@ export function createOpenAiCompatibleAdapter(deps: OpenAiCompatibleAdapterDeps,
       const send = deps.fetch ?? globalThis.fetch;
       let response: Response;
       try {
-        const body = JSON.stringify(toWireRequest(request, settings));
+        const body = toWireBody(request, settings);
         response = await send(endpoint, { method: 'POST', headers, body, signal: controller.signal });
       } catch (cause) {
         throw timedOut

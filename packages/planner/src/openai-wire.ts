@@ -12,6 +12,30 @@ export function toWireRequest(request: LlmCompletionRequest, defaults: { model: 
   };
 }
 
+// A run offers one tool list in all its rounds (and an agent's runs share the catalog's): its JSON,
+// the bulk of every request, is serialised once per list.
+const toolsJson = new WeakMap<LlmCompletionRequest['tools'], string>();
+
+/**
+ * The request body as JSON text, byte for byte `JSON.stringify(toWireRequest(request, defaults))`,
+ * with the tool list's JSON reused across requests that offer the same list.
+ */
+export function toWireBody(request: LlmCompletionRequest, defaults: { model: string; temperature: number }): string {
+  let tools = '';
+  if (request.tools.length > 0) {
+    let json = toolsJson.get(request.tools);
+    if (json === undefined) {
+      json = JSON.stringify(request.tools);
+      toolsJson.set(request.tools, json);
+    }
+    tools = `,"tools":${json},"tool_choice":"auto"`;
+  }
+  const model = JSON.stringify(request.model ?? defaults.model);
+  const messages = JSON.stringify(request.messages.map(toWireMessage));
+  const temperature = JSON.stringify(request.temperature ?? defaults.temperature);
+  return `{"model":${model},"messages":${messages}${tools},"temperature":${temperature},"stream":false}`;
+}
+
 function toWireMessage(message: ChatMessage): Record<string, unknown> {
   const wire: Record<string, unknown> = { role: message.role };
   if (message.content !== undefined) wire.content = message.content;
