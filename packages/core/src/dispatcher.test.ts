@@ -684,6 +684,28 @@ describe('Dispatcher (continuous)', () => {
     expect(polling.probes).toBeGreaterThan(1);
   });
 
+  it('backs off its retries while claims fail and claims at once when the database is back', async () => {
+    const t = timedStore([]);
+    const attempts: number[] = [];
+    let failing = true;
+    const claimDue = t.store.claimDue;
+    t.store.claimDue = async (request: { limit: number }) => {
+      attempts.push(Date.now());
+      if (failing) throw new Error('connection refused');
+      return claimDue(request);
+    };
+    const dispatcher = createDispatcher(continuousPorts(t.store, okPlan), { heldBackRetryMs: 20, maxSleepMs: 60_000 });
+    await dispatcher.start();
+    while (attempts.length < 5) await sleep(5);
+    const gaps = attempts.slice(1).map((at, index) => at - attempts[index]!);
+    // 20, 40, 80, 160 ms: each retry waits about twice as long as the one before.
+    expect(gaps[3]!).toBeGreaterThan(gaps[0]! * 4);
+    failing = false;
+    t.add(claimOf(mission('after-outage')), 0);
+    while (!t.claimedAt.has('after-outage')) await sleep(5);
+    await dispatcher.stop();
+  });
+
   it('answers a pass with the stats of the missions it claimed while dispatching continuously', async () => {
     const t = timedStore([]);
     const dispatcher = createDispatcher(continuousPorts(t.store, okPlan), { maxSleepMs: 60_000 });

@@ -31,7 +31,7 @@ export interface DispatcherOptions {
   probeEveryMs?: number;
   /** How long a failed or skipped mission stays leased before it is tried again (default 60 s). */
   retryAfterMs?: number;
-  /** How soon to claim again when due missions are held back by agent limits or claim errors (default 1 s). */
+  /** How soon to claim again when due missions are held back (default 1 s); after failed refreshes or claims it doubles per failure up to `maxSleepMs`. */
   heldBackRetryMs?: number;
   /** Lease heartbeat interval (a third of the lease is a good value); unset = leases are never extended. */
   renewEveryMs?: number | undefined;
@@ -120,6 +120,8 @@ interface DispatcherState {
   drained: boolean;
   /** Missions are due but were not claimable (agent limits, rows other claimers lock, claim errors). */
   heldBack: boolean;
+  /** Refreshes and claims that failed in a row: the retry backs off (a database outage is not polled every second). */
+  failures: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   probeTimer: ReturnType<typeof setInterval> | undefined;
   watch: StoreWatch | undefined;
@@ -192,6 +194,7 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     reasons: new Set(),
     drained: false,
     heldBack: false,
+    failures: 0,
     timer: undefined,
     probeTimer: undefined,
     watch: undefined,
@@ -310,6 +313,7 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         pass.claimsDone = true;
       }
       state.heldBack = true;
+      state.failures += 1;
     }
   }
 
@@ -335,8 +339,10 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
           pass.claimsDone = true;
         }
         state.heldBack = true;
+        state.failures += 1;
         break;
       }
+      state.failures = 0;
       for (const claim of batch) launch(claim);
       claimed += batch.length;
       if (batch.length < limit) {
@@ -356,7 +362,9 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     let reason: WakeReason = 'timer';
     if (free() > 0) {
       if (state.heldBack) {
-        delay = Math.min(delay, heldBackRetryMs);
+        // After failures the retry doubles (1 s, 2 s, 4 s, …) up to the longest sleep.
+        const backoff = state.failures > 0 ? heldBackRetryMs * 2 ** (state.failures - 1) : heldBackRetryMs;
+        delay = Math.min(delay, backoff);
         reason = 'retry';
       } else if (store.nextDueInMs) {
         const next = await store.nextDueInMs().catch(() => null);
