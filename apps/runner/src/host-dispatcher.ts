@@ -1,8 +1,16 @@
-import { type Clock, type Dispatcher, type DispatcherEvents, type EventChannel, type TickStats, isoNow } from '@mana-ai/core';
+import {
+  type Clock,
+  type Dispatcher,
+  type DispatcherEvents,
+  type EventChannel,
+  type TickStats,
+  emptyTickStats as emptyStatsAt,
+  isoNow,
+} from '@mana-ai/core';
 
-/** TickStats with no work done, stamped now (plus `errors`). */
+/** TickStats with no work done, stamped with `clock`'s now (plus `errors`): core's, for a clock. */
 export function emptyTickStats(clock: Clock, errors: string[] = []): TickStats {
-  return { scannedAt: isoNow(clock), dueMissionCount: 0, plansProduced: 0, plansWrittenBack: 0, parseFailures: 0, errors, skipped: {} };
+  return emptyStatsAt(isoNow(clock), errors);
 }
 
 /**

@@ -136,7 +136,8 @@ function positive(value: number | undefined, fallback: number): number {
   return value !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
-function emptyStats(scannedAt: string, errors: string[] = []): TickStats {
+/** TickStats of a pass that did no work, stamped `scannedAt` (plus `errors`, e.g. `overlap-skipped`). */
+export function emptyTickStats(scannedAt: string, errors: string[] = []): TickStats {
   return { scannedAt, dueMissionCount: 0, plansProduced: 0, plansWrittenBack: 0, parseFailures: 0, errors, skipped: {} };
 }
 
@@ -484,15 +485,15 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     },
     runPass() {
       const scannedAt = isoNow(stampClock);
-      if (state.pass) return Promise.resolve(emptyStats(scannedAt, ['overlap-skipped']));
-      if (state.stopping) return Promise.resolve(emptyStats(scannedAt, ['stopping']));
+      if (state.pass) return Promise.resolve(emptyTickStats(scannedAt, ['overlap-skipped']));
+      if (state.stopping) return Promise.resolve(emptyTickStats(scannedAt, ['stopping']));
       return new Promise<TickStats>((resolve) => {
         state.sequence += 1;
         const pass: PassState = {
           id: `${prefix}-pass-${state.sequence}`,
           announced: false,
           startedMs: clock.now(),
-          stats: emptyStats(scannedAt),
+          stats: emptyTickStats(scannedAt),
           claimed: 0,
           claimsDone: false,
           runs: new Set(),

@@ -74,7 +74,7 @@ export type { Migration } from './migration.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
 export { CIPHERTEXT_PREFIX, isCiphertext } from './ciphertext.js';
 export { type DatabaseClock, createDatabaseClock } from './database-clock.js';
-export { DISPATCHER_DEFAULTS, type Dispatcher, type DispatcherOptions, type DispatcherPorts, createDispatcher } from './dispatcher.js';
+export { DISPATCHER_DEFAULTS, type Dispatcher, type DispatcherOptions, type DispatcherPorts, createDispatcher, emptyTickStats } from './dispatcher.js';
 export { type Heartbeat, type HeartbeatOptions, createHeartbeat } from './heartbeat.js';
 export { type MissionRunContext, type MissionRunState, createMissionRunState, runIds, runMission } from './mission-run.js';
 export type {
