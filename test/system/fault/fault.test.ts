@@ -3,6 +3,7 @@ import { deriveIterationId } from '@mana-ai/projection';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunnerProcess, waitForHealthy } from '../../../apps/runner/test/spawn-runner.js';
 import { CONNECT_TIMEOUT_SECONDS } from '../../../apps/runner/src/database.js';
+import { GAUGE_SAMPLE_MS } from '../../../apps/runner/src/event-metrics.js';
 import { type BulkMissionShape, bulkMissionOf, seedBulkMissions } from '../support/bulk-missions.js';
 import { type FaultLedger, PLANNED_TOOL, scriptFaultyPlanner } from '../support/fault-llm.js';
 import { assertRunnerBuilt, spawnBuiltRunner } from '../support/fault-runner.js';
@@ -152,12 +153,14 @@ describe(SUITE, () => {
     timeline.completedAfterMs = performance.now() - started;
     console.info(`fault suite: ${JSON.stringify({ ...timeline, leasesStrandedByKill: timeline.leasesStrandedByKill?.length, faults: ledger.faults, llmRequests: llm.requests.length })}`);
     const completedAt = Date.now() / 1000;
-    // The stuck-lease gauge is sampled after each tick: wait for a tick that ended after the last plan.
-    await until('a tick after completion on every survivor', deadline, async () => {
+    // The stuck-lease gauge is sampled at most every GAUGE_SAMPLE_MS after dispatcher cycles: wait for
+    // a cycle that ended that long after the last plan, so every survivor has sampled it since.
+    await until('a gauge sample after completion on every survivor', deadline + GAUGE_SAMPLE_MS, async () => {
       const pages = await Promise.all(survivors().map((instance) => fetch(`${instance.url}/metrics`).then((response) => response.text())));
-      return pages.every((page) => (metricValue(page, 'mana_ai_last_tick_timestamp_seconds') ?? 0) > completedAt + 0.5) ? true : undefined;
+      const sampledAfter = completedAt + GAUGE_SAMPLE_MS / 1000 + 1;
+      return pages.every((page) => (metricValue(page, 'mana_ai_last_tick_timestamp_seconds') ?? 0) > sampledAfter) ? true : undefined;
     });
-  }, SCENARIO_DEADLINE_MS + 90_000);
+  }, SCENARIO_DEADLINE_MS + GAUGE_SAMPLE_MS + 90_000);
 
   afterAll(async () => {
     await Promise.all(
