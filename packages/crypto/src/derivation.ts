@@ -1,5 +1,6 @@
 import type { GrantDerivation } from '@mana-ai/core';
 import { CryptoError } from './errors.js';
+import { hkdfSha256 } from './hkdf.js';
 import { bufferSource, subtle } from './subtle.js';
 
 /** The only grant derivation version: `v1`. */
@@ -39,23 +40,17 @@ function assertDerivable(masterKey: Uint8Array, derivation: GrantDerivation): vo
 
 /**
  * Derives the 32 raw bytes of a mission data key: HKDF-SHA-256 over the master key, salt = UTF-8
- * mission id, info = {@link canonicalInfoString}. The caller owns (and should zero) the result.
+ * mission id, info = {@link canonicalInfoString} (any length: up to 1,000 record ids), via
+ * {@link hkdfSha256}. The caller owns (and should zero) the result.
  */
 export async function deriveMissionDataKeyRaw(masterKey: Uint8Array, derivation: GrantDerivation): Promise<Uint8Array<ArrayBuffer>> {
   assertDerivable(masterKey, derivation);
-  const webCrypto = subtle();
-  const ikm = await webCrypto.importKey('raw', bufferSource(masterKey), 'HKDF', false, ['deriveBits']);
-  const bits = await webCrypto.deriveBits(
-    {
-      name: 'HKDF',
-      hash: 'SHA-256',
-      salt: encoder.encode(derivation.missionId),
-      info: encoder.encode(canonicalInfoString(derivation)),
-    },
-    ikm,
-    KEY_LENGTH_BYTES * 8,
+  return hkdfSha256(
+    masterKey,
+    encoder.encode(derivation.missionId),
+    encoder.encode(canonicalInfoString(derivation)),
+    KEY_LENGTH_BYTES,
   );
-  return new Uint8Array(bits);
 }
 
 /**

@@ -11,7 +11,7 @@ import {
 } from './grant-issuer.js';
 import { checkGrantScope, createGrantUnwrapper, createGrantUnwrapperFromPem } from './grant-unwrapper.js';
 import { importRsaPrivateKey } from './pem.js';
-import { type TestKeyPair, generateTestKeyPair, testMasterKey } from './testing/index.js';
+import { LARGE_GRANT_KEY_HEX, type TestKeyPair, generateTestKeyPair, largeGrantRequest, testMasterKey } from './testing/index.js';
 import { decryptValue, encryptValue } from './value.js';
 
 const NOW = '2026-04-20T08:00:00.000Z';
@@ -78,6 +78,23 @@ describe('createGrantIssuer', () => {
     const privateKey = await importRsaPrivateKey(pair.privateKeyPem);
     const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, privateKey, wrapped));
     expect(hex(raw)).toBe('7538df66c51d3ddb667c0135feb4ac7c2800ba372babc7e61e9423d6a9a65628');
+  });
+
+  it('issues and unwraps a grant naming 1,000 UUID record ids to the independently computed key', async () => {
+    const large = largeGrantRequest();
+    const issuer = createGrantIssuer({ clock: createManualClock(NOW) }, { publicKey: pair.publicKeyPem });
+    const grant = await issuer.issue(testMasterKey(), large);
+    expect(grant.derivation.recordIds).toHaveLength(1000);
+    const privateKey = await importRsaPrivateKey(pair.privateKeyPem);
+    const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, privateKey, decodeBase64(grant.wrappedKey)));
+    expect(hex(raw)).toBe(LARGE_GRANT_KEY_HEX);
+    const result = await createGrantUnwrapper({ clock: createManualClock(NOW) }, { privateKey }).unwrap(grant, {
+      missionId: large.missionId,
+      tables: ['notes'],
+    });
+    if (!result.ok) throw new Error(`unexpected ${result.reason}`);
+    const encryptKey = await deriveMissionDataKey(testMasterKey(), grant.derivation, ['encrypt']);
+    expect(await decryptValue(result.key, await encryptValue(encryptKey, 'geheim'))).toBe('geheim');
   });
 
   it('clamps a one-year TTL to exactly 30 days when issuing', async () => {

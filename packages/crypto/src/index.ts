@@ -8,6 +8,7 @@ export {
   importAesKey,
 } from './derivation.js';
 export { CryptoError, type CryptoErrorCode } from './errors.js';
+export { hkdfSha256 } from './hkdf.js';
 export {
   DEFAULT_GRANT_TTL_MS,
   type GrantIssuer,
