@@ -116,6 +116,12 @@ describe('migrate as the owner of mana_sync', () => {
     const triggers = await ownerSql<{ name: string }[]>`
       SELECT tgname AS name FROM pg_trigger WHERE tgrelid = 'public.sync_changes'::regclass AND NOT tgisinternal`;
     expect(triggers.map((row) => row.name)).toEqual(['mana_ai_notify_changes']);
+    // Step 4, as a superuser: the owner keeps no membership in what the migration needed.
+    await superuser.unsafe(documentedStep('-- 4.', owner.name));
+    const [memberships] = await ownerSql<{ feed: boolean; stats: boolean; granted: string }[]>`
+      SELECT pg_has_role('mana_ai_feed', 'MEMBER') AS feed, pg_has_role('pg_read_all_stats', 'MEMBER') AS stats,
+        (SELECT count(*) FROM pg_auth_members WHERE member = current_user::regrole)::text AS granted`;
+    expect(memberships).toEqual({ feed: false, stats: false, granted: '0' });
   });
 
   it('lets a login with only mana_ai_runner read the feed and its lag when the owner has migrated', async () => {
@@ -151,5 +157,26 @@ describe('migrate as the owner of mana_sync', () => {
     const runtime = connect(urlFor(context.adminUrl, database, login));
     const report = await migrate(runtime);
     expect(report).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
+  });
+
+  it('leaves mana_sync scoped to one user seeing none of another user’s ai rows after the owner path', async () => {
+    const ownerSql = connect(urlFor(context.adminUrl, database, owner));
+    for (const user of ['sync-user-a', 'sync-user-b']) {
+      await withUser(ownerSql, user, async (tx) => {
+        await tx`
+          INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES
+            ('ai', 'aiMissions', ${`mission-of-${user}`}, ${user}, 'insert', '{"title":"t"}', 'owner-path-test'),
+            ('ai', 'agents', ${`agent-of-${user}`}, ${user}, 'insert', '{"name":"n"}', 'owner-path-test')`;
+      });
+    }
+    // mana-sync's own sessions set app.current_user_id, as they do for a user's pull.
+    const seen = await withUser(ownerSql, 'sync-user-a', (tx) => tx<{ user_id: string; record_id: string }[]>`
+      SELECT user_id, record_id FROM public.sync_changes WHERE app_id = 'ai' ORDER BY record_id`);
+    expect(seen).toEqual([
+      { user_id: 'sync-user-a', record_id: 'agent-of-sync-user-a' },
+      { user_id: 'sync-user-a', record_id: 'mission-of-sync-user-a' },
+    ]);
+    const [unscoped] = await ownerSql<{ count: string }[]>`SELECT count(*) FROM public.sync_changes`;
+    expect(unscoped?.count).toBe('0');
   });
 });
