@@ -112,6 +112,26 @@ describe('createDecryptAudit', () => {
 });
 
 describe('migrations', () => {
+  it('resolves true when the row is written and false when a trigger makes the insert raise', async () => {
+    await db.sql.unsafe(`
+      CREATE FUNCTION mana_ai.refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$;
+      CREATE TRIGGER refuse_audit BEFORE INSERT ON mana_ai.decrypt_audit
+        FOR EACH ROW WHEN (NEW.mission_id = 'm-refused') EXECUTE FUNCTION mana_ai.refuse_audit();`);
+    const failed: ResolverEvents['decrypt.audit-failed'][] = [];
+    const off = events.on('decrypt.audit-failed', (payload) => failed.push(payload));
+    try {
+      const entry = { userId: 'u4', tableName: 'notes', recordId: 'n1', status: 'ok' as const };
+      expect(await audit.write({ ...entry, missionId: 'm-refused' })).toBe(false);
+      expect(await audit.write({ ...entry, missionId: 'm-kept' })).toBe(true);
+      expect(failed).toEqual([{ missionId: 'm-refused', table: 'notes', error: 'PostgresError' }]);
+      expect((await audit.read('u4')).map((row) => row.missionId)).toEqual(['m-kept']);
+    } finally {
+      off();
+      await db.sql.unsafe('DROP TRIGGER refuse_audit ON mana_ai.decrypt_audit; DROP FUNCTION mana_ai.refuse_audit()');
+    }
+  });
+
   it('can be applied again without error and keeps one policy', async () => {
     for (const migration of migrations) await db.sql.unsafe(migration.sql);
     const policies = await db.sql`

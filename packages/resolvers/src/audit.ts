@@ -48,8 +48,12 @@ export interface DecryptAuditDeps {
 
 /** Writes and reads `mana_ai.decrypt_audit` under the user's RLS scope. */
 export interface DecryptAudit {
-  /** Records one attempt; never rejects (a failure is logged and emitted as `decrypt.audit-failed`). */
-  write(entry: DecryptAuditEntry): Promise<void>;
+  /**
+   * Records one attempt; resolves `true` when the row was written. Never rejects: a failure is
+   * logged, emitted as `decrypt.audit-failed` and resolves `false` (the caller must not use a
+   * decrypt whose row was not written).
+   */
+  write(entry: DecryptAuditEntry): Promise<boolean>;
   /** The user's rows, newest first. Rejects with `RESOLVERS_INVALID_ARGUMENT` or `RESOLVERS_AUDIT_READ_FAILED`. */
   read(userId: string, query?: DecryptAuditQuery): Promise<DecryptAuditRow[]>;
 }
@@ -107,6 +111,7 @@ export function createDecryptAudit(deps: DecryptAuditDeps): DecryptAudit {
           status: entry.status,
           reason: entry.reason ?? null,
         });
+        return true;
       } catch (error) {
         const label = errorLabel(error);
         logger.error(
@@ -114,6 +119,7 @@ export function createDecryptAudit(deps: DecryptAuditDeps): DecryptAudit {
           'decrypt audit write failed',
         );
         deps.events?.emit('decrypt.audit-failed', { missionId: entry.missionId, table: entry.tableName, error: label });
+        return false;
       }
     },
     async read(userId, query = {}) {

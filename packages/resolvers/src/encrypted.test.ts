@@ -33,6 +33,7 @@ describe('createEncryptedResolver', () => {
     const audit: DecryptAudit = {
       write: async () => {
         calls.push('audit');
+        return true;
       },
       read: async () => [],
     };

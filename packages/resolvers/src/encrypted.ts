@@ -37,16 +37,18 @@ export function checkScope(grant: UnwrappedGrant, table: string, recordId: strin
 }
 
 /**
- * Creates a resolver for an encrypted input kind. Per call: no grant → `null` (no database access,
- * no audit); outside the grant → `scope-violation` audit + event, `null`; record absent → `null`
- * + `input.missing`; every top-level `enc:1:` field decrypted → `ok` audit, formatted input;
- * a decryption failure → `failed` audit with the reason, `null`. Exactly one audit row per attempt.
+ * Creates a resolver for an encrypted input kind. Per call: the mission's grant belongs to another
+ * mission → `scope-violation` / `mission-mismatch` audit, `null`; no grant otherwise → `null` (no
+ * database access, no audit); outside the grant → `scope-violation` audit + event, `null`; record
+ * absent → `null` + `input.missing`; every top-level `enc:1:` field decrypted → `ok` audit,
+ * formatted input; a decryption failure → `failed` audit with the reason, `null`. Exactly one audit
+ * row per attempt, and fail closed: a decrypted input whose `ok` row cannot be written is withheld
+ * (`input.withheld` / `audit-failed`, `null`).
  */
 export function createEncryptedResolver(deps: EncryptedResolverDeps, definition: EncryptedInputDefinition): InputResolver {
   return async (ref, context) => {
     const { grant } = context;
-    if (!grant) return null;
-    const audit = (status: 'ok' | 'failed' | 'scope-violation', reason: string | null): Promise<void> =>
+    const audit = (status: 'ok' | 'failed' | 'scope-violation', reason: string | null): Promise<boolean> =>
       deps.audit.write({
         userId: context.userId,
         missionId: context.missionId,
@@ -56,6 +58,11 @@ export function createEncryptedResolver(deps: EncryptedResolverDeps, definition:
         status,
         reason,
       });
+    if (!grant) {
+      // Another mission's grant copied onto this one: show the attempt in the user's audit tab.
+      if (context.grantSkipReason === 'mission-mismatch') await audit('scope-violation', 'mission-mismatch');
+      return null;
+    }
     const violation = checkScope(grant, ref.table, ref.id);
     if (violation) {
       deps.events?.emit('grant.scope-violation', { missionId: context.missionId, table: ref.table, reason: violation });
@@ -83,7 +90,10 @@ export function createEncryptedResolver(deps: EncryptedResolverDeps, definition:
     if (encrypted.length > 0) {
       deps.events?.emit('decrypt.succeeded', { missionId: context.missionId, table: ref.table, fields: encrypted.length });
     }
-    await audit('ok', null);
+    if (!(await audit('ok', null))) {
+      deps.events?.emit('input.withheld', { missionId: context.missionId, module: ref.module, table: ref.table, reason: 'audit-failed' });
+      return null;
+    }
     const title = definition.formatTitle?.(decrypted) || (typeof decrypted.title === 'string' ? decrypted.title : definition.label);
     return { id: ref.id, module: ref.module, table: ref.table, title, content: definition.formatContent(decrypted) };
   };

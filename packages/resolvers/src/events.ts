@@ -3,6 +3,9 @@ import type { DecryptAuditStatus } from './audit.js';
 /** Why an input was refused by the grant's allowlist. */
 export type ScopeViolationReason = 'table-not-in-grant' | 'record-not-in-grant-allowlist';
 
+/** Why a decrypted input is not used: its decrypt audit row could not be written (fail closed). */
+export type InputWithheldReason = 'audit-failed';
+
 /** Events emitted by the resolvers (the runner maps them to metrics and logs). */
 export type ResolverEvents = {
   /** A resolver threw; its input yields nothing. */
@@ -17,6 +20,8 @@ export type ResolverEvents = {
   'decrypt.audited': { missionId: string; table: string; status: DecryptAuditStatus; reason: string | null };
   /** An audit row could not be written (the tick goes on). */
   'decrypt.audit-failed': { missionId: string; table: string; error: string };
+  /** A decrypted input was dropped before reaching the planner (`audit-failed`: its audit row could not be written). */
+  'input.withheld': { missionId: string; module: string; table: string; reason: InputWithheldReason };
   /** A referenced record has no live state in the log. */
   'input.missing': { missionId: string; module: string; table: string };
 };

@@ -46,7 +46,8 @@ export interface InputResolvers {
   readonly audit: DecryptAudit;
   /**
    * Builds the context of one mission: unwraps the grant bound to the mission; a failed unwrap
-   * emits `grant.skipped` and leaves the context without a grant. Never rejects.
+   * emits `grant.skipped` and leaves the context without a grant, its reason in `grantSkipReason`.
+   * Never rejects.
    */
   buildContext(mission: Omit<MissionInputs, 'inputs'>): Promise<ResolverContext>;
   /** Builds the context and resolves every input (in parallel, results in input order). */
@@ -84,7 +85,7 @@ export function createInputResolvers(deps: InputResolversDeps, options: InputRes
     }
     logger.warn({ missionId, reason }, 'grant unwrap skipped');
     deps.events?.emit('grant.skipped', { missionId, reason });
-    return context;
+    return { ...context, grantSkipReason: reason };
   };
 
   return {

@@ -31,8 +31,10 @@ export interface ResolverContext {
   missionId: string;
   /** The iteration being planned, written into audit rows. */
   iterationId?: string | undefined;
-  /** The unwrapped grant; absent = encrypted inputs are skipped without an audit row. */
+  /** The unwrapped grant; absent = encrypted inputs are skipped (audited only for `mission-mismatch`). */
   grant?: UnwrappedGrant | undefined;
+  /** Why the mission's grant could not be used (a `grant.skipped` reason); absent when it was or there is none. */
+  grantSkipReason?: string | undefined;
 }
 
 /** Resolves one input reference to prompt text, or `null` when there is nothing to show. */

@@ -257,7 +257,6 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
 
   it.each([
     ['expired', async () => ({ subject: await resolvers(), grant, missionId: MISSION, advance: 8 * 86_400_000 })],
-    ['mission-mismatch', async () => ({ subject: await resolvers(), grant, missionId: 'mission-2', advance: 0 })],
     ['not-configured', async () => ({ subject: await resolvers(roleSql, ''), grant, missionId: MISSION, advance: 0 })],
     ['wrap-rejected', async () => ({ subject: await resolvers(roleSql, otherPair.privateKeyPem), grant, missionId: MISSION, advance: 0 })],
     ['malformed', async () => ({ subject: await resolvers(), grant: { ...grant, wrappedKey: '%%' }, missionId: MISSION, advance: 0 })],
@@ -280,7 +279,26 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
     expect(await auditRows()).toEqual([]);
   });
 
-  it('still resolves inputs and emits decrypt.audit-failed when the audit insert is refused', async () => {
+  it('audits each encrypted input as scope-violation / mission-mismatch when the grant belongs to another mission', async () => {
+    const subject = await resolvers();
+    const inputs = [...granted.slice(0, 2), { module: 'goals', table: 'companionGoals', id: 'g1' }];
+    expect(await subject.resolve({ userId: USER, missionId: 'mission-2', iterationId: 'it-3', grant, inputs })).toEqual([]);
+    expect(emitted.filter((event) => event.name === 'grant.skipped').map((event) => event.payload)).toEqual([
+      { missionId: 'mission-2', reason: 'mission-mismatch' },
+    ]);
+    const scope = { user_id: USER, mission_id: 'mission-2', iteration_id: 'it-3', status: 'scope-violation', reason: 'mission-mismatch' };
+    expect((await auditRows()).sort((a, b) => String(a.record_id).localeCompare(String(b.record_id)))).toEqual([
+      { ...scope, table_name: 'notes', record_id: 'n1' },
+      { ...scope, table_name: 'tasks', record_id: 't1' },
+    ]);
+    const read = await subject.audit.read(USER, { missionId: 'mission-2' });
+    expect(read.map((row) => [row.recordId, row.status, row.reason])).toEqual([
+      ['t1', 'scope-violation', 'mission-mismatch'],
+      ['n1', 'scope-violation', 'mission-mismatch'],
+    ]);
+  });
+
+  it('withholds a decrypted input (fail closed) when its audit row cannot be written', async () => {
     const readonlyRole = `${ROLE}_ro`;
     await db.sql.unsafe(`
       CREATE ROLE ${readonlyRole} LOGIN PASSWORD 'pw';
@@ -289,10 +307,20 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
     const readonlySql = db.connect({ url: db.urlFor(readonlyRole, 'pw') });
     try {
       const subject = await resolvers(readonlySql);
-      const results = await subject.resolve({ userId: USER, missionId: MISSION, grant, inputs: granted.slice(0, 1) });
-      expect(results.map((result) => result.content)).toEqual([SECRETS.noteBodyLater]);
-      expect(emitted.filter((event) => event.name === 'decrypt.audit-failed').map((event) => event.payload)).toEqual([
+      const results = await subject.resolve({ userId: USER, missionId: MISSION, grant, inputs: granted.slice(0, 2) });
+      expect(results).toEqual([]);
+      const payloads = (name: string) =>
+        emitted
+          .filter((event) => event.name === name)
+          .map((event) => event.payload as { table: string })
+          .sort((a, b) => a.table.localeCompare(b.table));
+      expect(payloads('decrypt.audit-failed')).toEqual([
         { missionId: MISSION, table: 'notes', error: 'PostgresError' },
+        { missionId: MISSION, table: 'tasks', error: 'PostgresError' },
+      ]);
+      expect(payloads('input.withheld')).toEqual([
+        { missionId: MISSION, module: 'notes', table: 'notes', reason: 'audit-failed' },
+        { missionId: MISSION, module: 'todo', table: 'tasks', reason: 'audit-failed' },
       ]);
       expect(await auditRows()).toEqual([]);
     } finally {
