@@ -1,14 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Clock, type Dispatcher, type EventBus, type ManaAiEvents, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import { manaCrypto } from '@mana-ai/crypto/fastify';
 import { manaPlanner } from '@mana-ai/planner/fastify';
 import { manaProjection } from '@mana-ai/projection/fastify';
+import type { ShallowResearchAuth } from '@mana-ai/research';
 import { manaResearch } from '@mana-ai/research/fastify';
 import { manaResolvers } from '@mana-ai/resolvers/fastify';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Sql } from 'postgres';
+import { createApiJwtSigner } from './api-jwt.js';
 import { type RunnerConfig, jwksUrlOf, parseConfig } from './config.js';
+import { ConfigError } from './errors.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import dispatcherPlugin from './plugins/dispatcher.js';
@@ -37,6 +41,14 @@ type PipelineConfigKey =
   | 'locale'
   | 'policyMode'
   | 'compactMaxContext'
+  | 'compactModel'
+  | 'goalsAppId'
+  | 'toolCatalogPath'
+  | 'apiJwtPrivateKeyPem'
+  | 'apiJwtAlgorithm'
+  | 'apiJwtKeyId'
+  | 'apiJwtIssuer'
+  | 'apiJwtTier'
   | 'privateKeyPem'
   | 'apiUrl'
   | 'apiAuth'
@@ -160,6 +172,7 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
   app.register(manaCrypto, { privateKeyPem: config.privateKeyPem });
   app.register(manaResolvers, (parent) => ({
     sql: deps.sql,
+    goalsAppId: config.goalsAppId,
     replayRecord: parent.manaProjection.replayRecord,
     crypto: {
       unwrapGrant: (grant, binding) => parent.manaCrypto.grants.unwrap(grant, binding),
@@ -172,7 +185,10 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     policyMode: config.policyMode,
     maxRounds: config.maxRounds,
     model: llmModel,
-    ...(config.compactMaxContext > 0 ? { compaction: { maxContextTokens: config.compactMaxContext } } : {}),
+    ...(config.toolCatalogPath === undefined ? {} : { catalog: readToolCatalog(config.toolCatalogPath) }),
+    ...(config.compactMaxContext > 0
+      ? { compaction: { maxContextTokens: config.compactMaxContext, ...(config.compactModel ? { model: config.compactModel } : {}) } }
+      : {}),
     llm: {
       baseUrl: config.llmUrl,
       // Upstream sent the service key as the LLM bearer; MANA_LLM_API_KEY separates the two.
@@ -190,10 +206,29 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     ...fetchDeps,
     shallow: {
       baseUrl: config.apiUrl,
-      auth: config.apiAuth === 'none' ? { type: 'none' } : { type: 'service-key', serviceKey: config.serviceKey },
+      auth: shallowAuthOf(config, deps.clock),
     },
     deep: { baseUrl: config.researchUrl, serviceKey: config.serviceKey },
     stage: { deepResearchEnabled: config.deepResearchEnabled },
   });
   app.register(pipeline, { config, owner: config.instanceId ?? defaultInstanceId() });
+}
+
+/** How shallow research authenticates to mana-api (`MANA_API_AUTH`). */
+function shallowAuthOf(config: RunnerConfig, clock: Clock): ShallowResearchAuth {
+  if (config.apiAuth === 'none') return { type: 'none' };
+  if (config.apiAuth === 'service-key') return { type: 'service-key', serviceKey: config.serviceKey };
+  const { apiJwtPrivateKeyPem } = config;
+  // parseConfig refuses jwt without a key; a hand-built AppConfig gets the same answer.
+  if (apiJwtPrivateKeyPem === undefined) throw new ConfigError([{ variable: 'MANA_API_JWT_PRIVATE_KEY_PEM', expected: 'a PKCS#8 PEM when MANA_API_AUTH=jwt' }]);
+  return { type: 'bearer', token: createApiJwtSigner({ ...config, apiJwtPrivateKeyPem }, clock) };
+}
+
+/** Reads the external tool catalog of `MANA_AI_TOOL_CATALOG_PATH` once, at boot; the planner validates its shape. */
+function readToolCatalog(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError([{ variable: 'MANA_AI_TOOL_CATALOG_PATH', expected: 'a path to a readable JSON file' }], { cause: error });
+  }
 }

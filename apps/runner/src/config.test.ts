@@ -32,7 +32,10 @@ describe('parseConfig', () => {
       maxRunMs: 600_000,
       privateKeyPem: undefined,
       policyMode: 'log-only',
-      compactMaxContext: 1_000_000,
+      compactMaxContext: 128_000,
+      compactModel: undefined,
+      goalsAppId: 'goals',
+      toolCatalogPath: undefined,
       otelEndpoint: undefined,
       nodeEnv: undefined,
       authUrl: 'http://localhost:3001',
@@ -41,7 +44,6 @@ describe('parseConfig', () => {
       jwtAudience: 'mana',
       devBypassAuth: false,
       devUserId: '00000000-0000-0000-0000-000000000000',
-      devUserTier: undefined,
       corsOrigins: [],
       concurrency: 8,
       defaultTimeZone: 'Europe/Berlin',
@@ -55,6 +57,11 @@ describe('parseConfig', () => {
       maxRounds: 5,
       locale: 'de',
       apiAuth: 'service-key',
+      apiJwtPrivateKeyPem: undefined,
+      apiJwtAlgorithm: 'RS256',
+      apiJwtKeyId: undefined,
+      apiJwtIssuer: 'https://auth.mana.how',
+      apiJwtTier: 'beta',
       leaseMs: 60_000,
       instanceId: undefined,
       maxMissionsPerTick: 10_000,
@@ -83,7 +90,6 @@ describe('parseConfig', () => {
       JWT_AUDIENCE: 'aud',
       DEV_BYPASS_AUTH: 'true',
       DEV_USER_ID: 'u1',
-      DEV_USER_TIER: 'pro',
       MANA_AI_CONCURRENCY: '32',
       MANA_AI_DEFAULT_TIMEZONE: 'America/New_York',
       LOG_LEVEL: 'DEBUG',
@@ -95,7 +101,15 @@ describe('parseConfig', () => {
       MANA_LLM_MAX_RETRIES: '0',
       MANA_AI_MAX_ROUNDS: '8',
       MANA_AI_LOCALE: 'EN',
-      MANA_API_AUTH: 'none',
+      MANA_API_AUTH: 'JWT',
+      MANA_API_JWT_PRIVATE_KEY_PEM: PEM,
+      MANA_API_JWT_ALGORITHM: 'ES256',
+      MANA_API_JWT_KEY_ID: 'runner-1',
+      MANA_API_JWT_ISSUER: 'http://auth:3001',
+      MANA_API_JWT_TIER: 'pro',
+      MANA_AI_COMPACT_MODEL: 'google/gemini-2.5-flash-lite',
+      MANA_AI_GOALS_APP_ID: 'companion',
+      MANA_AI_TOOL_CATALOG_PATH: '/etc/mana-ai/catalog.json',
       MANA_AI_LEASE_MS: '60000',
       MANA_AI_INSTANCE_ID: 'runner-a',
       MANA_AI_MAX_MISSIONS_PER_TICK: '50',
@@ -119,7 +133,15 @@ describe('parseConfig', () => {
       llmMaxRetries: 0,
       maxRounds: 8,
       locale: 'en',
-      apiAuth: 'none',
+      apiAuth: 'jwt',
+      apiJwtPrivateKeyPem: PEM,
+      apiJwtAlgorithm: 'ES256',
+      apiJwtKeyId: 'runner-1',
+      apiJwtIssuer: 'http://auth:3001',
+      apiJwtTier: 'pro',
+      compactModel: 'google/gemini-2.5-flash-lite',
+      goalsAppId: 'companion',
+      toolCatalogPath: '/etc/mana-ai/catalog.json',
       leaseMs: 60_000,
       instanceId: 'runner-a',
       maxMissionsPerTick: 50,
@@ -202,6 +224,11 @@ describe('parseConfig', () => {
     expect(parseConfig({ NODE_ENV: 'development' }).serviceKey).toBe(DEFAULT_SERVICE_KEY);
   });
 
+  it('requires the signing key when MANA_API_AUTH is jwt', () => {
+    expect(configError({ MANA_API_AUTH: 'jwt' }).issues).toEqual([{ variable: 'MANA_API_JWT_PRIVATE_KEY_PEM', expected: 'a PKCS#8 PEM when MANA_API_AUTH=jwt' }]);
+    expect(parseConfig({ MANA_API_AUTH: 'none' }).apiAuth).toBe('none');
+  });
+
   it('returns a frozen object when parsing succeeds', () => {
     expect(Object.isFrozen(parseConfig({}))).toBe(true);
   });
@@ -216,7 +243,7 @@ describe('CONFIG_VARIABLES', () => {
     );
     for (const variable of CONFIG_VARIABLES) expect(variable.description.length).toBeGreaterThan(5);
     const secret = CONFIG_VARIABLES.filter((variable) => variable.secret).map((variable) => variable.name);
-    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_LLM_API_KEY']);
+    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_LLM_API_KEY', 'MANA_API_JWT_PRIVATE_KEY_PEM']);
     expect(CONFIG_VARIABLES.find((variable) => variable.name === 'DATABASE_URL')?.aliases).toEqual(['SYNC_DATABASE_URL']);
   });
 });

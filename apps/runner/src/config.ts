@@ -43,8 +43,14 @@ export interface RunnerConfig {
   privateKeyPem: string | undefined;
   /** `POLICY_MODE`. */
   policyMode: PolicyMode;
-  /** `MANA_AI_COMPACT_MAX_CTX`: context size that triggers compaction; 0 disables it. */
+  /** `MANA_AI_COMPACT_MAX_CTX`: context window (tokens) compaction is measured against; 0 disables it. */
   compactMaxContext: number;
+  /** `MANA_AI_COMPACT_MODEL`: model of the compaction call; unset = `MANA_LLM_MODEL`. */
+  compactModel: string | undefined;
+  /** `MANA_AI_GOALS_APP_ID`: sync app id the goals resolver replays goal records from. */
+  goalsAppId: string;
+  /** `MANA_AI_TOOL_CATALOG_PATH`: a JSON tool catalog replacing the built-in one; unset = built-in. */
+  toolCatalogPath: string | undefined;
   /** `OTEL_EXPORTER_OTLP_ENDPOINT`: enables tracing when set. */
   otelEndpoint: string | undefined;
   /** `NODE_ENV`. */
@@ -61,8 +67,6 @@ export interface RunnerConfig {
   devBypassAuth: boolean;
   /** `DEV_USER_ID`: user of the JWT bypass. */
   devUserId: string;
-  /** `DEV_USER_TIER`: tier of the JWT bypass user. */
-  devUserTier: string | undefined;
   /** `MANA_AI_CORS_ORIGINS`: browser origins allowed to call `/api/v1/me/*`. */
   corsOrigins: readonly string[];
   /** `MANA_AI_CONCURRENCY`: missions planned at once per instance. */
@@ -88,7 +92,17 @@ export interface RunnerConfig {
   /** `MANA_AI_LOCALE`: language of prompts and tool descriptions. */
   locale: 'de' | 'en';
   /** `MANA_API_AUTH`: how shallow research authenticates to mana-api. */
-  apiAuth: 'service-key' | 'none';
+  apiAuth: 'service-key' | 'jwt' | 'none';
+  /** `MANA_API_JWT_PRIVATE_KEY_PEM`: PKCS#8 PEM that signs the per-user JWTs of `MANA_API_AUTH=jwt`. */
+  apiJwtPrivateKeyPem: string | undefined;
+  /** `MANA_API_JWT_ALGORITHM`: JWS algorithm of those JWTs. */
+  apiJwtAlgorithm: 'RS256' | 'ES256' | 'EdDSA';
+  /** `MANA_API_JWT_KEY_ID`: `kid` header of those JWTs; unset = none. */
+  apiJwtKeyId: string | undefined;
+  /** `MANA_API_JWT_ISSUER`: `iss` claim of those JWTs. */
+  apiJwtIssuer: string;
+  /** `MANA_API_JWT_TIER`: `tier` claim of those JWTs (mana-api's news research requires `beta`). */
+  apiJwtTier: string;
   /** `MANA_AI_LEASE_MS`: how long a claimed mission stays leased to this instance. */
   leaseMs: number;
   /** `MANA_AI_INSTANCE_ID`: lease owner name of this instance; unset = host, pid and a random suffix. */
@@ -267,10 +281,32 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   },
   compactMaxContext: {
     name: 'MANA_AI_COMPACT_MAX_CTX',
-    default: '1000000',
-    description: 'Context size (tokens) at which the planner compacts its history; 0 disables compaction.',
+    default: '128000',
+    description:
+      'Context window (tokens) of MANA_LLM_MODEL; the planner compacts its history when a request reaches 92 % of it. The default fits the smallest model mana/reasoning resolves to; 0 disables compaction.',
     expected: 'a non-negative integer',
     schema: integer(0, Number.MAX_SAFE_INTEGER),
+  },
+  compactModel: {
+    name: 'MANA_AI_COMPACT_MODEL',
+    default: undefined,
+    description: 'Model of the compaction call (a small, cheap model is enough). Unset: MANA_LLM_MODEL.',
+    expected: 'a non-empty string',
+    schema: text.optional(),
+  },
+  goalsAppId: {
+    name: 'MANA_AI_GOALS_APP_ID',
+    default: 'goals',
+    description: 'Sync app id (sync_changes.app_id) the goals resolver reads goal records from; see docs/wire-contract.md#input-records.',
+    expected: 'a non-empty string',
+    schema: text,
+  },
+  toolCatalogPath: {
+    name: 'MANA_AI_TOOL_CATALOG_PATH',
+    default: undefined,
+    description: 'Path of a JSON tool catalog (the contract format) replacing the built-in one; read once at boot. Unset: the built-in catalog.',
+    expected: 'a path to a readable JSON file',
+    schema: text.optional(),
   },
   otelEndpoint: {
     name: 'OTEL_EXPORTER_OTLP_ENDPOINT',
@@ -298,7 +334,6 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     schema: flag,
   },
   devUserId: { name: 'DEV_USER_ID', default: '00000000-0000-0000-0000-000000000000', description: 'User id of the JWT bypass.', expected: 'a non-empty string', schema: text },
-  devUserTier: { name: 'DEV_USER_TIER', default: undefined, description: 'Tier of the JWT bypass user.', expected: 'a non-empty string', schema: text.optional() },
   corsOrigins: {
     name: 'MANA_AI_CORS_ORIGINS',
     default: undefined,
@@ -369,9 +404,41 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   apiAuth: {
     name: 'MANA_API_AUTH',
     default: 'service-key',
-    description: 'How shallow research authenticates to mana-api: service-key (X-Service-Key and X-User-Id) or none.',
-    expected: 'service-key or none',
-    schema: z.string().trim().toLowerCase().pipe(z.enum(['service-key', 'none'])),
+    description:
+      "How shallow research authenticates to mana-api: jwt (a short-lived JWT per mission's user, Authorization: Bearer; what mana-api's news-research routes accept), service-key (X-Service-Key and X-User-Id) or none.",
+    expected: 'jwt, service-key or none',
+    schema: z.string().trim().toLowerCase().pipe(z.enum(['jwt', 'service-key', 'none'])),
+  },
+  apiJwtPrivateKeyPem: {
+    name: 'MANA_API_JWT_PRIVATE_KEY_PEM',
+    default: undefined,
+    description:
+      'PKCS#8 PEM private key that signs the JWTs of MANA_API_AUTH=jwt; its public key must be in the JWKS mana-api verifies against. Literal \\n are read as newlines. Required when MANA_API_AUTH=jwt.',
+    expected: 'a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)',
+    secret: true,
+    schema: pem.optional(),
+  },
+  apiJwtAlgorithm: {
+    name: 'MANA_API_JWT_ALGORITHM',
+    default: 'RS256',
+    description: 'JWS algorithm of the MANA_API_AUTH=jwt tokens (must match the key).',
+    expected: 'RS256, ES256 or EdDSA',
+    schema: z.string().trim().pipe(z.enum(['RS256', 'ES256', 'EdDSA'])),
+  },
+  apiJwtKeyId: { name: 'MANA_API_JWT_KEY_ID', default: undefined, description: 'kid header of the MANA_API_AUTH=jwt tokens.', expected: 'a non-empty string', schema: text.optional() },
+  apiJwtIssuer: {
+    name: 'MANA_API_JWT_ISSUER',
+    default: 'https://auth.mana.how',
+    description: 'iss claim of the MANA_API_AUTH=jwt tokens (one of the issuers mana-api accepts); the audience is JWT_AUDIENCE.',
+    expected: 'a non-empty string',
+    schema: text,
+  },
+  apiJwtTier: {
+    name: 'MANA_API_JWT_TIER',
+    default: 'beta',
+    description: "tier claim of the MANA_API_AUTH=jwt tokens (mana-api's news research requires beta).",
+    expected: 'a non-empty string',
+    schema: text,
   },
   leaseMs: {
     name: 'MANA_AI_LEASE_MS',
@@ -436,6 +503,9 @@ export function parseConfig(env: Environment): RunnerConfig {
   const config = values as unknown as RunnerConfig;
   if (!issues.some((issue) => issue.variable === specs.serviceKey.name) && config.nodeEnv === 'production' && config.serviceKey === DEFAULT_SERVICE_KEY) {
     issues.push({ variable: specs.serviceKey.name, expected: 'a non-default value when NODE_ENV=production' });
+  }
+  if (!issues.some((issue) => issue.variable === specs.apiAuth.name) && config.apiAuth === 'jwt' && config.apiJwtPrivateKeyPem === undefined) {
+    issues.push({ variable: specs.apiJwtPrivateKeyPem.name, expected: 'a PKCS#8 PEM when MANA_API_AUTH=jwt' });
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return Object.freeze(config);

@@ -28,9 +28,10 @@ export class ConfigError extends RunnerError {
   /** Every rejected variable, in reference order (cross-variable checks last). */
   readonly issues: readonly ConfigIssue[];
 
-  constructor(issues: readonly ConfigIssue[]) {
+  constructor(issues: readonly ConfigIssue[], options: { cause?: unknown } = {}) {
     const list = issues.map((issue) => `${issue.variable} (expected ${issue.expected})`).join('; ');
     super('RUNNER_CONFIG_INVALID', `invalid configuration: ${list}`, {
+      ...options,
       details: { variables: issues.map((issue) => issue.variable) },
     });
     this.name = 'ConfigError';

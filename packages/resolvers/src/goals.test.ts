@@ -17,9 +17,9 @@ function replayFrom(records: Record<string, Record<string, unknown>>): { replay:
 }
 
 describe('createGoalsResolver', () => {
-  it('formats progress from the companion app when the goal exists', async () => {
+  it('formats progress from the goals app when the goal exists', async () => {
     const { replay, calls } = replayFrom({
-      'companion/companionGoals/g1': { title: 'Laufen', currentValue: 3, target: { value: 10 }, period: 'Woche' },
+      'goals/companionGoals/g1': { title: 'Laufen', currentValue: 3, target: { value: 10 }, period: 'Woche' },
     });
     expect(await createGoalsResolver({ replayRecord: replay })(ref, context)).toEqual({
       id: 'g1',
@@ -28,11 +28,11 @@ describe('createGoalsResolver', () => {
       title: 'Laufen',
       content: 'Fortschritt: 3 / 10 (Woche)',
     });
-    expect(calls).toEqual(['u1/companion/companionGoals/g1']);
+    expect(calls).toEqual(['u1/goals/companionGoals/g1']);
   });
 
   it('uses the defaults when the goal has no title, value, target or period', async () => {
-    const { replay } = replayFrom({ 'companion/companionGoals/g1': {} });
+    const { replay } = replayFrom({ 'goals/companionGoals/g1': {} });
     expect(await createGoalsResolver({ replayRecord: replay })(ref, context)).toMatchObject({
       title: 'Goal',
       content: 'Fortschritt: 0 / ? (unbekannt)',
@@ -40,9 +40,9 @@ describe('createGoalsResolver', () => {
   });
 
   it('reads from the configured app id when one is given', async () => {
-    const { replay, calls } = replayFrom({ 'goals/companionGoals/g1': { title: 'X' } });
-    expect(await createGoalsResolver({ replayRecord: replay }, { appId: 'goals' })(ref, context)).toMatchObject({ title: 'X' });
-    expect(calls).toEqual(['u1/goals/companionGoals/g1']);
+    const { replay, calls } = replayFrom({ 'companion/companionGoals/g1': { title: 'X' } });
+    expect(await createGoalsResolver({ replayRecord: replay }, { appId: 'companion' })(ref, context)).toMatchObject({ title: 'X' });
+    expect(calls).toEqual(['u1/companion/companionGoals/g1']);
   });
 
   it('returns null when the goal is not in the log', async () => {
@@ -50,7 +50,7 @@ describe('createGoalsResolver', () => {
   });
 
   it('never shows a ciphertext title when the title is still encrypted', async () => {
-    const { replay } = replayFrom({ 'companion/companionGoals/g1': { title: 'enc:1:AAAA.BBBB' } });
+    const { replay } = replayFrom({ 'goals/companionGoals/g1': { title: 'enc:1:AAAA.BBBB' } });
     expect(await createGoalsResolver({ replayRecord: replay })(ref, context)).toMatchObject({ title: 'Goal' });
   });
 });

@@ -1,7 +1,7 @@
 import type { InputResolver, ReplayRecord } from './ports.js';
 
-/** The sync app the webapp's companion goals would live in. */
-export const DEFAULT_GOALS_APP_ID = 'companion';
+/** The sync app id of the goal records (`goals`, the input ref's module; the original read `companion`, where no goal is ever synced). */
+export const DEFAULT_GOALS_APP_ID = 'goals';
 
 /** Collaborators of {@link createGoalsResolver}. */
 export interface GoalsResolverDeps {
@@ -10,7 +10,7 @@ export interface GoalsResolverDeps {
 
 /** Options of {@link createGoalsResolver}. */
 export interface GoalsResolverOptions {
-  /** Sync app id of the goals table (default `companion`, UPSTREAM §9.3). */
+  /** Sync app id of the goals table (default `goals`, docs/wire-contract.md#input-records). */
   appId?: string;
 }
 

@@ -23,7 +23,7 @@ export interface InputResolversDeps {
 
 /** Options of {@link createInputResolvers}. */
 export interface InputResolversOptions {
-  /** Sync app id of the plaintext goals (default `companion`). */
+  /** Sync app id of the plaintext goals (default `goals`). */
   goalsAppId?: string;
 }
 

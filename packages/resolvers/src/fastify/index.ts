@@ -15,7 +15,7 @@ export interface ManaResolversPluginOptions {
   replayRecord: ReplayRecord;
   /** Grant unwrap and value decryption, from `@mana-ai/crypto`. */
   crypto: ResolverCrypto;
-  /** Sync app id of the plaintext goals (default `companion`). */
+  /** Sync app id of the plaintext goals (default `goals`). */
   goalsAppId?: string;
 }
 
