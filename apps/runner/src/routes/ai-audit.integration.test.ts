@@ -53,19 +53,20 @@ interface TokenOptions {
   sub?: string | undefined;
   issuer?: string;
   audience?: string;
-  expiresAt?: number;
+  /** Seconds since the epoch; `null` = no `exp` claim. */
+  expiresAt?: number | null;
   key?: CryptoKey;
 }
 
 function token(options: TokenOptions = {}): Promise<string> {
   const payload = options.sub === undefined && 'sub' in options ? {} : { sub: options.sub ?? 'user-a' };
-  return new SignJWT({ ...payload, email: 'a@test.example' })
+  const jwt = new SignJWT({ ...payload, email: 'a@test.example' })
     .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
     .setIssuer(options.issuer ?? ISSUER)
     .setAudience(options.audience ?? AUDIENCE)
-    .setIssuedAt(NOW_SECONDS - 60)
-    .setExpirationTime(options.expiresAt ?? NOW_SECONDS + 3600)
-    .sign(options.key ?? signingKey);
+    .setIssuedAt(NOW_SECONDS - 60);
+  if (options.expiresAt !== null) jwt.setExpirationTime(options.expiresAt ?? NOW_SECONDS + 3600);
+  return jwt.sign(options.key ?? signingKey);
 }
 
 async function audit(bearer: string | undefined, query = ''): Promise<{ statusCode: number; body: { rows?: Record<string, unknown>[]; error?: string; code?: string } }> {
@@ -182,6 +183,35 @@ describe('GET /api/v1/me/ai-audit', () => {
     const logged = logLines.join('');
     expect(logged).toContain('jwt rejected');
     for (const [, bearer] of rejected) if (bearer !== undefined) expect(logged).not.toContain(bearer.split('.')[1] ?? bearer);
+  });
+
+  it('answers 401 over HTTP when the token has no exp, an exp beyond 24 hours, or a malformed sub', async () => {
+    const server = app();
+    const base = await server.listen({ host: '127.0.0.1', port: 0 });
+    const get = async (bearer: string) => {
+      const response = await fetch(`${base}/api/v1/me/ai-audit?limit=1`, { headers: { authorization: `Bearer ${bearer}` } });
+      return { status: response.status, body: (await response.json()) as { code?: string; rows?: unknown[] } };
+    };
+    const rejected: [string, string][] = [
+      ['no exp', await token({ expiresAt: null })],
+      ['exp 24 h + 1 s ahead', await token({ expiresAt: NOW_SECONDS + 86_401 })],
+      ['sub with NUL', await token({ sub: 'user-a\u0000' })],
+      ['sub empty', await token({ sub: '' })],
+      ['sub with a newline', await token({ sub: 'user-a\nuser-b' })],
+      ['sub with a space', await token({ sub: 'user a' })],
+      ['sub of 256 characters', await token({ sub: 'u'.repeat(256) })],
+    ];
+    for (const [label, bearer] of rejected) {
+      const { status, body } = await get(bearer);
+      expect({ label, status, code: body.code, rows: body.rows }).toEqual({ label, status: 401, code: 'RUNNER_UNAUTHENTICATED', rows: undefined });
+    }
+    for (const bearer of [await token({ expiresAt: NOW_SECONDS + 86_400 }), await token({ sub: 'u'.repeat(255) }), await token({ sub: 'usér-ä' })]) {
+      expect((await get(bearer)).status).toBe(200);
+    }
+    expect((await get(await token())).body.rows).toHaveLength(1);
+    const logged = logLines.join('');
+    expect(logged).toContain('exp-too-far');
+    expect(logged).toContain('sub-malformed');
   });
 
   it('rejects an HS256 token when it is signed with a symmetric secret', async () => {

@@ -2,12 +2,30 @@ import cors from '@fastify/cors';
 import type { Clock } from '@mana-ai/core';
 import { createDecryptAudit } from '@mana-ai/resolvers';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { type JWTPayload, createRemoteJWKSet, jwtVerify } from 'jose';
 import type { Sql } from 'postgres';
 import { RunnerError } from '../errors.js';
 
 /** The only JWT algorithms accepted: asymmetric ones (never `none`, never HMAC). */
 export const JWT_ALGORITHMS: readonly string[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/**
+ * Longest a user token may still be valid: its `exp` must lie at most 24 hours after the app's
+ * clock. A token without `exp` is refused, so a leaked token stops working within a day.
+ */
+export const MAX_JWT_LIFETIME_S = 86_400;
+
+/** Longest accepted user id (`sub`). */
+export const MAX_USER_ID_LENGTH = 255;
+
+// A user id is printable: no control characters (NUL included: PostgreSQL text cannot hold it), no
+// whitespace, no lone surrogates, 1 … 255 code points.
+const PLAUSIBLE_USER_ID = new RegExp(`^[^\\p{Cc}\\p{Cs}\\s]{1,${MAX_USER_ID_LENGTH}}$`, 'u');
+
+/** Whether `value` can be a user id (the JWT `sub`): see {@link MAX_USER_ID_LENGTH}. */
+export function isPlausibleUserId(value: unknown): value is string {
+  return typeof value === 'string' && PLAUSIBLE_USER_ID.test(value);
+}
 
 /** Options of the audit route. */
 export interface AiAuditRouteOptions {
@@ -58,20 +76,27 @@ async function aiAuditScope(app: FastifyInstance, options: AiAuditRouteOptions):
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) throw unauthenticated('missing authorization header');
+    // The reason (bad signature, issuer, JWKS unreachable, lifetime…) is logged by class only; never the token.
+    const reject = (reason: string): RunnerError => {
+      request.log.info({ error: reason }, 'jwt rejected');
+      return unauthenticated('invalid or expired token');
+    };
+    const now = options.clock.now();
+    let payload: JWTPayload;
     try {
-      const { payload } = await jwtVerify(match[1], keys, {
+      ({ payload } = await jwtVerify(match[1], keys, {
         algorithms: [...JWT_ALGORITHMS],
         issuer: [...options.issuers],
         audience: options.audience,
-        currentDate: new Date(options.clock.now()),
-      });
-      if (typeof payload.sub !== 'string' || payload.sub === '') throw unauthenticated('invalid or expired token');
-      return payload.sub;
+        requiredClaims: ['exp', 'sub'],
+        currentDate: new Date(now),
+      }));
     } catch (error) {
-      // The reason (bad signature, issuer, JWKS unreachable…) is logged by class only; never the token.
-      request.log.info({ error: error instanceof Error ? error.name : 'unknown' }, 'jwt rejected');
-      throw unauthenticated('invalid or expired token');
+      throw reject(error instanceof Error ? error.name : 'unknown');
     }
+    if ((payload.exp ?? Number.POSITIVE_INFINITY) > now / 1000 + MAX_JWT_LIFETIME_S) throw reject('exp-too-far');
+    if (!isPlausibleUserId(payload.sub)) throw reject('sub-malformed');
+    return payload.sub;
   };
 
   app.get('/ai-audit', async (request) => {
