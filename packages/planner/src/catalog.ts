@@ -1,9 +1,9 @@
 import type { AiPolicy, PolicyDecision } from '@mana-ai/core';
-import { Ajv } from 'ajv';
 import { CATALOG_DATA } from './catalog-data.js';
 import { DEFAULT_ARRAY_ITEMS, PARAMETER_TEXTS, TOOL_TEXTS } from './catalog-texts.js';
 import { type CatalogToolData, type ItemsSchema, PARAMETER_TYPES, type PlannerLocale, type ToolParameter, type ToolSchema } from './catalog-types.js';
 import { PlannerError } from './errors.js';
+import { compileJsonSchema } from './json-schema.js';
 import { filterToolsByPolicy } from './policy.js';
 import { type ToolSet, createToolSet } from './tool-set.js';
 
@@ -68,6 +68,8 @@ const CATALOG_JSON_SCHEMA = {
   },
 } as const;
 
+const validateCatalogShape = compileJsonSchema(CATALOG_JSON_SCHEMA);
+
 /** A tool of an external catalog after shape validation. */
 interface ExternalTool extends CatalogToolData {
   readonly description?: string;
@@ -81,9 +83,9 @@ interface ExternalTool extends CatalogToolData {
  */
 export function parseToolCatalog(source: unknown): readonly ExternalTool[] {
   const tools = Array.isArray(source) ? source : (source as { tools?: unknown } | null)?.tools;
-  const validate = new Ajv({ allErrors: true }).compile(CATALOG_JSON_SCHEMA);
-  if (!validate(tools)) {
-    const errors = (validate.errors ?? []).slice(0, 10).map((error) => `tools${error.instancePath} ${error.message ?? 'is invalid'}`);
+  const violations = validateCatalogShape(tools);
+  if (violations.length > 0) {
+    const errors = violations.slice(0, 10).map((violation) => `tools${violation.path} ${violation.message}`);
     throw new PlannerError('PLANNER_INVALID_CATALOG', `invalid tool catalog: ${errors[0] ?? 'expected { tools: [...] }'}`, {
       details: { errors },
     });
@@ -103,6 +105,8 @@ export function parseToolCatalog(source: unknown): readonly ExternalTool[] {
           details: { tool: tool.name, parameter: parameter.name },
         });
       }
+      // An element schema the validator cannot enforce is refused now, not on the first call.
+      if (parameter.items !== undefined) compileJsonSchema(parameter.items, `${tool.name}.${parameter.name}.items`);
     }
   }
   return external;

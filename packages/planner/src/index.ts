@@ -43,6 +43,13 @@ export {
   toFunctionSchema,
   toolsToFunctionSchemas,
 } from './function-schema.js';
+export {
+  type JsonSchema,
+  SUPPORTED_SCHEMA_KEYWORDS,
+  type SchemaValidator,
+  type SchemaViolation,
+  compileJsonSchema,
+} from './json-schema.js';
 export { INJECTION_MIN_LENGTH, INJECTION_PATTERNS, POLICY_MODES, type PolicyMode, detectInjectionMarker } from './injection.js';
 export { type AiPlanOutput, type PlannedStep, planFromLoop, planStepsFromCalls, planToIteration } from './iteration.js';
 export {

@@ -1,6 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ToolSchema } from './catalog-types.js';
 import { type FunctionToolSpec, toFunctionSchema } from './function-schema.js';
+import { type SchemaValidator, type SchemaViolation, compileJsonSchema } from './json-schema.js';
 
 /** Why a tool call was refused. */
 export type ToolCallRejectReason = 'unknown-tool' | 'invalid-arguments' | 'injection-marker';
@@ -30,7 +30,7 @@ const MAX_REPORTED_ERRORS = 5;
 interface ToolEntry {
   tool: ToolSchema;
   index: number;
-  validate?: ValidateFunction;
+  validate?: SchemaValidator;
 }
 
 /**
@@ -39,7 +39,6 @@ interface ToolEntry {
  * of being dropped silently by the client that executes the step.
  */
 export function createToolSet(tools: readonly ToolSchema[]): ToolSet {
-  const ajv = new Ajv({ allErrors: true, strict: true });
   const functionSchemas = tools.map(toFunctionSchema);
   const byName = new Map(tools.map((tool, index) => [tool.name, { tool, index } as ToolEntry]));
   const names = new Set(byName.keys());
@@ -56,26 +55,21 @@ export function createToolSet(tools: readonly ToolSchema[]): ToolSet {
         return { ok: false, reason: 'invalid-arguments', message: `Arguments of "${name}" must be a JSON object.` };
       }
       // Compiled on first use and kept: a run usually calls a handful of the offered tools.
-      entry.validate ??= ajv.compile({ ...functionSchemas[entry.index]!.function.parameters, additionalProperties: false });
-      if (entry.validate(args)) return { ok: true, tool: entry.tool };
-      return {
-        ok: false,
-        reason: 'invalid-arguments',
-        message: `Invalid arguments for "${name}": ${describeErrors(entry.validate.errors ?? [])}.`,
-      };
+      entry.validate ??= compileJsonSchema({ ...functionSchemas[entry.index]!.function.parameters, additionalProperties: false });
+      const violations = entry.validate(args);
+      if (violations.length === 0) return { ok: true, tool: entry.tool };
+      return { ok: false, reason: 'invalid-arguments', message: `Invalid arguments for "${name}": ${describeViolations(violations)}.` };
     },
   };
 }
 
-function describeErrors(errors: readonly ErrorObject[]): string {
-  return errors
+function describeViolations(violations: readonly SchemaViolation[]): string {
+  return violations
     .slice(0, MAX_REPORTED_ERRORS)
-    .map((error) => {
-      const where = error.instancePath === '' ? 'arguments' : error.instancePath.slice(1).replaceAll('/', '.');
-      if (error.keyword === 'additionalProperties') return `unknown parameter "${String(error.params.additionalProperty)}"`;
-      if (error.keyword === 'required') return `missing required parameter "${String(error.params.missingProperty)}"`;
-      if (error.keyword === 'enum') return `${where} must be one of ${(error.params.allowedValues as unknown[]).join(', ')}`;
-      return `${where} ${error.message ?? 'is invalid'}`;
+    .map((violation) => {
+      if (violation.path === '' && violation.keyword === 'additionalProperties') return `unknown parameter "${violation.property}"`;
+      if (violation.path === '' && violation.keyword === 'required') return `missing required parameter "${violation.property}"`;
+      return `${violation.path === '' ? 'arguments' : violation.path.slice(1).replaceAll('/', '.')} ${violation.message}`;
     })
     .join('; ');
 }
