@@ -16,15 +16,7 @@ export { type ConfigIssue, ConfigError, RunnerError, type RunnerErrorCode } from
 export { type CreateLoggerOptions, REDACT_PATHS, createLogger } from './logger.js';
 export { type MigrationReport, allMigrations, migrate } from './migrate.js';
 export { type RunnerEvents, observeEvents } from './event-metrics.js';
-export {
-  type PipelineConfig,
-  type PipelineDeps,
-  createInputsPort,
-  createMissionStore,
-  createPipelineDispatcher,
-  createPlannerPort,
-  leaseHoldBoundMs,
-} from './pipeline.js';
+export { type PipelineConfig, type PipelineDeps, createPipelineDispatcher, leaseHoldBoundMs } from './pipeline.js';
 export { createPassDispatcher, emptyTickStats } from './host-dispatcher.js';
 export type { DispatcherDecorator, DispatcherPluginOptions } from './plugins/dispatcher.js';
 export type { PipelineDecorator, PipelinePluginOptions } from './plugins/pipeline.js';

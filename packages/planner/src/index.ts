@@ -79,6 +79,7 @@ export {
   createOpenAiCompatibleAdapter,
 } from './openai-adapter.js';
 export { type PlanMissionRequest, type PlanMissionResult, type Planner, type PlannerDeps, type PlannerOptions, createPlanner } from './planner.js';
+export { createPlannerPort } from './planner-port.js';
 export { FALLBACK_POLICY_DECISION, filterToolsByPolicy, resolveToolPolicy } from './policy.js';
 export {
   CIPHERTEXT_PREFIX,

@@ -27,6 +27,7 @@ export {
   snapshotRecord,
 } from './lww.js';
 export { migrations } from './migrations.js';
+export { type MissionStoreOptions, createMissionStore } from './mission-store.js';
 export {
   DEFAULT_LEASE_MS,
   type Projection,

@@ -41,6 +41,7 @@ export {
   type MissionInputs,
   createInputResolvers,
 } from './input-resolvers.js';
+export { createInputsPort } from './inputs-port.js';
 export { migrations } from './migrations.js';
 export type {
   GrantUnwrapOutcome,

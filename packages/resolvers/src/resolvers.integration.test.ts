@@ -1,4 +1,4 @@
-import { type GrantDerivation, type MissionGrant, type MissionInputRef, createEventBus, createManualClock } from '@mana-ai/core';
+import { type GrantDerivation, type MissionGrant, type Mission, type MissionInputRef, createEventBus, createManualClock } from '@mana-ai/core';
 import {
   createGrantIssuer,
   createGrantUnwrapperFromPem,
@@ -15,6 +15,7 @@ import { createCaptureLogger } from '../test/capture-logger.js';
 import { appendChanges, createTestReplayRecord } from '../test/sync-log.js';
 import type { ResolverEvents } from './events.js';
 import { type InputResolvers, createInputResolvers } from './input-resolvers.js';
+import { createInputsPort } from './inputs-port.js';
 import type { ResolverCrypto } from './ports.js';
 
 const NOW = '2026-04-20T08:00:00.000Z';
@@ -204,6 +205,25 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
       table: 'userContext',
       fields: 3,
     });
+  });
+
+  it('resolves a core mission with its own grant and audits under the run’s iteration id when used as core’s inputs port', async () => {
+    const port = createInputsPort(await resolvers());
+    const mission: Mission = {
+      id: MISSION,
+      userId: USER,
+      title: 't',
+      objective: 'o',
+      conceptMarkdown: '',
+      state: 'active',
+      inputs: granted.slice(0, 1),
+      cadence: { kind: 'manual' },
+      iterations: [],
+      grant,
+    };
+    const results = await port.resolve({ mission, agent: null, iterationId: 'it-port' });
+    expect(results).toEqual([{ id: 'n1', module: 'notes', table: 'notes', title: SECRETS.noteTitle, content: SECRETS.noteBodyLater }]);
+    expect(await auditRows()).toEqual([expect.objectContaining({ mission_id: MISSION, iteration_id: 'it-port', status: 'ok' })]);
   });
 
   it('audits a scope violation and emits the event when the record is not on the allowlist', async () => {
