@@ -527,6 +527,7 @@ function timedStore(entries: Array<{ claim: MissionClaim; dueAt: number }>, opti
   const released: Array<{ id: string; retryAfterMs: number | undefined }> = [];
   let refreshes = 0;
   let probes = 0;
+  let claims = 0;
   let signal: ((kind: 'changes' | 'due') => void) | undefined;
   let pendingChanges = false;
   const store = {
@@ -536,6 +537,7 @@ function timedStore(entries: Array<{ claim: MissionClaim; dueAt: number }>, opti
       return { rowsApplied: 0, newSnapshots: 0, updatedSnapshots: 0 };
     },
     async claimDue({ limit }: { limit: number }) {
+      claims += 1;
       const now = Date.now();
       const due = pending.filter((entry) => entry.dueAt <= now).slice(0, limit);
       for (const entry of due) {
@@ -585,6 +587,9 @@ function timedStore(entries: Array<{ claim: MissionClaim; dueAt: number }>, opti
     },
     get probes() {
       return probes;
+    },
+    get claims() {
+      return claims;
     },
   };
 }
@@ -682,6 +687,22 @@ describe('Dispatcher (continuous)', () => {
     while (polling.refreshes < 2) await sleep(2);
     await d2.stop();
     expect(polling.probes).toBeGreaterThan(1);
+  });
+
+  it('with live signals, only probes for missed rows when the longest sleep runs out, and claims what is due', async () => {
+    const t = timedStore([]);
+    const dispatcher = createDispatcher(continuousPorts(t.store, okPlan), { maxSleepMs: 20 });
+    await dispatcher.start();
+    while (t.probes < 3) await sleep(2);
+    // Start: one refresh and one claim; the safety wakes after it: a probe each, nothing else.
+    expect(t.refreshes).toBe(1);
+    expect(t.claims).toBe(1);
+    t.markPendingChanges();
+    while (t.refreshes < 2) await sleep(2);
+    // A mission the signals never announced is still claimed by a safety wake once due.
+    t.add(claimOf(mission('unannounced')), Date.now());
+    while (!t.claimedAt.has('unannounced')) await sleep(2);
+    await dispatcher.stop();
   });
 
   it('backs off its retries while claims fail and claims at once when the database is back', async () => {

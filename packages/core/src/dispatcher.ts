@@ -356,8 +356,11 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
     return claimed;
   }
 
-  /** Sets the timer for the next wake-up: the earliest due mission, a retry, or the longest sleep. */
-  async function arm(): Promise<void> {
+  /**
+   * Sets the timer for the next wake-up: the earliest due mission, a retry, or the longest sleep.
+   * `knownNextDue` is a due time this cycle has just read (not read again).
+   */
+  async function arm(knownNextDue?: number | null): Promise<void> {
     if (!state.started || state.stopping) return;
     let delay = maxSleepMs - (clock.now() - state.lastRefreshMs);
     let reason: WakeReason = 'timer';
@@ -367,8 +370,8 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         const backoff = state.failures > 0 ? heldBackRetryMs * 2 ** (state.failures - 1) : heldBackRetryMs;
         delay = Math.min(delay, backoff);
         reason = 'retry';
-      } else if (store.nextDueInMs) {
-        const next = await store.nextDueInMs().catch(() => null);
+      } else if (knownNextDue !== undefined || store.nextDueInMs) {
+        const next = knownNextDue !== undefined ? knownNextDue : await store.nextDueInMs!().catch(() => null);
         if (next !== null && next <= 0) {
           // Due but not claimed: held back by an agent's limit or rows other claimers hold.
           state.heldBack = true;
@@ -401,14 +404,21 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
       pass.stats.scannedAt = isoNow(stampClock);
       emit('tick.started', { passId: pass.id, scannedAt: pass.stats.scannedAt });
     }
-    if (clock.now() - state.lastRefreshMs >= maxSleepMs) state.refreshWanted = true;
+    // Only the longest sleep ran out while the store's signals are live: they carry every new row and
+    // every peer's refresh, so check cheaply that none was missed instead of refreshing and claiming.
+    const safetyWake = !pass && !state.refreshWanted && state.watch?.notifying === true && reasons.every((reason) => reason === 'timer');
+    if (safetyWake) await checkMissedChanges();
+    else if (clock.now() - state.lastRefreshMs >= maxSleepMs) state.refreshWanted = true;
     const refreshed = state.refreshWanted;
     // Claiming again clears the held-back state; it is set anew when the claim still comes back short.
     state.heldBack = false;
     if (refreshed) await refresh();
-    const claimed = await fill();
+    // A safety wake claims only when the store says a mission is claimable now.
+    const nextDue = safetyWake && !refreshed && free() > 0 && store.nextDueInMs ? await store.nextDueInMs().catch(() => undefined) : undefined;
+    const nothingDue = nextDue === null || (nextDue !== undefined && nextDue > 0);
+    const claimed = nothingDue ? 0 : await fill();
     finishPassIfDone();
-    await arm();
+    await arm(nothingDue ? nextDue : undefined);
     emit('dispatcher.cycle', { reasons, refreshed, claimed, inFlight: state.runs.size, durationMs: clock.now() - startedMs });
   }
 
@@ -433,6 +443,13 @@ export function createDispatcher(ports: DispatcherPorts, options: DispatcherOpti
         state.reasons.clear();
       }
     })();
+  }
+
+  /** One cheap probe for rows the signals missed (a NOTIFY lost while reconnecting); refreshes when it finds some. */
+  async function checkMissedChanges(): Promise<void> {
+    state.lastRefreshMs = clock.now();
+    const pending = store.hasPendingChanges ? await store.hasPendingChanges().catch(() => true) : true;
+    if (pending) state.refreshWanted = true;
   }
 
   function onSignal(signal: 'changes' | 'due' | 'probe'): void {
