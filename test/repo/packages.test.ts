@@ -142,6 +142,17 @@ describe('published package manifests', () => {
     expect(pkg.peerDependencies?.fastify).toBe('^5.0.0');
     expect(pkg.peerDependenciesMeta?.fastify?.optional).toBe(true);
     expect(pkg.devDependencies?.fastify).toBeDefined();
+    // Only the ./fastify entry point uses fastify-plugin: browser and plain Node users never install it.
+    expect(pkg.dependencies?.['fastify-plugin']).toBeUndefined();
+    expect(pkg.peerDependencies?.['fastify-plugin']).toBe('^6.0.0');
+    expect(pkg.peerDependenciesMeta?.['fastify-plugin']?.optional).toBe(true);
+  });
+
+  it.each(names)('%s asks for caret ranges, never exact versions, of what it needs at run time', (name) => {
+    const pkg = manifest(name);
+    for (const [dep, range] of Object.entries({ ...pkg.dependencies, ...pkg.peerDependencies })) {
+      expect(range, dep).toMatch(/^(\^|workspace:\^)/);
+    }
   });
 
   it.each(names)('%s takes postgres as a peer exactly when its code takes an Sql', (name) => {
