@@ -1,3 +1,5 @@
+import { sha1 } from './sha1.js';
+
 /** The namespace of iteration ids (a fixed random UUID; changing it changes every derived id). */
 export const ITERATION_ID_NAMESPACE = '5b0f3a8e-6c1d-4f2a-9e7b-2d4c8a1f6e90';
 
@@ -15,16 +17,15 @@ function formatUuid(bytes: Uint8Array): string {
 
 /**
  * The iteration id of a mission's run for one due slot: a name-based UUID (RFC 9562 version 5,
- * SHA-1 over the namespace and `<missionId>\n<dueSlot>`) computed with WebCrypto, so a retried
- * write for the same slot carries the same id and is recognised.
+ * SHA-1 over the namespace and `<missionId>\n<dueSlot>`), so a retried write for the same slot
+ * carries the same id and is recognised. Computed synchronously; async for compatibility.
  */
 export async function deriveIterationId(missionId: string, dueSlot: string): Promise<string> {
   const name = new TextEncoder().encode(`${missionId}\n${dueSlot}`);
   const input = new Uint8Array(16 + name.length);
   input.set(uuidBytes(ITERATION_ID_NAMESPACE), 0);
   input.set(name, 16);
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-1', input));
-  const bytes = digest.slice(0, 16);
+  const bytes = sha1(input).slice(0, 16);
   bytes[6] = (bytes[6]! & 0x0f) | 0x50;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
   return formatUuid(bytes);

@@ -77,6 +77,11 @@ describe('deriveIterationId', () => {
     expect(await deriveIterationId('m-1', '2026-04-21T07:00:00.000Z')).not.toBe(id);
     expect(await deriveIterationId('m-2', '2026-04-21T06:00:00.000Z')).not.toBe(id);
   });
+
+  it('keeps the ids written so far (golden values)', async () => {
+    expect(await deriveIterationId('m-1', '2026-04-21T06:00:00.000Z')).toBe('467e1d0e-f8c8-5a5d-9782-289a50a7211d');
+    expect(await deriveIterationId('é🎉'.repeat(40), '2026-04-21T06:00:00.000Z')).toBe('83aa08b3-55ca-5031-b703-4da3020bd1c3');
+  });
 });
 
 describe('nextRunAtAfterRun', () => {
