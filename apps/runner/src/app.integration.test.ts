@@ -1,11 +1,12 @@
 import { type Server, createServer } from 'node:net';
-import { ManaAiError, type ManaAiEvents, type TickStats, createEventBus, createManualClock } from '@mana-ai/core';
+import { ManaAiError, type ManaAiEvents, type TickStats, createEventBus, createManualClock, noopLogger } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, type AppDeps, buildApp } from './app.js';
+import { openDatabase, poolOptions } from './database.js';
 import { freePort } from './embedded-postgres.js';
 import { createPassDispatcher, emptyTickStats } from './host-dispatcher.js';
 import { RUNNER_VERSION } from './version.js';
@@ -58,6 +59,26 @@ describe('GET /health', () => {
     const instance = app({}, { tickEnabled: true });
     const response = await instance.inject({ method: 'GET', url: '/health' });
     expect(response.json().tick).toEqual({ enabled: true, running: true });
+  });
+
+  it('answers 200 on its own connection when every pooled connection is busy', async () => {
+    const database = await openDatabase({ databaseUrl: db.url, concurrency: 1 }, noopLogger);
+    try {
+      const pooled = poolOptions({ concurrency: 1 }).max ?? 0;
+      let sleepsDone = false;
+      // Longer than the health bound: a check queued behind them would time out.
+      const sleeps = Promise.all(Array.from({ length: pooled }, () => database.sql`SELECT pg_sleep(3)`)).then(() => {
+        sleepsDone = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const instance = app({ sql: database.sql, healthSql: database.healthSql }, { healthDatabaseTimeoutMs: 1000 });
+      const response = await instance.inject({ method: 'GET', url: '/health' });
+      expect(response.statusCode).toBe(200);
+      expect(sleepsDone).toBe(false);
+      await sleeps;
+    } finally {
+      await database.close();
+    }
   });
 
   it('answers 503 with ok false when the database refuses connections', async () => {

@@ -50,6 +50,7 @@ type PipelineConfigKey =
   | 'apiJwtIssuer'
   | 'apiJwtTier'
   | 'privateKeyPem'
+  | 'maxInputsPerMission'
   | 'apiUrl'
   | 'apiAuth'
   | 'researchUrl'
@@ -73,6 +74,11 @@ export function defaultInstanceId(): string {
 export interface AppDeps {
   /** The one postgres.js pool of the process. */
   sql: Sql;
+  /**
+   * The client of the /health database check (default: `sql`). A separate connection keeps the
+   * check from queueing behind mission work when every pooled connection is busy.
+   */
+  healthSql?: Sql;
   /** A pino logger (or anything Fastify accepts as `loggerInstance`). */
   logger: FastifyBaseLogger;
   clock: Clock;
@@ -135,7 +141,7 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   }));
   app.register(healthRoute, {
-    sql: deps.sql,
+    sql: deps.healthSql ?? deps.sql,
     version: deps.version ?? RUNNER_VERSION,
     ...(config.healthDatabaseTimeoutMs === undefined ? {} : { databaseTimeoutMs: config.healthDatabaseTimeoutMs }),
   });
@@ -173,6 +179,7 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
   app.register(manaResolvers, (parent) => ({
     sql: deps.sql,
     goalsAppId: config.goalsAppId,
+    maxInputsPerMission: config.maxInputsPerMission,
     replayRecord: parent.manaProjection.replayRecord,
     crypto: {
       unwrapGrant: (grant, binding) => parent.manaCrypto.grants.unwrap(grant, binding),

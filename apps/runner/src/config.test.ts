@@ -30,6 +30,7 @@ describe('parseConfig', () => {
       retryAfterMs: 60_000,
       probeIntervalMs: 1000,
       maxRunMs: 600_000,
+      maxInputsPerMission: 200,
       privateKeyPem: undefined,
       policyMode: 'log-only',
       compactMaxContext: 128_000,

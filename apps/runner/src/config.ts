@@ -1,4 +1,5 @@
 import { assertTimeZone } from '@mana-ai/core';
+import { DEFAULT_MAX_INPUTS_PER_MISSION } from '@mana-ai/resolvers';
 import { z } from 'zod';
 import { type ConfigIssue, ConfigError } from './errors.js';
 
@@ -39,6 +40,8 @@ export interface RunnerConfig {
   probeIntervalMs: number;
   /** `MANA_AI_MAX_RUN_MS`: wall-time bound of one mission run. */
   maxRunMs: number;
+  /** `MANA_AI_MAX_INPUTS_PER_MISSION`: inputs of one mission resolved at most. */
+  maxInputsPerMission: number;
   /** `MANA_AI_PRIVATE_KEY_PEM`: PKCS#8 PEM of the grant key; undefined ⇒ grants not configured. */
   privateKeyPem: string | undefined;
   /** `POLICY_MODE`. */
@@ -263,6 +266,14 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     description: 'Wall-time bound of one mission run (gates, research, inputs, planner loop, write-back); past it the run is aborted.',
     expected: 'an integer from 1000 to 86400000',
     schema: integer(1000, 86_400_000),
+  },
+  maxInputsPerMission: {
+    name: 'MANA_AI_MAX_INPUTS_PER_MISSION',
+    default: String(DEFAULT_MAX_INPUTS_PER_MISSION),
+    description:
+      'Inputs of one mission resolved (read, decrypted, audited) per run: the first ones in the order the mission lists them; the rest are dropped with a warning and counted in mana_ai_inputs_dropped_total.',
+    expected: 'an integer from 1 to 100000',
+    schema: integer(1, 100_000),
   },
   privateKeyPem: {
     name: 'MANA_AI_PRIVATE_KEY_PEM',

@@ -16,6 +16,11 @@ const EMBEDDED_STOP_TIMEOUT_MS = 15_000;
 export interface Database {
   /** The one pool of the process. */
   sql: Sql;
+  /**
+   * One connection of its own for the /health check: a busy pool (a mission resolving many inputs)
+   * must not make a reachable database look down.
+   */
+  healthSql: Sql;
   /** True when the runner started its own embedded PostgreSQL. */
   embedded: boolean;
   /** Closes the pool, then stops the embedded cluster (if any). Idempotent. */
@@ -57,6 +62,13 @@ function createPool(url: string, config: Pick<RunnerConfig, 'concurrency'>): Sql
   return postgres(url, poolOptions(config));
 }
 
+/** The pool and the health check's own connection, closed together. */
+function createClients(url: string, config: Pick<RunnerConfig, 'concurrency'>): { sql: Sql; healthSql: Sql; end(): Promise<void> } {
+  const sql = createPool(url, config);
+  const healthSql = postgres(url, { ...poolOptions(config), max: 1, connection: { application_name: 'mana-ai-health' } });
+  return { sql, healthSql, end: async () => void (await Promise.all([sql.end({ timeout: 5 }), healthSql.end({ timeout: 5 })])) };
+}
+
 /**
  * Connects to `DATABASE_URL`, or when it is unset starts an embedded PostgreSQL in `.mana-ai/pg`
  * (created on first use) and connects to its `mana_sync` database.
@@ -67,9 +79,9 @@ export async function openDatabase(
   options: OpenDatabaseOptions = {},
 ): Promise<Database> {
   if (config.databaseUrl) {
-    const sql = createPool(config.databaseUrl, config);
+    const clients = createClients(config.databaseUrl, config);
     let closing: Promise<void> | undefined;
-    return { sql, embedded: false, close: () => (closing ??= sql.end({ timeout: 5 })) };
+    return { sql: clients.sql, healthSql: clients.healthSql, embedded: false, close: () => (closing ??= clients.end()) };
   }
 
   // Imported lazily: a runner with DATABASE_URL never loads the embedded cluster's code.
@@ -94,7 +106,7 @@ export async function openDatabase(
     else logger.warn({ timeoutMs: EMBEDDED_STOP_TIMEOUT_MS }, 'embedded PostgreSQL did not confirm its shutdown in time');
   };
 
-  let sql: Sql;
+  let clients: ReturnType<typeof createClients>;
   try {
     const admin = postgres(cluster.url, { max: 1, onnotice: () => {} });
     try {
@@ -105,7 +117,7 @@ export async function openDatabase(
     }
     const url = new URL(cluster.url);
     url.pathname = `/${EMBEDDED_DATABASE}`;
-    sql = createPool(url.toString(), config);
+    clients = createClients(url.toString(), config);
   } catch (error) {
     logger.error({ error: describeError(error) }, 'embedded PostgreSQL unusable');
     await stopCluster();
@@ -114,8 +126,8 @@ export async function openDatabase(
 
   let closing: Promise<void> | undefined;
   const close = async () => {
-    await sql.end({ timeout: 5 });
+    await clients.end();
     await stopCluster();
   };
-  return { sql, embedded: true, close: () => (closing ??= close()) };
+  return { sql: clients.sql, healthSql: clients.healthSql, embedded: true, close: () => (closing ??= close()) };
 }

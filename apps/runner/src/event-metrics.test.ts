@@ -1,4 +1,4 @@
-import { type ManaAiEvents, createEventBus, createManualClock } from '@mana-ai/core';
+import { type ManaAiEvents, type PolicyDecision, createEventBus, createManualClock } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
 import { GAUGE_SAMPLE_MS, type RunnerEvents, observeEvents, sampleGauges } from './event-metrics.js';
 import { createRunnerMetrics } from './plugins/metrics.js';
@@ -50,7 +50,7 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_plans_produced_total')).toBe(1);
     expect(await value('mana_ai_planner_rounds_sum')).toBe(3);
     expect(await value('mana_ai_plans_written_back_total')).toBe(1);
-    expect(await value('mana_ai_tokens_used_total', { agent_id: 'a-1' })).toBe(15);
+    expect(await value('mana_ai_tokens_used_total', { agent_id: 'other' })).toBe(15);
     expect(await value('mana_ai_agent_decisions_total', { decision: 'ran' })).toBe(1);
     expect(await value('mana_ai_agent_decisions_total', { decision: 'skipped-paused' })).toBe(1);
     expect(await value('mana_ai_missions_skipped_total', { reason: 'agent-paused' })).toBe(1);
@@ -98,6 +98,27 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_grant_scope_violations_total', { table: 'journalEntries' })).toBe(1);
     expect(await value('mana_ai_grant_skips_total', { reason: 'expired' })).toBe(1);
     expect(await value('mana_ai_snapshot_bad_rows_total')).toBe(1);
+  });
+
+  it('labels metrics with a fixed set of values when users choose tables, agent ids and policy words', async () => {
+    const { emit, value, metrics } = setup();
+    expect(await value('mana_ai_inputs_dropped_total', { reason: 'max-inputs-per-mission' })).toBe(0);
+    for (let index = 0; index < 50; index += 1) {
+      emit('grant.scope-violation', { missionId: 'm-1', table: `user-table-${index}`, reason: 'table-not-in-grant' });
+      emit('decrypt.succeeded', { missionId: 'm-1', table: `user-table-${index}`, fields: 1 });
+      emit('tokens.used', { agentId: `user-agent-${index}`, userId: 'u-1', tokens: 1 });
+      // An agent's policy record is the user's: its words reach the event unchecked.
+      emit('planner.tool-call.recorded', { context, round: 1, tool: 'create_task', module: 'todo', policy: `user-word-${index}` as PolicyDecision });
+    }
+    emit('tokens.used', { agentId: 'legacy:ai-default', userId: 'u-1', tokens: 4 });
+    emit('inputs.dropped', { missionId: 'm-1', listed: 5000, dropped: 4800, reason: 'max-inputs-per-mission' });
+    expect(await value('mana_ai_grant_scope_violations_total', { table: 'other' })).toBe(50);
+    expect(await value('mana_ai_decrypts_total', { table: 'other' })).toBe(50);
+    expect(await value('mana_ai_tokens_used_total', { agent_id: 'other' })).toBe(50);
+    expect(await value('mana_ai_tokens_used_total', { agent_id: 'legacy:ai-default' })).toBe(4);
+    expect(await value('mana_ai_tool_calls_total', { tool: 'create_task', policy: 'other', outcome: 'deferred' })).toBe(50);
+    expect(await value('mana_ai_inputs_dropped_total', { reason: 'max-inputs-per-mission' })).toBe(4800);
+    expect(await metrics.registry.metrics()).not.toMatch(/user-(table|agent|word)/);
   });
 
   it('tracks runs in flight, counts passes and stamps the last cycle when runs start and end', async () => {
@@ -160,6 +181,7 @@ describe('observeEvents', () => {
       'mana_ai_decrypts_total',
       'mana_ai_grant_scope_violations_total',
       'mana_ai_grant_skips_total',
+      'mana_ai_inputs_dropped_total',
       'mana_ai_agent_decisions_total',
       'mana_ai_tokens_used_total',
       'mana_ai_tool_calls_total',

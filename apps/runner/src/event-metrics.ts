@@ -1,5 +1,14 @@
-import { type Clock, type EventChannel, type Logger, type ManaAiEvents, describeError } from '@mana-ai/core';
+import {
+  type Clock,
+  DEFAULT_AGENT_ID,
+  type EventChannel,
+  type Logger,
+  type ManaAiEvents,
+  type PolicyDecision,
+  describeError,
+} from '@mana-ai/core';
 import type { Projection } from '@mana-ai/projection';
+import { INPUT_TABLES } from '@mana-ai/resolvers';
 import type { RunnerMetrics } from './plugins/metrics.js';
 
 /**
@@ -11,9 +20,35 @@ export type RunnerEvents = ManaAiEvents;
 // Label values of rejected or unknown tools could be anything the model invents: never a label.
 const TOOL_CALL_OUTCOME = 'deferred';
 
+/** The label value standing in for any value a user chose (a table, an agent id, a policy word). */
+export const OTHER_LABEL = 'other';
+
+const KNOWN_TABLES: ReadonlySet<string> = new Set(INPUT_TABLES);
+const POLICY_DECISIONS: ReadonlySet<string> = new Set<PolicyDecision>(['auto', 'propose', 'deny']);
+
+/** The `table` label of a mission input's table: a built-in input table, else `other`. */
+export function tableLabel(table: string): string {
+  return KNOWN_TABLES.has(table) ? table : OTHER_LABEL;
+}
+
+/**
+ * The `agent_id` label: agent ids are chosen by the user's devices (one user could mint thousands),
+ * so only the default agent of legacy missions keeps its id; every other agent is `other`. Spend per
+ * agent is in `mana_ai.token_usage`.
+ */
+export function agentLabel(agentId: string): string {
+  return agentId === DEFAULT_AGENT_ID ? agentId : OTHER_LABEL;
+}
+
+/** The `policy` label: a policy decision, else `other` (an agent's policy record may hold any text). */
+export function policyLabel(policy: string): string {
+  return POLICY_DECISIONS.has(policy) ? policy : OTHER_LABEL;
+}
+
 /**
  * Feeds the metrics of UPSTREAM §12.4 (and the runner's own) from package events. Returns the
- * function that unsubscribes. Payloads carry ids, counts and enums only; no label takes user text.
+ * function that unsubscribes. No label takes a value a user chose (DESIGN §6): tables, agent ids and
+ * policy words are mapped to a fixed set first.
  */
 export function observeEvents(events: EventChannel<RunnerEvents>, metrics: RunnerMetrics, clock: Clock): () => void {
   const subscriptions = [
@@ -48,14 +83,14 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
       if (written) metrics.plansWrittenBack.inc();
     }),
     events.on('mission.error', () => metrics.missionErrors.inc()),
-    events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentId }, tokens)),
+    events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentLabel(agentId) }, tokens)),
     events.on('row.skipped', () => metrics.snapshotBadRows.inc()),
     events.on('planner.llm-call.finished', ({ durationMs }) => metrics.plannerRequestDuration.observe(durationMs / 1000)),
     events.on('planner.provider-error', ({ provider, kind, durationMs }) => {
       metrics.plannerRequestDuration.observe(durationMs / 1000);
       metrics.providerErrors.inc({ provider, kind });
     }),
-    events.on('planner.tool-call.recorded', ({ tool, policy }) => metrics.toolCalls.inc({ tool, policy, outcome: TOOL_CALL_OUTCOME })),
+    events.on('planner.tool-call.recorded', ({ tool, policy }) => metrics.toolCalls.inc({ tool, policy: policyLabel(policy), outcome: TOOL_CALL_OUTCOME })),
     events.on('planner.reminder.emitted', ({ producer, severity }) => metrics.remindersEmitted.inc({ producer, severity })),
     events.on('planner.compaction', ({ compactedTurns }) => {
       if (compactedTurns < 1) return;
@@ -66,9 +101,10 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
     events.on('research.completed', ({ provider }) => metrics.researchCompleted.inc({ provider })),
     events.on('research.failed', ({ provider }) => metrics.researchFailed.inc({ provider })),
     events.on('research.pending-skip', () => metrics.researchPendingSkips.inc()),
-    events.on('decrypt.succeeded', ({ table, fields }) => metrics.decrypts.inc({ table }, fields)),
-    events.on('grant.scope-violation', ({ table }) => metrics.grantScopeViolations.inc({ table })),
+    events.on('decrypt.succeeded', ({ table, fields }) => metrics.decrypts.inc({ table: tableLabel(table) }, fields)),
+    events.on('grant.scope-violation', ({ table }) => metrics.grantScopeViolations.inc({ table: tableLabel(table) })),
     events.on('grant.skipped', ({ reason }) => metrics.grantSkips.inc({ reason })),
+    events.on('inputs.dropped', ({ reason, dropped }) => metrics.inputsDropped.inc({ reason }, dropped)),
   ];
   return () => {
     for (const unsubscribe of subscriptions) unsubscribe();

@@ -97,7 +97,7 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
   try {
     const report = await migrate(database.sql, { logger });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
-    app = buildApp({ sql: database.sql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, config);
+    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, config);
     address = await app.listen({ port: config.port, host: config.host });
   } catch (error) {
     releaseSignals();

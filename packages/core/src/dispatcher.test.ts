@@ -474,6 +474,24 @@ describe('Dispatcher.runPass', () => {
     expect(stats.errors).toEqual(['mission=hangs: run exceeded 50 ms']);
   });
 
+  it('ends a run at its wall-time bound when its inputs never resolve, and aborts the inputs port', async () => {
+    const h = harness([claimOf(mission('stuck')), claimOf(mission('ok'))]);
+    let inputsSignal: AbortSignal | undefined;
+    const resolve = h.ports.inputs.resolve;
+    // A port that notices the abort but never settles: the run must end at the bound anyway.
+    h.ports.inputs.resolve = (request) => {
+      if (request.mission.id !== 'stuck') return resolve(request);
+      inputsSignal = request.signal;
+      return new Promise(() => {});
+    };
+    const stats = await runPass(h.ports, { concurrency: 2, maxRunMs: 50 });
+    expect(stats.plansWrittenBack).toBe(1);
+    expect(stats.errors).toEqual(['mission=stuck: run exceeded 50 ms']);
+    expect(inputsSignal?.aborted).toBe(true);
+    expect(h.written.map((w) => w.claim.mission.id)).toEqual(['ok']);
+    expect(h.events).toContainEqual(['mission.error', expect.objectContaining({ missionId: 'stuck', stage: 'inputs' })]);
+  });
+
   it('plans up to the concurrency bound in parallel and never more', async () => {
     const claims = Array.from({ length: 20 }, (_, i) => claimOf(mission(`m-${i}`)));
     const h = harness(claims);

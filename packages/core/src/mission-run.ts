@@ -67,6 +67,19 @@ async function gate(context: MissionRunContext, claim: MissionClaim): Promise<{ 
 }
 
 /**
+ * `promise`, or a rejection with the abort reason as soon as `signal` aborts: a stage whose port is
+ * slow to notice the abort cannot hold the run past its wall-time bound.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
  * Runs one claimed mission to its end: gates (agent archived, paused, over budget; ciphertext
  * mission text) → research stage → input resolution → planner loop → write-back of the iteration
  * (built here, once) with the advanced `nextRunAt` and the token usage. Never throws: every failure
@@ -92,7 +105,7 @@ export async function runMission(context: MissionRunContext, state: MissionRunSt
 
     state.stage = 'research';
     signal.throwIfAborted();
-    const research = context.research ? await context.research.prepare({ mission, iterationId }) : { kind: 'none' as const };
+    const research = context.research ? await untilAborted(context.research.prepare({ mission, iterationId }), signal) : { kind: 'none' as const };
     if (research.kind === 'pending') {
       context.emit('mission.skipped', { ...ids, reason: 'research-pending' });
       return end({ kind: 'skipped', reason: 'research-pending' });
@@ -100,7 +113,7 @@ export async function runMission(context: MissionRunContext, state: MissionRunSt
 
     state.stage = 'inputs';
     signal.throwIfAborted();
-    const inputs = await context.inputs.resolve({ mission, agent, iterationId });
+    const inputs = await untilAborted(context.inputs.resolve({ mission, agent, iterationId, signal }), signal);
     if (research.kind === 'ready') inputs.push(...research.inputs);
 
     state.stage = 'plan';

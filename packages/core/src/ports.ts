@@ -84,7 +84,11 @@ export interface MissionStorePort {
 
 /** Resolves a mission's linked inputs (grant unwrap, decrypt, audit) — @mana-ai/resolvers. */
 export interface InputsPort {
-  resolve(request: { mission: Mission; agent: Agent | null; iterationId: string }): Promise<ResolvedInput[]>;
+  /**
+   * Resolves the mission's inputs. `signal` aborts with the run's wall-time bound: stop starting new
+   * work (the run ends at the bound either way).
+   */
+  resolve(request: { mission: Mission; agent: Agent | null; iterationId: string; signal?: AbortSignal }): Promise<ResolvedInput[]>;
 }
 
 /** Outcome of the research stage for one mission. */

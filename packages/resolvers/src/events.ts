@@ -5,6 +5,8 @@ export type ScopeViolationReason = 'table-not-in-grant' | 'record-not-in-grant-a
 
 /** Why a decrypted input is not used: its decrypt audit row could not be written (fail closed). */
 export type InputWithheldReason = 'audit-failed';
+/** Why inputs of a mission were left unresolved (`mana_ai_inputs_dropped_total{reason}`). */
+export type InputsDroppedReason = 'max-inputs-per-mission';
 
 /** Events emitted by the resolvers (the runner maps them to metrics and logs). */
 export type ResolverEvents = {
@@ -22,6 +24,8 @@ export type ResolverEvents = {
   'decrypt.audit-failed': { missionId: string; table: string; error: string };
   /** A decrypted input was dropped before reaching the planner (`audit-failed`: its audit row could not be written). */
   'input.withheld': { missionId: string; module: string; table: string; reason: InputWithheldReason };
+  /** A mission lists more inputs than the bound: `dropped` of its `listed` inputs were not resolved. */
+  'inputs.dropped': { missionId: string; listed: number; dropped: number; reason: InputsDroppedReason };
   /** A referenced record has no live state in the log. */
   'input.missing': { missionId: string; module: string; table: string };
 };

@@ -111,3 +111,9 @@ export const ENCRYPTED_INPUTS: Readonly<Record<string, EncryptedInputDefinition>
   kontext: KONTEXT_INPUT,
   profile: PROFILE_INPUT,
 };
+
+/**
+ * The tables the built-in encrypted inputs read (UPSTREAM §9.5): the only `table` values the runner
+ * puts into metric labels, any other table a mission names is counted as `other`.
+ */
+export const INPUT_TABLES: readonly string[] = ['notes', 'tasks', 'events', 'journalEntries', 'kontextDoc', 'userContext'];

@@ -20,9 +20,11 @@ export {
 } from './encrypted.js';
 export { ResolversError, type ResolversErrorCode } from './errors.js';
 export type { InputWithheldReason, ResolverEvents, ScopeViolationReason } from './events.js';
+export type { InputsDroppedReason, ResolverEvents, ScopeViolationReason } from './events.js';
 export {
   ENCRYPTED_INPUTS,
   EVENTS_INPUT,
+  INPUT_TABLES,
   type EncryptedInputDefinition,
   JOURNAL_INPUT,
   KONTEXT_INPUT,
@@ -35,6 +37,7 @@ export {
 } from './format.js';
 export { DEFAULT_GOALS_APP_ID, type GoalsResolverDeps, type GoalsResolverOptions, createGoalsResolver } from './goals.js';
 export {
+  DEFAULT_MAX_INPUTS_PER_MISSION,
   type InputResolvers,
   type InputResolversDeps,
   type InputResolversOptions,
@@ -51,4 +54,4 @@ export type {
   ResolverCrypto,
   UnwrappedGrant,
 } from './ports.js';
-export { type ResolverRegistry, type ResolverRegistryDeps, createResolverRegistry } from './registry.js';
+export { RESOLVE_PARALLELISM, type ResolverRegistry, type ResolverRegistryDeps, createResolverRegistry } from './registry.js';

@@ -2,8 +2,8 @@ import { type EventChannel, type Logger, type MissionInputRef, type ResolvedInpu
 import type { Sql } from 'postgres';
 import { type DecryptAudit, createDecryptAudit } from './audit.js';
 import { createEncryptedResolver } from './encrypted.js';
-import { errorLabel } from './errors.js';
-import type { ResolverEvents } from './events.js';
+import { ResolversError, errorLabel } from './errors.js';
+import type { InputsDroppedReason, ResolverEvents } from './events.js';
 import { ENCRYPTED_INPUTS } from './format.js';
 import { createGoalsResolver } from './goals.js';
 import type { ReplayRecord, ResolverContext, ResolverCrypto } from './ports.js';
@@ -21,10 +21,18 @@ export interface InputResolversDeps {
   events?: EventChannel<ResolverEvents>;
 }
 
+/** Inputs of one mission resolved at most, by default (DESIGN §6). */
+export const DEFAULT_MAX_INPUTS_PER_MISSION = 200;
+
 /** Options of {@link createInputResolvers}. */
 export interface InputResolversOptions {
   /** Sync app id of the plaintext goals (default `goals`). */
   goalsAppId?: string;
+  /**
+   * Inputs of one mission resolved at most (default {@link DEFAULT_MAX_INPUTS_PER_MISSION}): the
+   * first ones in the mission's order; the rest are neither read, decrypted nor audited.
+   */
+  maxInputsPerMission?: number;
 }
 
 /** One mission's inputs to resolve. */
@@ -36,6 +44,8 @@ export interface MissionInputs {
   /** The mission's grant as stored on the record (absent or `null` = none). */
   grant?: unknown;
   inputs: readonly MissionInputRef[];
+  /** Aborts the resolution (the run's wall-time bound): no further input is started. */
+  signal?: AbortSignal | undefined;
 }
 
 /** The runner-facing resolver set: registry with the built-ins, context building, audit. */
@@ -50,16 +60,27 @@ export interface InputResolvers {
    * Never rejects.
    */
   buildContext(mission: Omit<MissionInputs, 'inputs'>): Promise<ResolverContext>;
-  /** Builds the context and resolves every input (in parallel, results in input order). */
+  /**
+   * Builds the context and resolves the mission's first `maxInputsPerMission` inputs (a few at a
+   * time, results in input order). Inputs beyond the bound are dropped with a warning and
+   * `inputs.dropped`; an aborted `signal` rejects with its reason.
+   */
   resolve(mission: MissionInputs): Promise<ResolvedInput[]>;
 }
 
+const MAX_INPUTS_REASON: InputsDroppedReason = 'max-inputs-per-mission';
+
 /**
  * Creates the input resolvers with the built-ins: `goals` (plaintext), `notes`, `tasks`/`todo`,
- * `calendar`, `journal`, `kontext`, `profile` (encrypted, allowlisted, audited).
+ * `calendar`, `journal`, `kontext`, `profile` (encrypted, allowlisted, audited). Throws
+ * `RESOLVERS_INVALID_ARGUMENT` when `maxInputsPerMission` is not a positive integer.
  */
 export function createInputResolvers(deps: InputResolversDeps, options: InputResolversOptions = {}): InputResolvers {
   const logger = deps.logger ?? noopLogger;
+  const maxInputs = options.maxInputsPerMission ?? DEFAULT_MAX_INPUTS_PER_MISSION;
+  if (!Number.isSafeInteger(maxInputs) || maxInputs < 1) {
+    throw new ResolversError('RESOLVERS_INVALID_ARGUMENT', 'maxInputsPerMission must be a positive integer');
+  }
   const audit = createDecryptAudit({ sql: deps.sql, logger, ...(deps.events ? { events: deps.events } : {}) });
   const registry = createResolverRegistry({ logger, ...(deps.events ? { events: deps.events } : {}) });
   registry.register(
@@ -93,7 +114,15 @@ export function createInputResolvers(deps: InputResolversDeps, options: InputRes
     audit,
     buildContext,
     async resolve(mission) {
-      return registry.resolve(mission.inputs, await buildContext(mission));
+      const listed = mission.inputs.length;
+      if (listed > maxInputs) {
+        const dropped = listed - maxInputs;
+        logger.warn({ missionId: mission.missionId, listed, dropped, reason: MAX_INPUTS_REASON }, 'mission inputs beyond the bound not resolved');
+        deps.events?.emit('inputs.dropped', { missionId: mission.missionId, listed, dropped, reason: MAX_INPUTS_REASON });
+      }
+      mission.signal?.throwIfAborted();
+      const refs = listed > maxInputs ? mission.inputs.slice(0, maxInputs) : mission.inputs;
+      return registry.resolve(refs, await buildContext(mission), mission.signal);
     },
   };
 }

@@ -2,7 +2,7 @@ import { type ResolvedInput, createEventBus } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
 import type { ResolverEvents } from './events.js';
 import type { ResolverContext } from './ports.js';
-import { createResolverRegistry } from './registry.js';
+import { RESOLVE_PARALLELISM, createResolverRegistry } from './registry.js';
 import { createCaptureLogger } from '../test/capture-logger.js';
 
 const context: ResolverContext = { userId: 'u1', missionId: 'm1' };
@@ -71,6 +71,38 @@ describe('createResolverRegistry', () => {
     );
     expect(maxInFlight).toBe(2);
     expect(results.map((result) => result.id)).toEqual(['1', '2', '3']);
+  });
+
+  it('resolves at most RESOLVE_PARALLELISM refs at a time when a mission lists many', async () => {
+    const registry = createResolverRegistry();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    registry.register('slow', async (ref) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await delay(2);
+      inFlight--;
+      return input('slow', ref.id);
+    });
+    const refs = Array.from({ length: 40 }, (_, index) => ({ module: 'slow', table: 's', id: String(index) }));
+    const results = await registry.resolve(refs, context);
+    expect(maxInFlight).toBe(RESOLVE_PARALLELISM);
+    expect(results.map((result) => result.id)).toEqual(refs.map((ref) => ref.id));
+  });
+
+  it('starts no further ref and rejects with the reason when the signal aborts', async () => {
+    const registry = createResolverRegistry();
+    const controller = new AbortController();
+    const started: string[] = [];
+    registry.register('slow', async (ref) => {
+      started.push(ref.id);
+      if (started.length === 6) controller.abort(new Error('run exceeded 50 ms'));
+      await delay(2);
+      return input('slow', ref.id);
+    });
+    const refs = Array.from({ length: 40 }, (_, index) => ({ module: 'slow', table: 's', id: String(index) }));
+    await expect(registry.resolve(refs, context, controller.signal)).rejects.toThrow('run exceeded 50 ms');
+    expect(started).toHaveLength(6);
   });
 
   it('stops resolving a module when it is unregistered', async () => {

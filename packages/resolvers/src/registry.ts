@@ -9,6 +9,12 @@ export interface ResolverRegistryDeps {
   events?: EventChannel<ResolverEvents>;
 }
 
+/**
+ * How many inputs of one mission are resolved at a time: each takes a few statements, and a mission
+ * must not queue hundreds of them on the shared pool ahead of other missions and health checks.
+ */
+export const RESOLVE_PARALLELISM = 4;
+
 /** Input resolvers keyed by `ref.module`. */
 export interface ResolverRegistry {
   /** Registers (or replaces) the resolver of `module`. */
@@ -18,10 +24,12 @@ export interface ResolverRegistry {
   /** The registered module names, in registration order. */
   modules(): string[];
   /**
-   * Resolves all refs in parallel and returns the non-null results in ref order. Refs without a
-   * resolver yield nothing; a resolver that throws yields nothing and emits `resolver.failed`.
+   * Resolves the refs, {@link RESOLVE_PARALLELISM} at a time, and returns the non-null results in
+   * ref order. Refs without a resolver yield nothing; a resolver that throws yields nothing and
+   * emits `resolver.failed`. Once `signal` aborts no further ref is started and the call rejects
+   * with the abort reason.
    */
-  resolve(refs: readonly MissionInputRef[], context: ResolverContext): Promise<ResolvedInput[]>;
+  resolve(refs: readonly MissionInputRef[], context: ResolverContext, signal?: AbortSignal): Promise<ResolvedInput[]>;
 }
 
 /** Creates an empty {@link ResolverRegistry}. */
@@ -50,8 +58,16 @@ export function createResolverRegistry(deps: ResolverRegistryDeps = {}): Resolve
     modules() {
       return [...resolvers.keys()];
     },
-    async resolve(refs, context) {
-      const results = await Promise.all(refs.map((ref) => resolveOne(ref, context)));
+    async resolve(refs, context, signal) {
+      const results = new Array<ResolvedInput | null>(refs.length).fill(null);
+      let next = 0;
+      const work = async (): Promise<void> => {
+        for (let index = next++; index < refs.length; index = next++) {
+          signal?.throwIfAborted();
+          results[index] = await resolveOne(refs[index] as MissionInputRef, context);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(RESOLVE_PARALLELISM, refs.length) }, work));
       return results.filter((result): result is ResolvedInput => result !== null);
     },
   };

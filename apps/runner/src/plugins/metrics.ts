@@ -1,6 +1,10 @@
+import type { InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every reason of `mana_ai_inputs_dropped_total` (initialised at 0). */
+const INPUTS_DROPPED_REASONS: readonly InputsDroppedReason[] = ['max-inputs-per-mission'];
 
 /** The `path` label of requests that matched no route (raw URLs would explode cardinality). */
 export const UNMATCHED_PATH = 'unmatched';
@@ -49,6 +53,8 @@ export interface RunnerMetrics {
   grantScopeViolations: Counter<'table'>;
   /** `mana_ai_grant_skips_total{reason}`. */
   grantSkips: Counter<'reason'>;
+  /** `mana_ai_inputs_dropped_total{reason}`: inputs of missions left unresolved (`max-inputs-per-mission`). */
+  inputsDropped: Counter<'reason'>;
   /** `mana_ai_agent_decisions_total{decision}`. */
   agentDecisions: Counter<'decision'>;
   /** `mana_ai_tokens_used_total{agent_id}`. */
@@ -106,6 +112,11 @@ export function createRunnerMetrics(): RunnerMetrics {
   }
   const histogram = (name: string, help: string, buckets: number[]): Histogram => new Histogram({ name, help, buckets, registers });
   const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
+  // Every label set a counter can take is exported at 0, so a dashboard shows 0 and not "No data".
+  const initialised = <Label extends string>(metric: Counter<Label>, labelSets: readonly Record<Label, string>[]): Counter<Label> => {
+    for (const labels of labelSets) metric.inc(labels, 0);
+    return metric;
+  };
   return {
     registry,
     httpRequests: counter('mana_ai_http_requests_total', 'HTTP requests by method, route pattern and status.', ['method', 'path', 'status']),
@@ -134,6 +145,10 @@ export function createRunnerMetrics(): RunnerMetrics {
     decrypts: counter('mana_ai_decrypts_total', 'Fields decrypted for planning, by table.', ['table']),
     grantScopeViolations: counter('mana_ai_grant_scope_violations_total', 'Inputs outside their grant, by table.', ['table']),
     grantSkips: counter('mana_ai_grant_skips_total', 'Grants that could not be used, by reason.', ['reason']),
+    inputsDropped: initialised(
+      counter('mana_ai_inputs_dropped_total', 'Inputs of missions left unresolved (not read, decrypted or audited), by reason.', ['reason']),
+      INPUTS_DROPPED_REASONS.map((reason) => ({ reason })),
+    ),
     agentDecisions: counter('mana_ai_agent_decisions_total', 'Agent gate decisions.', ['decision']),
     tokensUsed: counter('mana_ai_tokens_used_total', 'LLM tokens used, by agent.', ['agent_id']),
     toolCalls: counter('mana_ai_tool_calls_total', 'Tool calls recorded as plan steps.', ['tool', 'policy', 'outcome']),

@@ -17,6 +17,8 @@ export interface ManaResolversPluginOptions {
   crypto: ResolverCrypto;
   /** Sync app id of the plaintext goals (default `goals`). */
   goalsAppId?: string;
+  /** Inputs of one mission resolved at most (default 200, `DEFAULT_MAX_INPUTS_PER_MISSION`). */
+  maxInputsPerMission?: number;
 }
 
 declare module 'fastify' {
@@ -34,7 +36,7 @@ async function manaResolversPlugin(fastify: FastifyInstance, options: ManaResolv
       logger: fastify.log.child({ component: 'resolvers' }) as unknown as Logger,
       events: fastify.manaCore.events,
     },
-    options.goalsAppId ? { goalsAppId: options.goalsAppId } : {},
+    { ...(options.goalsAppId ? { goalsAppId: options.goalsAppId } : {}), maxInputsPerMission: options.maxInputsPerMission },
   );
   fastify.decorate('manaResolvers', resolvers);
 }
