@@ -19,8 +19,7 @@ export {
   createEncryptedResolver,
 } from './encrypted.js';
 export { ResolversError, type ResolversErrorCode } from './errors.js';
-export type { InputWithheldReason, ResolverEvents, ScopeViolationReason } from './events.js';
-export type { InputsDroppedReason, ResolverEvents, ScopeViolationReason } from './events.js';
+export type { InputWithheldReason, InputsDroppedReason, ResolverEvents, ScopeViolationReason } from './events.js';
 export {
   ENCRYPTED_INPUTS,
   EVENTS_INPUT,
