@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { AGENT_DECISIONS, SKIP_REASONS } from '../../packages/core/src/index.js';
 import { CONFIG_VARIABLES } from '../../apps/runner/src/config.js';
 import { createRunnerMetrics } from '../../apps/runner/src/plugins/metrics.js';
 
@@ -179,6 +180,34 @@ describe('metric names in deploy/', () => {
       'mana_ai_process_resident_memory_bytes',
     ];
     expect(wanted.filter((name) => !used.has(name))).toEqual([]);
+  });
+});
+
+describe('label values of the decision and skip metrics', () => {
+  /** The backquoted values in the runner README's metric table row of `metric`. */
+  const readmeValues = (metric: string): string[] => {
+    const row = read('apps/runner/README.md')
+      .split('\n')
+      .find((line) => line.startsWith(`| \`${metric}\``));
+    const labels = row?.split('|')[3] ?? '';
+    return [...labels.matchAll(/`([a-z-]+)`/g)].map((match) => match[1]!).filter((value) => value !== 'decision' && value !== 'reason');
+  };
+  /** The comma list in the description of the dashboard panel that plots `metric`. */
+  const dashboardValues = (metric: string): string[] => {
+    const panels: { description?: string; targets?: { expr?: string }[] }[] = JSON.parse(read(DASHBOARD)).panels;
+    const panel = panels.find((candidate) => candidate.targets?.some((target) => target.expr?.includes(metric)));
+    const list = /(?::|\()\s*([a-z-]+(?:, [a-z-]+)+)/.exec(panel?.description ?? '')?.[1] ?? '';
+    return list.split(', ');
+  };
+
+  it('are exactly the decisions core emits in the README and the dashboard (no skipped-concurrency)', () => {
+    expect(readmeValues('mana_ai_agent_decisions_total')).toEqual([...AGENT_DECISIONS]);
+    expect(dashboardValues('mana_ai_agent_decisions_total')).toEqual([...AGENT_DECISIONS]);
+  });
+
+  it('are exactly the skip reasons core emits in the README and the dashboard (no agent-concurrency)', () => {
+    expect(readmeValues('mana_ai_missions_skipped_total')).toEqual([...SKIP_REASONS]);
+    expect(dashboardValues('mana_ai_missions_skipped_total')).toEqual([...SKIP_REASONS]);
   });
 });
 

@@ -142,15 +142,14 @@ export interface TokenUsage {
   totalTokens: number;
 }
 
-/** Why a mission was skipped in a tick. */
-export type SkipReason =
-  | 'agent-archived'
-  | 'agent-paused'
-  | 'agent-concurrency'
-  | 'agent-budget'
-  | 'ciphertext-mission'
-  | 'research-pending'
-  | 'no-cadence';
+/**
+ * Every reason a claimed mission is skipped (metric label values of `mana_ai_missions_skipped_total`).
+ * An agent's in-flight limit is no skip: the claim leaves such a mission unclaimed and due.
+ */
+export const SKIP_REASONS = ['agent-archived', 'agent-paused', 'agent-budget', 'ciphertext-mission', 'research-pending'] as const;
+
+/** Why a claimed mission was skipped. */
+export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** What one tick did (UPSTREAM §5.5 plus skip counts by reason). */
 export interface TickStats {

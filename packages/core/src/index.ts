@@ -55,6 +55,7 @@ export {
   type PlanStepStatus,
   type PolicyDecision,
   type ResolvedInput,
+  SKIP_REASONS,
   type SkipReason,
   type TickStats,
   type ReplayRecord,
@@ -90,6 +91,7 @@ export type {
   StoreWatch,
   WriteBackRequest,
 } from './ports.js';
+export { AGENT_DECISIONS } from './run-events.js';
 export type {
   AgentDecision,
   DispatcherEvents,

@@ -1,8 +1,14 @@
 import type { IsoTimestamp, SkipReason, TickStats } from './domain.js';
 import type { RefreshSummary } from './ports.js';
 
-/** The agent decisions of a run, as metric label values (wire contract). */
-export type AgentDecision = 'ran' | 'skipped-archived' | 'skipped-paused' | 'skipped-concurrency' | 'skipped-budget';
+/**
+ * Every agent gate decision (metric label values of `mana_ai_agent_decisions_total`). The original's
+ * `skipped-concurrency` is gone: the claim enforces `maxConcurrentMissions`, so no claimed run is held back.
+ */
+export const AGENT_DECISIONS = ['ran', 'skipped-archived', 'skipped-paused', 'skipped-budget'] as const;
+
+/** An agent gate decision of a run. */
+export type AgentDecision = (typeof AGENT_DECISIONS)[number];
 
 /** The step of a mission run in which an error happened. */
 export type MissionStage = 'gates' | 'research' | 'inputs' | 'plan' | 'write-back';
