@@ -41,7 +41,7 @@ export { canonicalInstant, toAgent, toMission } from './records.js';
 export { REFRESH_LOCK_KEY, type RefreshOptions, SNAPSHOT_CURSOR } from './refresh.js';
 export type { ReplayRecord } from './replay.js';
 export { CHANGE_TRIGGER, CHANGES_CHANNEL, DUE_CHANNEL, type ProjectionSignal, type ProjectionWatch } from './signals.js';
-export type { TokenUsageEntry } from './token-usage.js';
+export { type PruneTokenUsageOptions, TOKEN_USAGE_PRUNE_BATCH, TOKEN_USAGE_RETENTION_MS, type TokenUsageEntry } from './token-usage.js';
 export { setTransactionUser, withUser } from './with-user.js';
 export {
   RUNNER_CLIENT_ID,

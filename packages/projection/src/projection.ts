@@ -26,7 +26,7 @@ import { type MissionOverview, listUserMissions, loadAgent, loadAgents } from '.
 import { type RefreshOptions, feedLagSeconds, hasPendingChanges, refreshSnapshots } from './refresh.js';
 import { replayRecord } from './replay.js';
 import { type ProjectionSignal, type ProjectionWatch, databaseNow, nextDueInMs, watchSignals } from './signals.js';
-import { type TokenUsageEntry, recordTokenUsage, tokenUsageLast24h } from './token-usage.js';
+import { type PruneTokenUsageOptions, type TokenUsageEntry, pruneTokenUsage, recordTokenUsage, tokenUsageLast24h } from './token-usage.js';
 import { withUser } from './with-user.js';
 import { type WriteIterationInput, type WriteIterationResult, writeIteration } from './write-back.js';
 
@@ -86,6 +86,8 @@ export interface Projection {
   tokenUsageLast24h(userId: string, agentId: string): Promise<number>;
   /** Records token spend outside a write-back (failed loops, compaction). */
   recordTokenUsage(entry: TokenUsageEntry): Promise<void>;
+  /** Deletes a bounded batch of token usage rows past the retention, across users; returns the count (see {@link pruneTokenUsage}). */
+  pruneTokenUsage(options?: PruneTokenUsageOptions): Promise<number>;
   /** Operator view: a user's missions with state, next run, lease and last iteration. */
   listUserMissions(userId: string): Promise<MissionOverview[]>;
   /** Runs `fn` in a transaction scoped to `userId` for row-level security. */
@@ -134,6 +136,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     loadAgent: (userId, agentId) => loadAgent(context, userId, agentId),
     tokenUsageLast24h: (userId, agentId) => tokenUsageLast24h(context, userId, agentId),
     recordTokenUsage: (entry) => recordTokenUsage(context, entry),
+    pruneTokenUsage: (pruneOptions) => pruneTokenUsage(context, pruneOptions),
     listUserMissions: (userId) => listUserMissions(context, userId),
     withUser: (userId, fn) => withUser(context.sql, userId, fn),
     events: context.events,

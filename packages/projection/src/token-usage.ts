@@ -10,7 +10,7 @@ export interface TokenUsageEntry {
   tokens: number;
 }
 
-/** Tokens an agent used in the 24 hours before the database's now (UPSTREAM §4.6). */
+/** Tokens an agent used in the 24 hours before the database's now (docs/wire-contract.md#token-usage). */
 export async function tokenUsageLast24h(context: ProjectionContext, userId: string, agentId: string): Promise<number> {
   const [row] = await withUser(
     context.sql,
@@ -38,4 +38,35 @@ export async function recordTokenUsage(context: ProjectionContext, entry: TokenU
     INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
     VALUES (${entry.userId}, ${entry.agentId}, ${entry.missionId}, ${Math.round(entry.tokens)}, clock_timestamp())`,
   );
+}
+
+/** How long token usage rows are kept by default: the 24 h budget window and a day of margin. */
+export const TOKEN_USAGE_RETENTION_MS = 48 * 3_600_000;
+/** Rows one prune deletes at most by default. */
+export const TOKEN_USAGE_PRUNE_BATCH = 5000;
+
+/** Options of {@link pruneTokenUsage}. */
+export interface PruneTokenUsageOptions {
+  /** Keep rows younger than this (database time); at least 24 hours. Default {@link TOKEN_USAGE_RETENTION_MS}. */
+  olderThanMs?: number;
+  /** Delete at most this many rows (1..100000). Default {@link TOKEN_USAGE_PRUNE_BATCH}. */
+  maxRows?: number;
+}
+
+/**
+ * Deletes the oldest token usage rows past the retention, at most `maxRows` per call, across all
+ * users (through the `SECURITY DEFINER` function `mana_ai.prune_token_usage`; only a count comes
+ * back). Returns how many rows were deleted: a full batch means more may be left for the next call.
+ */
+export async function pruneTokenUsage(context: ProjectionContext, options: PruneTokenUsageOptions = {}): Promise<number> {
+  const olderThanMs = options.olderThanMs ?? TOKEN_USAGE_RETENTION_MS;
+  const maxRows = options.maxRows ?? TOKEN_USAGE_PRUNE_BATCH;
+  if (!Number.isFinite(olderThanMs) || olderThanMs < 86_400_000) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'olderThanMs must be at least 24 hours (the budget window)');
+  }
+  if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > 100_000) {
+    throw new ProjectionError('PROJECTION_INVALID_ARGUMENT', 'maxRows must be an integer 1..100000');
+  }
+  const [row] = await context.sql<{ deleted: number }[]>`SELECT mana_ai.prune_token_usage(${olderThanMs / 1000}, ${maxRows}) AS deleted`;
+  return row?.deleted ?? 0;
 }

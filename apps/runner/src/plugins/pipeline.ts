@@ -1,4 +1,5 @@
-import { type Dispatcher, describeError } from '@mana-ai/core';
+import { type Dispatcher, type Logger, describeError } from '@mana-ai/core';
+import type { Projection } from '@mana-ai/projection';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { observeEvents, sampleGauges } from '../event-metrics.js';
@@ -44,12 +45,14 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
   );
   const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock);
   const stopSampling = sampleGauges({ projection, metrics: app.metrics, events: manaCore.events, clock: manaCore.clock, logger });
+  const stopPruning = pruneTokenUsagePeriodically(projection, logger);
   app.decorate('pipeline', { dispatcher, owner: options.owner });
   // Runs after the dispatcher's preClose wait: leases of missions this instance did not finish are
   // handed back at once instead of blocking those missions until they expire.
   app.addHook('onClose', async () => {
     stopObserving();
     stopSampling();
+    stopPruning();
     try {
       const released = await projection.release(options.owner);
       if (released > 0) logger.info({ released }, 'released leases on shutdown');
@@ -57,6 +60,27 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
       logger.warn({ err: describeError(error) }, 'could not release leases on shutdown; they expire');
     }
   });
+}
+
+/** How often an instance deletes one bounded batch of token usage rows past the retention. */
+export const TOKEN_USAGE_PRUNE_EVERY_MS = 60_000;
+
+/**
+ * Keeps the token ledger to what the 24 h budget reads: every {@link TOKEN_USAGE_PRUNE_EVERY_MS} one
+ * batch (at most `TOKEN_USAGE_PRUNE_BATCH` rows older than `TOKEN_USAGE_RETENTION_MS`, database time)
+ * is deleted. A failure is logged and retried on the next beat. Returns the stop function.
+ */
+function pruneTokenUsagePeriodically(projection: Projection, logger: Logger): () => void {
+  const timer = setInterval(() => {
+    projection.pruneTokenUsage().then(
+      (deleted) => {
+        if (deleted > 0) logger.info({ deleted }, 'pruned token usage rows past the retention');
+      },
+      (error: unknown) => logger.warn({ err: describeError(error) }, 'could not prune token usage; retrying later'),
+    );
+  }, TOKEN_USAGE_PRUNE_EVERY_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
