@@ -697,6 +697,70 @@ describe('createTracing', () => {
     }
   });
 
+  it('exports refresh and claim database spans with counts only, under the one open pass or as their own traces', async () => {
+    const events = countingBus();
+    const clock = createManualClock(START);
+    const { tracing } = open(events, clock);
+    const refresh = {
+      skipped: false,
+      completed: true,
+      batches: 2,
+      rowsRead: 2500,
+      rowsApplied: 2400,
+      rowsIgnored: 100,
+      badRows: 1,
+      newSnapshots: 7,
+      updatedSnapshots: 9,
+      deletedSnapshots: 1,
+      usersProcessed: 3,
+      cursor: { createdAt: '2026-04-15T11:59:59.123456Z', id: SENTINEL },
+      durationMs: 40,
+    };
+    events.emit('tick.started', { passId: PASS, scannedAt: START });
+    clock.advance(50);
+    events.emit('refresh.done', refresh);
+    clock.advance(5);
+    events.emit('missions.claimed', { owner: `host:${SENTINEL}`, limit: 32, claimed: 4, durationMs: 5 });
+    events.emit('tick.finished', { passId: PASS, stats: statsAt(START), durationMs: 60 });
+    // The continuous dispatcher's cycles: no pass open.
+    events.emit('refresh.done', { ...refresh, skipped: true, reason: 'locked', batches: 0, durationMs: 0 });
+    events.emit('missions.claimed', { owner: 'runner-a', limit: 8, claimed: 0, durationMs: 2 });
+    await tracing.shutdown();
+
+    const spans = spansOf(receiver.requests);
+    const pass = byName(spans, SPAN_NAMES.tick)[0]!;
+    const refreshes = byName(spans, SPAN_NAMES.refresh);
+    const claims = byName(spans, SPAN_NAMES.claim);
+    expect(refreshes).toHaveLength(2);
+    expect(claims).toHaveLength(2);
+    expect(refreshes[0]).toMatchObject({ parentSpanId: pass.spanId, traceId: pass.traceId, kind: 3 });
+    expect(refreshes[0]!.attributes).toEqual({
+      'db.system': 'postgresql',
+      'refresh.skipped': false,
+      'refresh.completed': true,
+      'refresh.batches': 2,
+      'refresh.rows_read': 2500,
+      'refresh.rows_applied': 2400,
+      'refresh.rows_ignored': 100,
+      'refresh.bad_rows': 1,
+      'refresh.new_snapshots': 7,
+      'refresh.updated_snapshots': 9,
+      'refresh.deleted_snapshots': 1,
+    });
+    // Timed by the event's duration, ending when it arrived.
+    const startMs = Date.parse(START);
+    expect(BigInt(refreshes[0]!.endTimeUnixNano) - BigInt(refreshes[0]!.startTimeUnixNano)).toBe(40_000_000n);
+    expect(BigInt(refreshes[0]!.endTimeUnixNano)).toBe(BigInt(startMs + 50) * 1_000_000n);
+    expect(claims[0]).toMatchObject({ parentSpanId: pass.spanId, traceId: pass.traceId });
+    expect(claims[0]!.attributes).toEqual({ 'db.system': 'postgresql', 'claim.limit': 32, 'claim.claimed': 4 });
+    for (const span of [refreshes[1]!, claims[1]!]) {
+      expect(span.parentSpanId ?? '').toBe('');
+      expect(span.traceId).not.toBe(pass.traceId);
+    }
+    expect(refreshes[1]!.attributes).toMatchObject({ 'refresh.skipped': true, 'refresh.batches': 0 });
+    expect(receiver.requests.map((request) => request.raw).join('')).not.toContain('SENTINEL');
+  });
+
   it('ends spans left open with status ERROR when their pass finishes', async () => {
     const events = countingBus();
     const clock = createManualClock(START);

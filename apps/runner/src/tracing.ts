@@ -14,7 +14,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { type Clock, type DispatcherEvents, type EventBus, type Logger, type RunIds, describeError, systemClock } from '@mana-ai/core';
 import type { PlannerEvents } from '@mana-ai/planner';
-import type { IterationWrittenEvent } from '@mana-ai/projection';
+import type { IterationWrittenEvent, MissionsClaimedEvent, RefreshResult } from '@mana-ai/projection';
 import type { ResearchEvents } from '@mana-ai/research';
 import { RunnerError } from './errors.js';
 
@@ -24,6 +24,8 @@ export const SPAN_NAMES = {
   mission: 'mana_ai.mission',
   llmCall: 'mana_ai.llm_call',
   writeBack: 'mana_ai.write_back',
+  refresh: 'mana_ai.refresh',
+  claim: 'mana_ai.claim',
 } as const;
 
 /**
@@ -44,6 +46,15 @@ export const SPAN_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set([
   'refresh.new_snapshots',
   'refresh.updated_snapshots',
   'refresh.skipped',
+  'refresh.rows_read',
+  'refresh.rows_ignored',
+  'refresh.bad_rows',
+  'refresh.deleted_snapshots',
+  'refresh.batches',
+  'refresh.completed',
+  'claim.limit',
+  'claim.claimed',
+  'db.system',
   'mission.id',
   'mission.run_id',
   'user.id',
@@ -125,7 +136,9 @@ function safeValue(value: unknown): AttributeValue | undefined {
 }
 
 /** The events tracing reads, each typed by the package that emits it. */
-export type TracedEvents = DispatcherEvents & PlannerEvents & ResearchEvents & { 'iteration.written': IterationWrittenEvent };
+export type TracedEvents = DispatcherEvents &
+  PlannerEvents &
+  ResearchEvents & { 'iteration.written': IterationWrittenEvent; 'refresh.done': RefreshResult; 'missions.claimed': MissionsClaimedEvent };
 
 /** Collaborators of {@link createTracing}. */
 export interface TracingDeps {
@@ -300,6 +313,8 @@ function subscribe(events: TracingDeps['events'], state: RecorderState): Array<(
     events.on('tick.refreshed', (payload) => passRefreshed(state, payload)),
     events.on('tick.failed', (payload) => passFailed(state, payload)),
     events.on('tick.finished', (payload) => passFinished(state, payload)),
+    events.on('refresh.done', (payload) => refreshDone(state, payload)),
+    events.on('missions.claimed', (payload) => missionsClaimed(state, payload)),
     events.on('mission.claimed', (payload) => runClaimed(state, payload)),
     events.on('mission.skipped', (payload) => runSkipped(state, payload)),
     events.on('mission.planned', (payload) => runPlanned(state, payload)),
@@ -453,6 +468,43 @@ function passRefreshed(state: RecorderState, payload: TracedEvents['tick.refresh
     'refresh.updated_snapshots': payload.updatedSnapshots,
     'refresh.skipped': payload.skipped === true,
   });
+}
+
+/**
+ * A database span that already ended: `durationMs` back from now. It is a child of the one open
+ * pass, else a trace of its own (the continuous dispatcher's cycles).
+ */
+function databaseSpan(state: RecorderState, name: string, durationMs: number, attributes: Record<string, unknown>): void {
+  const end = state.clock.now();
+  const parent = onlyOpenPass(state)?.context ?? ROOT_CONTEXT;
+  const startTime = new Date(end - Math.max(0, Number.isFinite(durationMs) ? durationMs : 0));
+  const span = state.tracer.startSpan(
+    name,
+    { kind: SpanKind.CLIENT, startTime, attributes: filterSpanAttributes({ 'db.system': 'postgresql', ...attributes }) },
+    parent,
+  );
+  span.end(new Date(end));
+}
+
+/** `mana_ai.refresh`: one snapshot refresh (the projection's `refresh.done`), counts only. */
+function refreshDone(state: RecorderState, payload: TracedEvents['refresh.done']): void {
+  databaseSpan(state, SPAN_NAMES.refresh, payload.durationMs, {
+    'refresh.skipped': payload.skipped,
+    'refresh.completed': payload.completed,
+    'refresh.batches': payload.batches,
+    'refresh.rows_read': payload.rowsRead,
+    'refresh.rows_applied': payload.rowsApplied,
+    'refresh.rows_ignored': payload.rowsIgnored,
+    'refresh.bad_rows': payload.badRows,
+    'refresh.new_snapshots': payload.newSnapshots,
+    'refresh.updated_snapshots': payload.updatedSnapshots,
+    'refresh.deleted_snapshots': payload.deletedSnapshots,
+  });
+}
+
+/** `mana_ai.claim`: one claim of due missions (the projection's `missions.claimed`), counts only. */
+function missionsClaimed(state: RecorderState, payload: TracedEvents['missions.claimed']): void {
+  databaseSpan(state, SPAN_NAMES.claim, payload.durationMs, { 'claim.limit': payload.limit, 'claim.claimed': payload.claimed });
 }
 
 function passFailed(state: RecorderState, payload: TracedEvents['tick.failed']): void {

@@ -75,6 +75,7 @@ export async function claimDueMissions(
   }
   const leaseMs = Math.round(options.leaseMs ?? options.defaultLeaseMs);
   assertLeaseMs(leaseMs);
+  const startedAt = performance.now();
   const claimedRows: ClaimRow[] = [];
   // Rows other claimers are locking right now are skipped; retry a few times for the remainder so a
   // claimer under contention does not come back short while due missions remain.
@@ -95,7 +96,7 @@ export async function claimDueMissions(
       leaseUntil: row.lease_until,
     }))
     .sort((a, b) => (a.dueSlot < b.dueSlot ? -1 : a.dueSlot > b.dueSlot ? 1 : 0));
-  context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length });
+  context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length, durationMs: performance.now() - startedAt });
   return claimed;
 }
 

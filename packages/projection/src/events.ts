@@ -53,6 +53,8 @@ export interface MissionsClaimedEvent {
   owner: string;
   limit: number;
   claimed: number;
+  /** Wall time of the claim statements (all attempts), in ms. */
+  durationMs: number;
 }
 
 /** Payload of `missions.renewed`: a lease heartbeat; `renewed < requested` means leases were lost. */
