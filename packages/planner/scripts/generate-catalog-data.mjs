@@ -1,10 +1,13 @@
-// Regenerates src/catalog-data.ts from the contract file (names, modules, default policies,
-// parameters and enums, in catalog order). Descriptions live in src/catalog-texts.ts.
-// Usage: node scripts/generate-catalog-data.mjs [path/to/tool-catalog.json]
+// Regenerates src/catalog-data.ts from the committed contract copy contract/tool-catalog.json
+// (names, modules, default policies, parameters and enums, in catalog order). It reads nothing
+// outside this package: to adopt a new contract, copy it over contract/tool-catalog.json first.
+// Descriptions live in src/catalog-texts.ts.
+// Usage: node scripts/generate-catalog-data.mjs          writes src/catalog-data.ts
+//        node scripts/generate-catalog-data.mjs --check  exits 1 when src/catalog-data.ts differs
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const source = process.argv[2] ?? fileURLToPath(new URL('../../../../shared/contract/tool-catalog.json', import.meta.url));
+const source = fileURLToPath(new URL('../contract/tool-catalog.json', import.meta.url));
 const target = fileURLToPath(new URL('../src/catalog-data.ts', import.meta.url));
 const contract = JSON.parse(readFileSync(source, 'utf8'));
 if (!Array.isArray(contract.tools) || contract.tools.length !== contract.count) {
@@ -31,5 +34,14 @@ const body = [
   `export const CATALOG_DATA: readonly CatalogToolData[] = ${JSON.stringify(tools, null, 2)};`,
   '',
 ].join('\n');
-writeFileSync(target, body);
-console.log(`wrote ${tools.length} tools to ${target}`);
+
+if (process.argv.includes('--check')) {
+  if (readFileSync(target, 'utf8') !== body) {
+    console.error(`${target} differs from ${source}: run node scripts/generate-catalog-data.mjs`);
+    process.exit(1);
+  }
+  console.log(`${target} matches the contract (${tools.length} tools)`);
+} else {
+  writeFileSync(target, body);
+  console.log(`wrote ${tools.length} tools to ${target}`);
+}
