@@ -7,6 +7,10 @@ export interface FunctionParameterSchema {
   description: string;
   enum?: string[];
   items?: Record<string, unknown>;
+  /** On `object` parameters: `{}`, the catalog names no fields (free-form, e.g. a block's props). */
+  properties?: Record<string, never>;
+  /** On `object` parameters: `true`, any field is allowed. */
+  additionalProperties?: true;
 }
 
 /** The JSON schema of a function's arguments object. */
@@ -16,7 +20,7 @@ export interface FunctionParametersSchema {
   required: string[];
 }
 
-/** One tool in OpenAI function-calling format (UPSTREAM §6.3). */
+/** One tool in OpenAI function-calling format (docs/wire-contract.md#tool-calls-on-the-wire). */
 export interface FunctionToolSpec {
   type: 'function';
   function: { name: string; description: string; parameters: FunctionParametersSchema };
@@ -24,7 +28,8 @@ export interface FunctionToolSpec {
 
 /**
  * Converts a tool to OpenAI function-calling format: properties and `required` in catalog order,
- * `enum` only when non-empty, and `items` on every array so strict providers accept it.
+ * `enum` only when non-empty, `items` on every array and `properties: {}` with
+ * `additionalProperties: true` on every object, so strict providers accept them (the original's B26).
  * Throws `PLANNER_UNSUPPORTED_PARAMETER_TYPE` for a type outside {@link PARAMETER_TYPES}.
  */
 export function toFunctionSchema(tool: ToolSchema): FunctionToolSpec {
@@ -41,6 +46,10 @@ export function toFunctionSchema(tool: ToolSchema): FunctionToolSpec {
     const property: FunctionParameterSchema = { type: parameter.type, description: parameter.description };
     if (parameter.enum && parameter.enum.length > 0) property.enum = [...parameter.enum];
     if (parameter.type === 'array') property.items = { ...(parameter.items ?? { type: 'string' }) };
+    if (parameter.type === 'object') {
+      property.properties = {};
+      property.additionalProperties = true;
+    }
     properties[parameter.name] = property;
     if (parameter.required) required.push(parameter.name);
   }
