@@ -157,7 +157,7 @@ describe('the tick end to end', () => {
     expect(elapsedMs).toBeLessThan(60_000);
   });
 
-  it('writes one sync_changes row byte-compatible with UPSTREAM Appendix B when a plan is produced', async () => {
+  it('writes one sync_changes row byte-compatible with the wire contract write-back row when a plan is produced', async () => {
     expect(rowsAfterFirst).toHaveLength(1);
     const row = rowsAfterFirst[0]!;
     expect({ ...row, data: undefined, field_meta: undefined, actor: undefined }).toEqual({

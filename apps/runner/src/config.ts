@@ -6,7 +6,7 @@ import { type ConfigIssue, ConfigError } from './errors.js';
 /** The `MANA_SERVICE_KEY` default: fine for development, refused when `NODE_ENV=production`. */
 export const DEFAULT_SERVICE_KEY = 'dev-service-key';
 
-/** The policy modes of `POLICY_MODE` (UPSTREAM §6.9). */
+/** The policy modes of `POLICY_MODE` (docs/wire-contract.md#tool-calls-on-the-wire). */
 export type PolicyMode = 'off' | 'log-only' | 'enforce';
 
 /** pino log levels accepted by `LOG_LEVEL`. */

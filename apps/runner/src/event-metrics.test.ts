@@ -158,7 +158,7 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_plans_produced_total')).toBe(0);
   });
 
-  it('puts service="mana-ai" on every series and registers each metric of UPSTREAM §12.4', async () => {
+  it('puts service="mana-ai" on every series and registers each metric of docs/wire-contract.md#metrics', async () => {
     const { metrics } = setup();
     const names = (await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name);
     for (const name of [

@@ -46,7 +46,7 @@ export function policyLabel(policy: string): string {
 }
 
 /**
- * Feeds the metrics of UPSTREAM §12.4 (and the runner's own) from package events. Returns the
+ * Feeds the metrics of docs/wire-contract.md#metrics (and the runner's own) from package events. Returns the
  * function that unsubscribes. No label takes a value a user chose (DESIGN §6): tables, agent ids and
  * policy words are mapped to a fixed set first.
  */

@@ -147,7 +147,7 @@ function randomPrefix(): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
-/** Adds a run's outcome to its pass's TickStats (UPSTREAM's fields, skip counts by reason). */
+/** Adds a run's outcome to its pass's TickStats (the original's fields, skip counts by reason). */
 function countOutcome(stats: TickStats, missionId: string, outcome: RunOutcome): void {
   switch (outcome.kind) {
     case 'written':

@@ -71,7 +71,7 @@ export interface MissionGrant {
   expiresAt: IsoTimestamp;
 }
 
-/** A mission as the runner sees it after projecting the log (UPSTREAM §3.10 `ServerMission`). */
+/** A mission as the runner sees it after projecting the log (docs/wire-contract.md#missions-and-agents `ServerMission`). */
 export interface Mission {
   id: string;
   userId: string;
@@ -107,7 +107,7 @@ export const DEFAULT_AGENT_ID = 'legacy:ai-default';
 /** The name of the bootstrapped default agent. */
 export const DEFAULT_AGENT_NAME = 'Mana';
 
-/** An agent as the runner sees it after projecting the log (UPSTREAM §3.10 `ServerAgent`). */
+/** An agent as the runner sees it after projecting the log (docs/wire-contract.md#missions-and-agents `ServerAgent`). */
 export interface Agent {
   id: string;
   userId: string;
@@ -151,7 +151,7 @@ export const SKIP_REASONS = ['agent-archived', 'agent-paused', 'agent-budget', '
 /** Why a claimed mission was skipped. */
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
-/** What one tick did (UPSTREAM §5.5 plus skip counts by reason). */
+/** What one tick did (docs/wire-contract.md#tickstats plus skip counts by reason). */
 export interface TickStats {
   scannedAt: IsoTimestamp;
   dueMissionCount: number;
@@ -163,7 +163,7 @@ export interface TickStats {
 }
 
 /**
- * Replays one synced record from the `sync_changes` log (UPSTREAM §2.4) under the user's RLS scope;
+ * Replays one synced record from the `sync_changes` log (docs/wire-contract.md#last-writer-wins-replay) under the user's RLS scope;
  * `null` when the record has no rows, was deleted or carries `deletedAt`. The port between
  * `@mana-ai/projection` (which implements it) and `@mana-ai/resolvers` (which reads inputs with it).
  */

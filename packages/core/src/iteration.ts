@@ -9,7 +9,7 @@ export interface PlannedCall {
 }
 
 /**
- * Builds the iteration the runner writes back (UPSTREAM §8.2): steps `<iterationId>-<index>` with
+ * Builds the iteration the runner writes back (docs/wire-contract.md#iterations-and-plan-steps): steps `<iterationId>-<index>` with
  * status `planned`, `overallStatus` `approved` for an empty plan and `awaiting-review` otherwise,
  * `source: 'server'`, keys in wire order.
  */

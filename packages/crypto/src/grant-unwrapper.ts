@@ -7,7 +7,7 @@ import { subtle } from './subtle.js';
 /** Why an unwrap failed, with the upstream metric labels (`mana_ai_grant_skips_total{reason}`). */
 export type GrantUnwrapFailureReason = 'not-configured' | 'expired' | 'malformed' | 'wrap-rejected';
 
-/** Why a grant is not bound to the mission or inputs it is used for (our additions, UPSTREAM §14 B24). */
+/** Why a grant is not bound to the mission or inputs it is used for (our additions, B24, docs/wire-contract.md#the-originals-known-defects). */
 export type GrantBindingFailureReason = 'mission-mismatch' | 'unsupported-version' | 'table-not-granted';
 
 /** Every reason an unwrap can return. */

@@ -1,6 +1,6 @@
 import type { PolicyDecision } from '@mana-ai/core';
 
-/** JSON types a catalog parameter may declare (UPSTREAM §6.3). */
+/** JSON types a catalog parameter may declare (docs/wire-contract.md#tool-calls-on-the-wire). */
 export type ParameterType = 'string' | 'number' | 'integer' | 'boolean' | 'array' | 'object';
 
 /** The parameter types accepted in a catalog, in a checkable form. */
@@ -32,7 +32,7 @@ export interface ToolParameter extends CatalogParameterData {
   readonly items?: ItemsSchema;
 }
 
-/** A tool of the catalog with descriptions in the catalog's locale (UPSTREAM §7.1 `ToolSchema`). */
+/** A tool of the catalog with descriptions in the catalog's locale (docs/wire-contract.md#tool-calls-on-the-wire `ToolSchema`). */
 export interface ToolSchema {
   readonly name: string;
   readonly module: string;

@@ -27,11 +27,11 @@ export interface ToolCatalog {
   readonly locale: PlannerLocale;
   /** Every tool in catalog order. */
   readonly tools: readonly ToolSchema[];
-  /** The tools the server may offer: those whose default policy is `propose` (UPSTREAM §7.3). */
+  /** The tools the server may offer: those whose default policy is `propose` (docs/wire-contract.md#tool-calls-on-the-wire). */
   readonly serverTools: readonly ToolSchema[];
   /** A tool by name. */
   get(name: string): ToolSchema | undefined;
-  /** The server tools an agent may use: `deny` under its policy removes a tool (UPSTREAM §7.4). */
+  /** The server tools an agent may use: `deny` under its policy removes a tool (docs/wire-contract.md#tool-calls-on-the-wire). */
   toolsForPolicy(policy: AiPolicy | undefined): ToolSchema[];
   /** A compiled {@link ToolSet} of the server tools allowed by `policy`, cached per outcome. */
   toolSetForPolicy(policy: AiPolicy | undefined): ToolSet;

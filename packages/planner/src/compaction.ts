@@ -3,7 +3,7 @@ import type { PlannerLocale } from './catalog-types.js';
 import type { FunctionToolSpec } from './function-schema.js';
 import type { ChatMessage, LlmAdapter } from './llm.js';
 
-/** Context share at which compaction starts (UPSTREAM §6.8). */
+/** Context share at which compaction starts (docs/wire-contract.md#prompt-layout). */
 export const DEFAULT_COMPACT_THRESHOLD = 0.92;
 /** Messages kept verbatim at the end (widened so no tool result loses its assistant call). */
 export const DEFAULT_COMPACT_KEEP_RECENT = 4;

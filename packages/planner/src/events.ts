@@ -15,12 +15,12 @@ export interface PlannerEventContext {
   agentId?: string;
 }
 
-/** How a planner run ended (UPSTREAM §3.11 plus `llm-error`, which we do produce). */
+/** How a planner run ended (docs/wire-contract.md#llm-requests plus `llm-error`, which we do produce). */
 export type LoopStopReason = 'assistant-stop' | 'no-tool-calls' | 'max-rounds' | 'llm-error';
 
 /**
  * Events the planner emits on the injected event bus. The runner maps them to the metrics of
- * UPSTREAM §12.4 (`mana_ai_planner_request_duration_seconds`, `mana_ai_tool_calls_total`,
+ * docs/wire-contract.md#metrics (`mana_ai_planner_request_duration_seconds`, `mana_ai_tool_calls_total`,
  * `mana_ai_planner_rounds`, `mana_ai_provider_errors_total`, `mana_ai_reminders_emitted_total`,
  * `mana_ai_compactions_triggered_total`, `mana_ai_compacted_turns`).
  */

@@ -7,7 +7,7 @@ export const POLICY_MODES: readonly PolicyMode[] = ['off', 'log-only', 'enforce'
 /** Strings shorter than this are not scanned. */
 export const INJECTION_MIN_LENGTH = 16;
 
-/** Patterns of prompt-injection attempts, tested in order (UPSTREAM §6.9). */
+/** Patterns of prompt-injection attempts, tested in order (docs/wire-contract.md#tool-calls-on-the-wire). */
 export const INJECTION_PATTERNS: readonly RegExp[] = [
   /ignore (all |the )?previous (instructions|messages)/i,
   /you are now .{0,40}(assistant|gpt|claude|gemini)/i,

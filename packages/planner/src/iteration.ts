@@ -1,7 +1,7 @@
 import { type MissionIteration, buildServerIteration } from '@mana-ai/core';
 import type { ExecutedCall } from './reminders.js';
 
-/** A step the planner proposes (UPSTREAM §3.11 `PlannedStep`). */
+/** A step the planner proposes (docs/wire-contract.md#llm-requests `PlannedStep`). */
 export interface PlannedStep {
   summary: string;
   toolName: string;
@@ -9,13 +9,13 @@ export interface PlannedStep {
   rationale: string;
 }
 
-/** A plan: steps and the final summary (UPSTREAM §3.11 `AiPlanOutput`). */
+/** A plan: steps and the final summary (docs/wire-contract.md#llm-requests `AiPlanOutput`). */
 export interface AiPlanOutput {
   steps: PlannedStep[];
   summary: string;
 }
 
-/** Turns recorded calls, in execution order, into planned steps (UPSTREAM §6.5). */
+/** Turns recorded calls, in execution order, into planned steps (docs/wire-contract.md#tool-calls-on-the-wire). */
 export function planStepsFromCalls(calls: readonly ExecutedCall[]): PlannedStep[] {
   return calls.map(({ call }) => ({ summary: call.name, toolName: call.name, params: call.arguments, rationale: '' }));
 }
@@ -26,7 +26,7 @@ export function planFromLoop(result: { executedCalls: readonly ExecutedCall[]; s
 }
 
 /**
- * The iteration the runner writes back (UPSTREAM §8.2), keys in wire order: step ids
+ * The iteration the runner writes back (docs/wire-contract.md#iterations-and-plan-steps), keys in wire order: step ids
  * `<iterationId>-<index>`, status `planned`, `approved` when empty, else `awaiting-review`.
  */
 export function planToIteration(plan: AiPlanOutput, iterationId: string, nowIso: string): MissionIteration {

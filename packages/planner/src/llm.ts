@@ -1,7 +1,7 @@
 import type { TokenUsage } from '@mana-ai/core';
 import type { FunctionToolSpec } from './function-schema.js';
 
-/** A tool call the model made (UPSTREAM §3.11 `ToolCallRequest`). */
+/** A tool call the model made (docs/wire-contract.md#llm-requests `ToolCallRequest`). */
 export interface ToolCallRequest {
   id: string;
   name: string;
@@ -11,7 +11,7 @@ export interface ToolCallRequest {
   argumentsError?: 'not-json' | 'not-object';
 }
 
-/** One chat message (UPSTREAM §3.11 `ChatMessage`). */
+/** One chat message (docs/wire-contract.md#llm-requests `ChatMessage`). */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
   content?: string | null;

@@ -14,7 +14,7 @@ import type { ToolSet } from './tool-set.js';
 export const DEFAULT_MAX_ROUNDS = 5;
 /** How many answered calls the reminder state carries. */
 export const RECENT_CALLS_WINDOW = 5;
-/** What the server answers for every recorded call (UPSTREAM §6.4). */
+/** What the server answers for every recorded call (docs/wire-contract.md#tool-calls-on-the-wire). */
 export const RECORDED_TOOL_RESULT: ToolResult = Object.freeze({ success: true, message: 'recorded — pending client application' });
 
 /** Collaborators of {@link runPlannerLoop}. */
@@ -77,7 +77,7 @@ export interface PlannerLoopResult {
 }
 
 /**
- * Runs the function-calling planner loop (UPSTREAM §6.2) with our decisions: every call is checked
+ * Runs the function-calling planner loop (docs/wire-contract.md#tool-calls-on-the-wire) with our decisions: every call is checked
  * against the offered tools and their JSON schemas (an invalid call gets an error tool result and is
  * not recorded), `enforce` rejects calls with injection markers, compaction triggers on the current
  * context size and keeps tool-call pairs together, and usage sums every call. A provider failure

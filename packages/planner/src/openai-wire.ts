@@ -101,7 +101,7 @@ function parseUsage(raw: unknown): TokenUsage | undefined {
   return { promptTokens, completionTokens, totalTokens };
 }
 
-/** mana-llm reports `{ detail: { kind } }` on errors (UPSTREAM §6.12); only a short slug is kept. */
+/** mana-llm reports `{ detail: { kind } }` on errors (docs/wire-contract.md#llm-requests); only a short slug is kept. */
 export function providerDetailKind(body: unknown): string | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const detail = (body as Record<string, unknown>).detail ?? body;

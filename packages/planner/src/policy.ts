@@ -5,14 +5,14 @@ export const FALLBACK_POLICY_DECISION: PolicyDecision = 'propose';
 
 /**
  * Resolves the policy decision of an AI actor for a tool: `tools[name]`, else
- * `defaultsByModule[module]`, else `defaultForAi` (the first truthy value wins, UPSTREAM §3.8).
+ * `defaultsByModule[module]`, else `defaultForAi` (the first truthy value wins, docs/wire-contract.md#missions-and-agents).
  */
 export function resolveToolPolicy(tool: { readonly name: string; readonly module: string }, policy: AiPolicy | undefined): PolicyDecision {
   if (!policy) return FALLBACK_POLICY_DECISION;
   return policy.tools?.[tool.name] || policy.defaultsByModule?.[tool.module] || policy.defaultForAi || FALLBACK_POLICY_DECISION;
 }
 
-/** Keeps the tools whose resolved decision is not `deny`, in their original order (UPSTREAM §7.4). */
+/** Keeps the tools whose resolved decision is not `deny`, in their original order (docs/wire-contract.md#tool-calls-on-the-wire). */
 export function filterToolsByPolicy<Tool extends { readonly name: string; readonly module: string }>(
   tools: readonly Tool[],
   policy: AiPolicy | undefined,

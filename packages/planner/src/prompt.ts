@@ -142,7 +142,7 @@ function renderIteration(iteration: Partial<MissionIteration>, locale: PlannerLo
 }
 
 /**
- * The user prompt (UPSTREAM §6.11 layout): mission, concept, objective, the linked inputs inside a
+ * The user prompt (docs/wire-contract.md#prompt-layout layout): mission, concept, objective, the linked inputs inside a
  * `<user_data>` block, and the last three iterations with their user feedback.
  */
 export function buildUserPrompt(input: Omit<PlannerPromptInput, 'agent'>): string {

@@ -2,7 +2,7 @@ import type { TokenUsage } from '@mana-ai/core';
 import type { PlannerLocale } from './catalog-types.js';
 import type { ToolCallRequest } from './llm.js';
 
-/** The result a tool call was answered with (UPSTREAM §3.11 `ToolResult`). */
+/** The result a tool call was answered with (docs/wire-contract.md#llm-requests `ToolResult`). */
 export interface ToolResult {
   success: boolean;
   message: string;
@@ -84,7 +84,7 @@ const TEXTS = {
 } as const;
 
 /**
- * Creates the reminder channel of UPSTREAM §6.7: `compacted` after a compaction, `token-budget`
+ * Creates the reminder channel of docs/wire-contract.md#prompt-layout: `compacted` after a compaction, `token-budget`
  * at 75 % (warn) and 100 % (escalate) of the agent's daily budget, counting the tokens of this
  * run, and `retry-loop` from round 3 when the last two answered calls failed. Unlike upstream,
  * rejected calls count as failed, so the retry-loop reminder can actually fire.

@@ -1,7 +1,7 @@
 /**
  * `pnpm bench` for @mana-ai/projection (DESIGN §5). Prints, from one run:
  *  - refresh of 1,000 new rows on logs of 10,000 and 1,000,000 rows (ratio, target ≤ 1.5);
- *  - the same refresh with the original's "what changed" sweep (UPSTREAM §4.3) as baseline (≥ 20×);
+ *  - the same refresh with the original's "what changed" sweep (docs/wire-contract.md#the-mana_ai-schema) as baseline (≥ 20×);
  *  - pure LWW merge throughput (≥ 1,000,000 field changes/s);
  *  - peak RSS while bootstrapping the 1,000,000-row log (≤ 256 MB);
  *  - one claim of 32 with 100,000 missions due vs with 1,000 due (ratio ≤ 1.25: claims O(batch)),
@@ -107,7 +107,7 @@ async function appendNewRows(sql: Sql, shape: LogShape, count: number, rep: numb
           FROM generate_series(1, ${count}) AS g) AS picked`;
 }
 
-/** The original's refresh (UPSTREAM §4.3), with its cursor kept at full precision to be fair (B5 fixed). */
+/** The original's refresh (docs/wire-contract.md#the-mana_ai-schema), with its cursor kept at full precision to be fair (B5 fixed). */
 async function baselineRefresh(sql: Sql): Promise<number> {
   const pairs = await sql<{ user_id: string; mission_id: string; since: string }[]>`
     WITH latest AS (

@@ -20,7 +20,7 @@ function row(partial: Partial<ChangeRow> & { op: string }): ChangeRow {
 }
 
 describe('mergeChanges', () => {
-  it('keeps untouched fields and takes the newer role when an update follows an insert (§2.8)', () => {
+  it('keeps untouched fields and takes the newer role when an update follows an insert (docs/wire-contract.md#last-writer-wins-replay)', () => {
     const record = mergeChanges(
       [
         row({
@@ -36,7 +36,7 @@ describe('mergeChanges', () => {
     expect(record?.__fieldMeta).toEqual({ name: T0, role: T12, state: T0 });
   });
 
-  it('ignores an update whose stamp is older than the stored one (§2.8)', () => {
+  it('ignores an update whose stamp is older than the stored one (docs/wire-contract.md#last-writer-wins-replay)', () => {
     const record = mergeChanges(
       [
         row({ op: 'insert', data: { name: 'A' }, fieldMeta: { name: T12 } }),
@@ -47,18 +47,18 @@ describe('mergeChanges', () => {
     expect(record?.name).toBe('A');
   });
 
-  it('returns null when a delete follows an insert (§2.8)', () => {
+  it('returns null when a delete follows an insert (docs/wire-contract.md#last-writer-wins-replay)', () => {
     expect(mergeChanges([row({ op: 'insert', data: { name: 'A' } }), row({ op: 'delete', data: {} })], 'mission')).toBeNull();
   });
 
-  it('returns null for an agent inserted with deletedAt but keeps such a mission (§2.8, §2.2)', () => {
+  it('returns null for an agent inserted with deletedAt but keeps such a mission (docs/wire-contract.md#last-writer-wins-replay, docs/wire-contract.md#last-writer-wins-replay)', () => {
     const rows = [row({ op: 'insert', data: { name: 'A', deletedAt: T0 } })];
     expect(mergeChanges(rows, 'agent')).toBeNull();
     expect(mergeChanges(rows, 'record')).toBeNull();
     expect(mergeChanges(rows, 'mission')).toMatchObject({ name: 'A', deletedAt: T0 });
   });
 
-  it('takes the new mission title when a later update changes it (§2.8)', () => {
+  it('takes the new mission title when a later update changes it (docs/wire-contract.md#last-writer-wins-replay)', () => {
     const record = mergeChanges(
       [
         row({ op: 'insert', data: { title: 'old', state: 'active' }, fieldMeta: {} }),
@@ -102,7 +102,7 @@ describe('mergeChanges', () => {
     expect(record?.__fieldMeta).toEqual({ a: '2026-04-16T00:00:00.000Z' });
   });
 
-  it('compares stamps as strings, so a short-form stamp outranks the millisecond form (§2.6)', () => {
+  it('compares stamps as strings, so a short-form stamp outranks the millisecond form (docs/wire-contract.md#last-writer-wins-replay)', () => {
     const record = mergeChanges(
       [
         row({ op: 'insert', data: {} }),

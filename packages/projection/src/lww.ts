@@ -1,5 +1,5 @@
 /**
- * Field-level last-writer-wins replay of `sync_changes` rows (UPSTREAM §2). Pure and browser-safe:
+ * Field-level last-writer-wins replay of `sync_changes` rows (docs/wire-contract.md#last-writer-wins-replay). Pure and browser-safe:
  * no I/O, no Node built-ins, no dates parsed — stamps are compared as strings, exactly like the
  * webapp does.
  */
@@ -22,8 +22,8 @@ export interface ChangeRow {
 }
 
 /**
- * Which replay variant: `mission` (§2.2, a truthy `deletedAt` keeps the record), `agent` (§2.3, a
- * truthy `deletedAt` yields null) or `record` (§2.4, like `agent` and without `__fieldMeta`).
+ * Which replay variant: `mission` (docs/wire-contract.md#last-writer-wins-replay, a truthy `deletedAt` keeps the record), `agent` (docs/wire-contract.md#last-writer-wins-replay, a
+ * truthy `deletedAt` yields null) or `record` (docs/wire-contract.md#last-writer-wins-replay, like `agent` and without `__fieldMeta`).
  */
 export type MergeVariant = 'mission' | 'agent' | 'record';
 
@@ -49,7 +49,7 @@ export interface MergeState {
   deleted: boolean;
 }
 
-/** The key under which snapshots keep their field stamps (UPSTREAM §4.2). */
+/** The key under which snapshots keep their field stamps (docs/wire-contract.md#the-mana_ai-schema). */
 export const FIELD_META_KEY = '__fieldMeta';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -63,7 +63,7 @@ export function createMergeState(): MergeState {
 
 /**
  * The merge state that continues from a stored snapshot record (the synthetic first row of
- * UPSTREAM §2.2): the record is `{ id, ...stored }` and its `__fieldMeta` seeds the stamps.
+ * docs/wire-contract.md#last-writer-wins-replay): the record is `{ id, ...stored }` and its `__fieldMeta` seeds the stamps.
  */
 export function mergeStateFromSnapshot(recordId: string, stored: Record<string, unknown>): MergeState {
   const fieldMeta: Record<string, string> = {};
@@ -78,7 +78,7 @@ export function mergeStateFromSnapshot(recordId: string, stored: Record<string, 
 }
 
 /**
- * Applies one row to `state` (mutating it) with the rules of UPSTREAM §2.1: a delete is terminal;
+ * Applies one row to `state` (mutating it) with the rules of docs/wire-contract.md#last-writer-wins-replay: a delete is terminal;
  * the first row is taken whole; later rows win a field when their stamp (`field_meta[field]`, else
  * `createdAt`) is `>=` the current one as a string — ties go to the newer row.
  */
@@ -138,7 +138,7 @@ export function applyChange(state: MergeState, row: ChangeRow, onBadRow?: BadRow
 }
 
 /**
- * The record a finished replay yields for `variant` (UPSTREAM §2.1 steps 5–6): null after a delete;
+ * The record a finished replay yields for `variant` (docs/wire-contract.md#last-writer-wins-replay steps 5–6): null after a delete;
  * for `agent` and `record` also null when `deletedAt` is truthy; `mission` and `agent` carry their
  * stamps under `__fieldMeta`. The returned object is a fresh copy.
  */

@@ -76,7 +76,7 @@ export interface Projection {
   watch(onSignal: (signal: ProjectionSignal) => void): Promise<ProjectionWatch>;
   /** Writes core's iteration and actor and the advanced `nextRunAt`, ends the lease (see {@link writeIteration}). */
   writeIteration(input: WriteIterationInput): Promise<WriteIterationResult>;
-  /** Replays one record of any synced table under `withUser` (UPSTREAM §2.4): the resolvers' port. */
+  /** Replays one record of any synced table under `withUser` (docs/wire-contract.md#last-writer-wins-replay): the resolvers' port. */
   replayRecord(userId: string, appId: string, table: string, recordId: string): Promise<Record<string, unknown> | null>;
   /** A user's agents that are not soft-deleted. */
   loadAgents(userId: string): Promise<Agent[]>;

@@ -39,7 +39,7 @@ function concurrencyLimit(value: unknown): number {
   return Number.NaN;
 }
 
-/** Maps a mission snapshot record to a {@link Mission} (UPSTREAM §3.10 `ServerMission`, plus `timezone`). */
+/** Maps a mission snapshot record to a {@link Mission} (docs/wire-contract.md#missions-and-agents `ServerMission`, plus `timezone`). */
 export function toMission(userId: string, record: Record<string, unknown>): Mission {
   const mission: Mission = {
     id: text(record.id, ''),
@@ -62,7 +62,7 @@ export function toMission(userId: string, record: Record<string, unknown>): Miss
   return mission;
 }
 
-/** Maps an agent snapshot record to an {@link Agent} (UPSTREAM §3.10 `toServerAgent`). */
+/** Maps an agent snapshot record to an {@link Agent} (docs/wire-contract.md#missions-and-agents `toServerAgent`). */
 export function toAgent(userId: string, record: Record<string, unknown>): Agent {
   const agent: Agent = {
     id: text(record.id, ''),

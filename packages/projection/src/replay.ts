@@ -7,7 +7,7 @@ import { withUser } from './with-user.js';
 export type { ReplayRecord };
 
 /**
- * Replays one record from its full history under `withUser` (UPSTREAM §2.4): null when it has no
+ * Replays one record from its full history under `withUser` (docs/wire-contract.md#last-writer-wins-replay): null when it has no
  * rows, was deleted, or carries a truthy `deletedAt`; no `__fieldMeta` in the result. Rows with
  * malformed data are skipped and reported as `row.skipped`.
  */

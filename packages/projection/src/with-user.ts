@@ -3,7 +3,7 @@ import { ProjectionError } from './errors.js';
 
 /**
  * Runs `fn` in a transaction scoped to one user for row-level security: `app.current_user_id` is
- * set transaction-locally before `fn` runs (UPSTREAM §1.3). An empty id is refused before the
+ * set transaction-locally before `fn` runs (docs/wire-contract.md#the-sync-log). An empty id is refused before the
  * database is touched (`PROJECTION_EMPTY_USER_ID`).
  */
 export async function withUser<T>(sql: Sql, userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@ import { canonicalInstant } from './records.js';
 import { assertUserId } from './with-user.js';
 import type { TransactionSql } from 'postgres';
 
-/** The `client_id` of every row the runner writes (UPSTREAM §1.7). */
+/** The `client_id` of every row the runner writes (docs/wire-contract.md#the-row-the-runner-writes). */
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
 
 /**
@@ -97,7 +97,7 @@ async function assertWritable(input: WriteIterationInput): Promise<void> {
 }
 
 /**
- * Appends one planned iteration to a mission: a single `sync_changes` row (UPSTREAM §8.1,
+ * Appends one planned iteration to a mission: a single `sync_changes` row (docs/wire-contract.md#the-row-the-runner-writes,
  * Appendix B) whose `data` holds the whole `iterations` array and the advanced `nextRunAt`, both
  * stamped in `field_meta` with the database's time at the write (milliseconds, truncated, so never
  * ahead of the database's now); the next run is computed from that same time. The snapshot and its

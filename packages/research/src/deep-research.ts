@@ -7,7 +7,7 @@ import { shortTitle } from './trigger.js';
 /** Deep-research providers mana-research accepts. */
 export type DeepResearchProvider = 'openai-deep-research' | 'gemini-deep-research' | 'gemini-deep-research-max';
 
-/** The provider mana-ai submits to (UPSTREAM §11.2). */
+/** The provider mana-ai submits to (docs/wire-contract.md#deep-research). */
 export const DEFAULT_DEEP_RESEARCH_PROVIDER: DeepResearchProvider = 'gemini-deep-research-max';
 
 /** Remote status of a deep-research task. */
@@ -79,7 +79,7 @@ export interface DeepResearchClient {
   poll(userId: string, taskId: string): Promise<DeepResearchPoll>;
 }
 
-/** Default deep research options (UPSTREAM §11.2). */
+/** Default deep research options (docs/wire-contract.md#deep-research). */
 export const DEEP_RESEARCH_DEFAULTS = {
   appId: 'mana-ai',
   provider: DEFAULT_DEEP_RESEARCH_PROVIDER,
@@ -182,7 +182,7 @@ function parseAnswer(result: unknown): DeepResearchAnswer | undefined {
   };
 }
 
-/** The deep research context block the planner sees (UPSTREAM §11.3, byte-compatible). */
+/** The deep research context block the planner sees (docs/wire-contract.md#deep-research, byte-compatible). */
 export function formatDeepResearch(objective: string, answer: DeepResearchAnswer): string {
   const lines = [`# Deep-Research: "${objective}"`, '', answer.answer.trim(), ''];
   if (answer.citations.length > 0) {

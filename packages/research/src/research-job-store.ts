@@ -5,7 +5,7 @@ import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } fro
 
 /** Collaborators of the job store. */
 export interface ResearchJobStoreDeps {
-  /** The runner's postgres.js client (plain queries: the table has no RLS, UPSTREAM §4.7). */
+  /** The runner's postgres.js client (plain queries: the table has no RLS, docs/wire-contract.md#research-jobs). */
   sql: Sql;
 }
 

@@ -32,7 +32,7 @@ export interface ResearchEventBase {
 }
 
 /**
- * Typed events of the research stage. The runner maps them to the UPSTREAM §12.4 metrics:
+ * Typed events of the research stage. The runner maps them to the docs/wire-contract.md#metrics metrics:
  * `research.submitted` → `mana_ai_research_jobs_submitted_total{provider}`, `research.completed` →
  * `…_completed_total{provider}`, `research.failed` → `…_failed_total{provider}`,
  * `research.pending-skip` → `mana_ai_research_jobs_pending_skips_total`.

@@ -10,12 +10,12 @@ export const WEB_RESEARCH_MODULE = 'news-research';
 /** Table of the research resolved input. */
 export const WEB_RESEARCH_TABLE = 'web';
 
-/** Closing lines of every research context (UPSTREAM §11.1, §11.3). */
+/** Closing lines of every research context (docs/wire-contract.md#shallow-research, docs/wire-contract.md#deep-research). */
 export const RESEARCH_FOOTER = 'Nutze diese Quellen fuer deinen Plan. Verwende nur URLs die oben stehen; erfinde keine.';
 
 /**
  * How the shallow client authenticates to mana-api. The original sends nothing and is always
- * rejected (UPSTREAM §14 B3); `none` exists for services that really are open.
+ * rejected (B3, docs/wire-contract.md#the-originals-known-defects); `none` exists for services that really are open.
  */
 export type ShallowResearchAuth =
   | { type: 'none' }
@@ -102,7 +102,7 @@ export interface ShallowResearchClient {
   research(query: string, request: ShallowResearchRequest): Promise<ShallowResearchOutcome>;
 }
 
-/** Default shallow research options (UPSTREAM §11.1). */
+/** Default shallow research options (docs/wire-contract.md#shallow-research). */
 export const SHALLOW_RESEARCH_DEFAULTS = {
   language: 'de',
   discoverLimit: 5,
@@ -234,7 +234,7 @@ function parseArticles(body: unknown): ResearchArticle[] {
   return articles;
 }
 
-/** The shallow research context block the planner sees (UPSTREAM §11.1, byte-compatible). */
+/** The shallow research context block the planner sees (docs/wire-contract.md#shallow-research, byte-compatible). */
 export function formatShallowResearch(query: string, feedCount: number, articles: readonly ResearchArticle[]): string {
   const lines = [
     `# Web-Research: "${query}"`,

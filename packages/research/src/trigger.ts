@@ -1,10 +1,10 @@
 /** Prefix of an encrypted field value (`enc:1:<iv>.<ciphertext>`). */
 export const CIPHERTEXT_PREFIX = 'enc:1:';
 
-/** Shallow web research runs when this matches the objective or the concept (UPSTREAM §11.1). */
+/** Shallow web research runs when this matches the objective or the concept (docs/wire-contract.md#shallow-research). */
 export const RESEARCH_TRIGGER = /\b(recherchier|research|news|finde|suche|aktuelle|neueste|today|history|historisch|on this day)/i;
 
-/** Deep research is requested when this matches the objective or the concept (UPSTREAM §11.2). */
+/** Deep research is requested when this matches the objective or the concept (docs/wire-contract.md#deep-research). */
 export const DEEP_RESEARCH_TRIGGER =
   /\b(deep research|tiefe recherche|umfassende recherche|hintergrundrecherche|deep dive)\b/i;
 
@@ -33,7 +33,7 @@ export function matchesTrigger(trigger: RegExp, mission: Pick<ResearchMission, '
   return [mission.objective, mission.conceptMarkdown].some((field) => isPlaintext(field) && regex.test(field));
 }
 
-/** The first `max` characters of a query, for titles (UPSTREAM: objective's first 60 chars). */
+/** The first `max` characters of a query, for titles (60 characters of the objective, as the original did). */
 export function shortTitle(text: string, max = 60): string {
   return text.slice(0, max);
 }

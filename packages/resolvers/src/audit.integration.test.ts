@@ -53,7 +53,7 @@ describe('clampAuditLimit', () => {
 });
 
 describe('createDecryptAudit', () => {
-  it('returns the caller’s rows newest first in the §12.2 shape when reading', async () => {
+  it('returns the caller’s rows newest first in the docs/wire-contract.md#routes shape when reading', async () => {
     const rows = await audit.read('u1');
     expect(rows.map((row) => row.recordId)).toEqual(['t1', 'n2', 'n1']);
     const first = rows[2]!;

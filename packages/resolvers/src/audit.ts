@@ -17,7 +17,7 @@ export interface DecryptAuditEntry {
   reason?: string | null | undefined;
 }
 
-/** One audit row as the audit API returns it (UPSTREAM §4.8, §12.2). */
+/** One audit row as the audit API returns it (docs/wire-contract.md#decrypt-audit, docs/wire-contract.md#routes). */
 export interface DecryptAuditRow {
   /** The bigint id as a string. */
   id: string;

@@ -9,7 +9,7 @@ export function asText(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-/** How one encrypted input kind is read and shown (UPSTREAM §9.4). */
+/** How one encrypted input kind is read and shown (docs/wire-contract.md#input-records). */
 export interface EncryptedInputDefinition {
   /** Sync app id the records live in (`sync_changes.app_id`). */
   appId: string;
@@ -76,7 +76,7 @@ export const KONTEXT_INPUT: EncryptedInputDefinition = {
   formatContent: (record) => truncate(noteContent(record), 1500),
 };
 
-/** The profile fields shown, in the webapp's order (including `leisure`, UPSTREAM §14 B19). */
+/** The profile fields shown, in the webapp's order (including `leisure`, B19, docs/wire-contract.md#the-originals-known-defects). */
 export const PROFILE_FIELDS = ['about', 'interests', 'routine', 'nutrition', 'leisure', 'goals', 'social', 'freeform'] as const;
 
 /** The user profile (`profile`/`userContext`): one line per filled field, 2000 characters. */

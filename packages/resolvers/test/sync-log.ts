@@ -32,7 +32,7 @@ interface LogRow {
 }
 
 /**
- * A small single-record replay per UPSTREAM §2.4 for tests (the real one lives in
+ * A small single-record replay per docs/wire-contract.md#last-writer-wins-replay for tests (the real one lives in
  * @mana-ai/projection): RLS-scoped read, first row taken whole, later fields by string LWW with the
  * `created_at` fallback, a delete row or a truthy `deletedAt` → null.
  */

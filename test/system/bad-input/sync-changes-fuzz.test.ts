@@ -124,7 +124,7 @@ describe('snapshot refresh under fuzzed sync_changes rows', () => {
     await insertLogRows(db.sql, [
       { userId: 'u-old', recordId: 'm-old', dataJson: JSON.stringify(missionRecord('m-old', { title: 'Gut', objective: 'Ziel' })), fieldMetaJson: stamps },
       { userId: 'u-old', recordId: 'm-old', op: 'update', dataJson: '{"title": 42}', fieldMetaJson: '{"title": "2026-04-20T11:59:59.999Z"}' },
-      // Stamps compare as text (UPSTREAM §2.6, like the webapp): this offset stamp is an earlier
+      // Stamps compare as text (docs/wire-contract.md#last-writer-wins-replay, like the webapp): this offset stamp is an earlier
       // instant but the later string, so it wins.
       { userId: 'u-old', recordId: 'm-old', op: 'update', dataJson: '{"objective": ["x"]}', fieldMetaJson: '{"objective": "2026-04-20T13:30:00+02:00"}' },
       { userId: 'u-old', recordId: 'm-old', op: 'update', dataJson: '{"iterations": {"not": "an array"}}', fieldMetaJson: '{"iterations": "zzz"}' },

@@ -13,7 +13,7 @@ import {
 import { GRANT_DERIVATION_VERSION, createGrantIssuer, deriveMissionDataKey, encryptValue } from '@mana-ai/crypto';
 import type { Sql } from 'postgres';
 
-// Writes `sync_changes` rows exactly as mana-sync stores what the webapp pushes (UPSTREAM §1.4–1.6):
+// Writes `sync_changes` rows exactly as mana-sync stores what the webapp pushes (docs/wire-contract.md#the-sync-log):
 // inserts carry the whole record and an empty field_meta, updates one `at` per changed field, every
 // row the user actor, origin `user`, the tab's client id and the record's space. For demos and
 // whole-system tests only: the runner itself never writes these rows.
@@ -98,7 +98,7 @@ export function createWebappClient(sql: Sql, options: WebappClientOptions): Weba
   };
 }
 
-/** An agent as the user creates it in the webapp (UPSTREAM §3.7). */
+/** An agent as the user creates it in the webapp (docs/wire-contract.md#missions-and-agents). */
 export interface AgentSeed {
   /** Default: a fresh UUID. */
   id?: string;
@@ -130,7 +130,7 @@ export async function writeAgent(client: WebappClient, agent: AgentSeed): Promis
   return id;
 }
 
-/** A mission as the user creates it in the webapp (UPSTREAM §3.1, §1.9). */
+/** A mission as the user creates it in the webapp (docs/wire-contract.md#missions-and-agents, docs/wire-contract.md#the-sync-log). */
 export interface MissionSeed {
   /** Default: a fresh UUID (the webapp's `crypto.randomUUID()`). */
   id?: string;
@@ -163,7 +163,7 @@ export async function writeMission(client: WebappClient, mission: MissionSeed): 
   return id;
 }
 
-/** A note whose `title` and `content` are stored encrypted (UPSTREAM §3.12). */
+/** A note whose `title` and `content` are stored encrypted (docs/wire-contract.md#missions-and-agents). */
 export interface EncryptedNoteSeed {
   /** Default: a fresh UUID. */
   id?: string;
@@ -203,7 +203,7 @@ export function grantDerivationFor(missionId: string, inputs: readonly MissionIn
 /**
  * The mission data key the runner will unwrap from the grant for `inputs`, as an encrypt key.
  * v1 grants only decrypt values encrypted under this key, not under the master key (crypto
- * README, UPSTREAM §14 B2), so seeded inputs are encrypted with it.
+ * README, B2, docs/wire-contract.md#the-originals-known-defects), so seeded inputs are encrypted with it.
  */
 export async function missionDataKey(masterKey: Uint8Array, missionId: string, inputs: readonly MissionInputRef[]): Promise<CryptoKey> {
   return deriveMissionDataKey(masterKey, grantDerivationFor(missionId, inputs), ['encrypt']);
@@ -222,7 +222,7 @@ export interface IssueGrantOptions {
   clock?: Clock;
 }
 
-/** Issues a grant for `inputs` the way mana-auth's `POST /api/v1/me/ai-mission-grant` does (UPSTREAM §10.3). */
+/** Issues a grant for `inputs` the way mana-auth's `POST /api/v1/me/ai-mission-grant` does (docs/wire-contract.md#crypto-formats). */
 export async function issueGrant(options: IssueGrantOptions): Promise<MissionGrant> {
   const issuer = createGrantIssuer(options.clock ? { clock: options.clock } : {}, { publicKey: options.publicKeyPem });
   const { tables, recordIds } = grantDerivationFor(options.missionId, options.inputs);

@@ -9,7 +9,7 @@ const INPUTS_DROPPED_REASONS: readonly InputsDroppedReason[] = ['max-inputs-per-
 /** The `path` label of requests that matched no route (raw URLs would explode cardinality). */
 export const UNMATCHED_PATH = 'unmatched';
 
-/** The runner's Prometheus registry and the metrics the host itself records (UPSTREAM §12.4). */
+/** The runner's Prometheus registry and the metrics the host itself records (docs/wire-contract.md#metrics). */
 export interface RunnerMetrics {
   /** This app's registry; register further metrics here, never on the global one. */
   registry: Registry;

@@ -10,7 +10,7 @@ export interface ServiceAuthOptions {
   prefix?: string;
 }
 
-/** The exact 401 body of UPSTREAM §12.2. */
+/** The exact 401 body of docs/wire-contract.md#routes. */
 export const SERVICE_KEY_REJECTED = { error: 'invalid or missing service key' } as const;
 
 function digest(value: string): Buffer {

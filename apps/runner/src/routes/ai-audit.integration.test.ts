@@ -121,7 +121,7 @@ afterAll(async () => {
 });
 
 describe('GET /api/v1/me/ai-audit', () => {
-  it('returns only the caller’s rows newest first in the §12.2 shape when the token is valid', async () => {
+  it('returns only the caller’s rows newest first in the docs/wire-contract.md#routes shape when the token is valid', async () => {
     const { statusCode, body } = await audit(await token());
     expect(statusCode).toBe(200);
     const rows = body.rows ?? [];

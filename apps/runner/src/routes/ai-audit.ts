@@ -45,7 +45,7 @@ export interface AiAuditRouteOptions {
   bypassUserId?: string | undefined;
 }
 
-/** Path of the audit route (UPSTREAM §12.2). */
+/** Path of the audit route (docs/wire-contract.md#routes). */
 export const AI_AUDIT_PATH = '/api/v1/me/ai-audit';
 
 const PREFIX = '/api/v1/me';
@@ -116,7 +116,7 @@ async function aiAuditScope(app: FastifyInstance, options: AiAuditRouteOptions):
 
 /**
  * `GET /api/v1/me/ai-audit?missionId=&limit=`: the caller's decrypt audit rows, newest first, as
- * `{rows}` (UPSTREAM §12.2). Requires a JWT verified against the JWKS; CORS for the configured origins.
+ * `{rows}` (docs/wire-contract.md#routes). Requires a JWT verified against the JWKS; CORS for the configured origins.
  */
 export default async function aiAuditRoute(app: FastifyInstance, options: AiAuditRouteOptions): Promise<void> {
   await app.register(aiAuditScope, { ...options, prefix: PREFIX });
