@@ -262,6 +262,21 @@ describe('createResearchStage', () => {
     expect(server.requestsTo('submit')).toHaveLength(1);
   });
 
+  it('looks a mission up in the job store once when deep research is disabled and it has no job', async () => {
+    const { stage, store } = setup({ deepResearchEnabled: false });
+    let loads = 0;
+    const load = store.load.bind(store);
+    store.load = async (userId, missionId) => {
+      loads++;
+      return load(userId, missionId);
+    };
+    const m = mission();
+    for (let run = 0; run < 3; run++) expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
+    expect(loads).toBe(1);
+    await stage.run(mission());
+    expect(loads).toBe(2);
+  });
+
   it('sends nothing and returns no input when the objective is ciphertext', async () => {
     const { stage } = setup();
     const m = mission({ objective: 'enc:1:aGVsbG8.d29ybGQ', conceptMarkdown: 'deep dive news', deepResearch: true });

@@ -138,6 +138,8 @@ export function toResearchMission(mission: Mission): ResearchMission {
 
 // submit/poll lead to one more transition each; four steps are more than any path needs.
 const MAX_STEPS = 4;
+/** Missions remembered as having no job while deep research is disabled (the set starts over when full). */
+const MAX_MISSIONS_WITHOUT_JOB = 100_000;
 
 /** Creates a {@link ResearchStage}. Invalid options throw `RESEARCH_INVALID_OPTIONS`. */
 export function createResearchStage(deps: ResearchStageDeps, options: ResearchStageOptions = {}): ResearchStage {
@@ -150,6 +152,9 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
       operation: 'config',
     });
   }
+  // With deep research disabled no job is ever submitted here, so a mission found without one never
+  // gets one from this stage: it is not looked up again (a job that existed is still finished).
+  const withoutJob = new Set<string>();
   const researchTrigger = options.researchTrigger ?? RESEARCH_TRIGGER;
   const deepTrigger = options.deepResearchTrigger ?? DEEP_RESEARCH_TRIGGER;
 
@@ -252,7 +257,13 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
 
   async function run(mission: ResearchMission): Promise<ResearchStageOutcome> {
     if (!deep) return runShallow(mission, 'deep-not-requested');
+    const key = deepEnabled ? '' : JSON.stringify([mission.userId, mission.id]);
+    if (!deepEnabled && withoutJob.has(key)) return runShallow(mission, 'deep-not-requested');
     let state: ResearchState = await store.load(mission.userId, mission.id);
+    if (!deepEnabled && state.phase === 'idle') {
+      if (withoutJob.size >= MAX_MISSIONS_WITHOUT_JOB) withoutJob.clear();
+      withoutJob.add(key);
+    }
     let event: ResearchEvent = { type: 'tick', deepRequested: wantsDeepResearch(mission) };
     for (let step = 0; step < MAX_STEPS; step++) {
       const transition = machine.transition(state, event);
