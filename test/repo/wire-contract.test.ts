@@ -25,7 +25,7 @@ describe('docs/wire-contract.md', () => {
       .map((line) => slug(line.replace(/^#+ /, ''))),
   );
 
-  it('has a section for every docs/wire-contract.md#anchor the repository cites', () => {
+  it('has a section for every anchor of docs/wire-contract.md the repository cites', () => {
     const cited = new Set(texts.flatMap((path) => [...read(path).matchAll(/wire-contract\.md#([a-z0-9_-]+)/g)].map((match) => match[1]!)));
     expect(cited.size).toBeGreaterThan(10);
     expect([...cited].filter((anchor) => !anchors.has(anchor))).toEqual([]);
