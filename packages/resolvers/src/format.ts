@@ -113,7 +113,7 @@ export const ENCRYPTED_INPUTS: Readonly<Record<string, EncryptedInputDefinition>
 };
 
 /**
- * The tables the built-in encrypted inputs read (UPSTREAM §9.5): the only `table` values the runner
+ * The tables the built-in encrypted inputs read (docs/wire-contract.md#input-records): the only `table` values the runner
  * puts into metric labels, any other table a mission names is counted as `other`.
  */
 export const INPUT_TABLES: readonly string[] = ['notes', 'tasks', 'events', 'journalEntries', 'kontextDoc', 'userContext'];
