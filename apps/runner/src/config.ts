@@ -74,7 +74,7 @@ export interface RunnerConfig {
   corsOrigins: readonly string[];
   /** `MANA_AI_CONCURRENCY`: missions planned at once per instance. */
   concurrency: number;
-  /** `MANA_AI_DEFAULT_TIMEZONE`: zone of `daily`/`weekly` cadences of missions without one. */
+  /** `MANA_AI_DEFAULT_TIMEZONE`: zone of `daily`/`weekly`/`cron` cadences of missions without one. */
   defaultTimeZone: string;
   /** `LOG_LEVEL`. */
   logLevel: LogLevel;
@@ -356,7 +356,7 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
   defaultTimeZone: {
     name: 'MANA_AI_DEFAULT_TIMEZONE',
     default: 'Europe/Berlin',
-    description: 'IANA zone for daily/weekly cadences of missions without a timezone.',
+    description: 'IANA zone for daily/weekly/cron cadences of missions without a timezone.',
     expected: 'an IANA time zone such as Europe/Berlin',
     schema: timeZone,
   },

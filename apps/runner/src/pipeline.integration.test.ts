@@ -1,4 +1,4 @@
-import { createManualClock, type ManualClock } from '@mana-ai/core';
+import { type MissionCadence, createManualClock, type ManualClock, nextRunAfter } from '@mana-ai/core';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
@@ -130,6 +130,21 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     const second = await tick(instance);
     expect(second).toMatchObject({ dueMissionCount: 2, plansProduced: 1, plansWrittenBack: 1, parseFailures: 0 });
     expect(llm.requests.every((request) => request.rawBody.includes('Mission broken'))).toBe(true);
+  });
+
+  it('plans a cron mission that has no nextRunAt at its first slot and writes the next slot in the mission zone', async () => {
+    const cron: MissionCadence = { kind: 'cron', expression: '*/10 * * * *' };
+    await insertMission('u-1', 'cron', { cadence: cron, nextRunAt: undefined, timezone: 'America/New_York' });
+    // The mission was created 25 minutes ago (database time): its first slot has passed.
+    await db.sql`UPDATE sync_changes SET created_at = created_at - interval '25 minutes'`;
+    llm.script({ when: { lastUserMessage: 'Mission cron' }, reply: fakeReplies.text('Erledigt.') });
+    const instance = await app();
+    expect(await tick(instance)).toMatchObject({ dueMissionCount: 1, plansProduced: 1, plansWrittenBack: 1, errors: [] });
+    const [row] = await db.sql<{ next: string; stamp: string }[]>`
+      SELECT data->>'nextRunAt' AS next, field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(row?.next).toBe(nextRunAfter(cron, Date.parse(row!.stamp), { timeZone: 'America/New_York' })?.toISOString());
+    const listed = (await instance.inject({ method: 'GET', url: '/internal/missions/u-1', headers })).json();
+    expect(listed.missions).toMatchObject([{ id: 'cron', nextRunAt: row?.next, lease: null, iterationCount: 1 }]);
   });
 
   it('keeps serving and reports a failed plan with a clear reason when the LLM is unreachable', async () => {

@@ -1,12 +1,13 @@
+import { Cron } from 'croner';
 import type { MissionCadence } from './domain.js';
 import { CoreError } from './errors.js';
 
-/** The default zone for `daily`/`weekly` cadences when a mission carries none. */
+/** The default zone for `daily`/`weekly`/`cron` cadences when a mission carries none. */
 export const DEFAULT_TIME_ZONE = 'Europe/Berlin';
 
 /** Options of {@link nextRunAfter}. */
 export interface NextRunOptions {
-  /** IANA time zone in which `daily`/`weekly` wall-clock times are read (default `Europe/Berlin`). */
+  /** IANA time zone in which `daily`/`weekly`/`cron` wall-clock times are read (default `Europe/Berlin`). */
   timeZone?: string;
 }
 
@@ -96,51 +97,118 @@ function integerIn(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
-function invalid(message: string): CoreError {
-  return new CoreError('CORE_INVALID_CADENCE', message);
+/** Why a value is not a {@link MissionCadence} (see {@link parseCadence}). */
+export type CadenceInvalidReason =
+  | 'not-an-object'
+  | 'unknown-kind'
+  | 'invalid-interval'
+  | 'invalid-daily'
+  | 'invalid-weekly'
+  | 'invalid-cron';
+
+/** The outcome of {@link parseCadence}: the typed cadence, or why the value is not one. */
+export type CadenceParseResult =
+  | { ok: true; cadence: MissionCadence }
+  | { ok: false; reason: CadenceInvalidReason; error: CoreError };
+
+/** Fields of a cron expression: minute, hour, day of month, month, day of week. */
+const CRON_FIELDS = 5;
+// Five-field patterns only (seconds and years refused); day of month and day of week are ORed when
+// both are restricted, as in Vixie cron.
+const CRON_OPTIONS = { mode: '5-part', domAndDow: false } as const;
+
+function rejected(reason: CadenceInvalidReason, message: string): CadenceParseResult {
+  return { ok: false, reason, error: new CoreError('CORE_INVALID_CADENCE', message, { details: { reason } }) };
+}
+
+function parseCron(expression: unknown): CadenceParseResult {
+  if (typeof expression !== 'string' || expression.trim().split(/\s+/).length !== CRON_FIELDS) {
+    return rejected('invalid-cron', 'cron cadence needs a five-field expression (minute hour day-of-month month day-of-week)');
+  }
+  try {
+    // A pattern that parses but can never match (e.g. 30 February) is refused too.
+    if (new Cron(expression, { ...CRON_OPTIONS, timezone: 'UTC' }).nextRun(new Date(0)) === null) {
+      return rejected('invalid-cron', 'cron expression never matches');
+    }
+  } catch {
+    return rejected('invalid-cron', 'cron expression does not parse');
+  }
+  return { ok: true, cadence: { kind: 'cron', expression } };
 }
 
 /**
- * The first run strictly after `after` for a cadence, or `null` when the cadence never runs by
- * itself (`manual`, `cron`, unknown kinds).
+ * Checks an untrusted value (e.g. a synced mission's `cadence` field) and returns the typed
+ * cadence, or the reason with a `CORE_INVALID_CADENCE` error; never throws. Rules: `interval`
+ * needs a positive finite `everyMinutes`; `daily` an integer `atHour` 0…23 and `atMinute` 0…59
+ * (missing = 0); `weekly` an integer `dayOfWeek` 0…6 (0 = Sunday) and `atHour` 0…23; `cron` a
+ * five-field expression that can match; `manual` nothing. Any other `kind` is `unknown-kind`.
+ */
+export function parseCadence(value: unknown): CadenceParseResult {
+  if (typeof value !== 'object' || value === null) return rejected('not-an-object', 'cadence must be an object');
+  const fields = value as Record<string, unknown>;
+  switch (fields.kind) {
+    case 'manual':
+      return { ok: true, cadence: { kind: 'manual' } };
+    case 'interval': {
+      const minutes = fields.everyMinutes;
+      if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0) {
+        return rejected('invalid-interval', 'interval cadence needs a positive everyMinutes');
+      }
+      return { ok: true, cadence: { kind: 'interval', everyMinutes: minutes } };
+    }
+    case 'daily': {
+      const minute = fields.atMinute ?? 0;
+      if (!integerIn(fields.atHour, 0, 23) || !integerIn(minute, 0, 59)) {
+        return rejected('invalid-daily', 'daily cadence needs atHour 0..23 and atMinute 0..59');
+      }
+      return { ok: true, cadence: { kind: 'daily', atHour: fields.atHour, atMinute: minute } };
+    }
+    case 'weekly':
+      if (!integerIn(fields.dayOfWeek, 0, 6) || !integerIn(fields.atHour, 0, 23)) {
+        return rejected('invalid-weekly', 'weekly cadence needs dayOfWeek 0..6 and atHour 0..23');
+      }
+      return { ok: true, cadence: { kind: 'weekly', dayOfWeek: fields.dayOfWeek, atHour: fields.atHour } };
+    case 'cron':
+      return parseCron(fields.expression);
+    default:
+      return rejected('unknown-kind', 'unknown cadence kind');
+  }
+}
+
+/**
+ * The first run strictly after `after` for a cadence, or `null` when it never runs by itself
+ * (`manual`). Values from outside (synced records) go through {@link parseCadence} first.
  *
  * - `interval`: `after + everyMinutes`.
  * - `daily`: the next `atHour:atMinute` wall-clock time in the zone.
  * - `weekly`: the next `dayOfWeek` (0 = Sunday) at `atHour:00` wall-clock time in the zone.
+ * - `cron`: the next minute the five-field expression matches on the zone's wall clock. A time in
+ *   a DST gap: a fixed time (single minute and hour) runs at the first minute after the gap,
+ *   stepped or ranged times that fall in the gap are skipped; a time that happens twice runs
+ *   once for a fixed time, on both occurrences otherwise.
  *
- * Throws `CORE_INVALID_CADENCE` for out-of-range fields and `CORE_INVALID_TIME_ZONE` for an
- * unknown zone.
+ * Throws `CORE_INVALID_CADENCE` when the fields break {@link parseCadence}'s rules and
+ * `CORE_INVALID_TIME_ZONE` for an unknown zone.
  */
-export function nextRunAfter(cadence: MissionCadence | unknown, after: Date | number, options: NextRunOptions = {}): Date | null {
+export function nextRunAfter(cadence: MissionCadence, after: Date | number, options: NextRunOptions = {}): Date | null {
   const afterMs = typeof after === 'number' ? after : after.getTime();
   if (!Number.isFinite(afterMs)) throw new CoreError('CORE_INVALID_ARGUMENT', 'nextRunAfter: invalid instant');
-  if (typeof cadence !== 'object' || cadence === null) return null;
-  const value = cadence as Record<string, unknown>;
+  const parsed = parseCadence(cadence);
+  if (!parsed.ok) throw parsed.error;
   const timeZone = options.timeZone ?? DEFAULT_TIME_ZONE;
-  switch (value.kind) {
-    case 'interval': {
-      const minutes = value.everyMinutes;
-      if (typeof minutes !== 'number' || !Number.isFinite(minutes) || minutes <= 0) {
-        throw invalid('interval cadence needs a positive everyMinutes');
-      }
-      return new Date(afterMs + Math.round(minutes * MINUTE_MS));
-    }
-    case 'daily': {
-      const minute = value.atMinute ?? 0;
-      if (!integerIn(value.atHour, 0, 23) || !integerIn(minute, 0, 59)) {
-        throw invalid('daily cadence needs atHour 0..23 and atMinute 0..59');
-      }
-      return new Date(nextWallClock(afterMs, timeZone, value.atHour, minute, () => true));
-    }
-    case 'weekly': {
-      if (!integerIn(value.dayOfWeek, 0, 6) || !integerIn(value.atHour, 0, 23)) {
-        throw invalid('weekly cadence needs dayOfWeek 0..6 and atHour 0..23');
-      }
-      const dayOfWeek = value.dayOfWeek;
-      return new Date(nextWallClock(afterMs, timeZone, value.atHour, 0, (weekday) => weekday === dayOfWeek));
-    }
-    default:
+  const valid = parsed.cadence;
+  switch (valid.kind) {
+    case 'manual':
       return null;
+    case 'interval':
+      return new Date(afterMs + Math.round(valid.everyMinutes * MINUTE_MS));
+    case 'daily':
+      return new Date(nextWallClock(afterMs, timeZone, valid.atHour, valid.atMinute, () => true));
+    case 'weekly':
+      return new Date(nextWallClock(afterMs, timeZone, valid.atHour, 0, (weekday) => weekday === valid.dayOfWeek));
+    case 'cron':
+      assertTimeZone(timeZone);
+      return new Cron(valid.expression, { ...CRON_OPTIONS, timezone: timeZone }).nextRun(new Date(afterMs));
   }
 }
 
@@ -165,9 +233,8 @@ function nextWallClock(
   throw new CoreError('CORE_INVALID_CADENCE', 'no matching slot within 8 days');
 }
 
-/** True when the cadence schedules itself (`interval`, `daily`, `weekly`). */
+/** True when the value is a valid cadence that schedules itself (`interval`, `daily`, `weekly`, `cron`). */
 export function isRecurringCadence(cadence: unknown): boolean {
-  if (typeof cadence !== 'object' || cadence === null) return false;
-  const kind = (cadence as Record<string, unknown>).kind;
-  return kind === 'interval' || kind === 'daily' || kind === 'weekly';
+  const parsed = parseCadence(cadence);
+  return parsed.ok && parsed.cadence.kind !== 'manual';
 }

@@ -4,7 +4,10 @@ export type IsoTimestamp = string;
 /** The lifecycle state of a mission. Only `active` missions are ever due. */
 export type MissionState = 'active' | 'paused' | 'done' | 'archived';
 
-/** How often a mission runs. `cron` is declared by the webapp but not implemented anywhere. */
+/**
+ * How often a mission runs (see `nextRunAfter`). `cron` is a five-field expression read in the
+ * mission's `timezone`; the webapp declares it but computes no `nextRunAt` for it, the runner does.
+ */
 export type MissionCadence =
   | { kind: 'manual' }
   | { kind: 'interval'; everyMinutes: number }
@@ -85,7 +88,7 @@ export interface Mission {
   iterations: MissionIteration[];
   grant?: MissionGrant;
   agentId?: string;
-  /** IANA time zone for `daily`/`weekly` cadences, when the mission carries one. */
+  /** IANA time zone for `daily`/`weekly`/`cron` cadences, when the mission carries one. */
   timezone?: string;
 }
 

@@ -27,11 +27,14 @@ export {
   originFromActor,
 } from './actor.js';
 export {
+  type CadenceInvalidReason,
+  type CadenceParseResult,
   DEFAULT_TIME_ZONE,
   type NextRunOptions,
   assertTimeZone,
   isRecurringCadence,
   nextRunAfter,
+  parseCadence,
   zonedTimeToInstant,
 } from './cadence.js';
 export { type Clock, type ManualClock, createManualClock, isoNow, systemClock } from './clock.js';

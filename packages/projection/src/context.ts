@@ -10,6 +10,8 @@ export interface ProjectionContext {
   sql: Sql;
   events: EventChannel<ProjectionEvents>;
   logger: Logger;
+  /** IANA zone of cadences whose mission names none or an unknown one (validated at creation). */
+  defaultTimeZone: string;
 }
 
 /** `timestamptz` → `toISOString()` layout, rendered by Postgres (never via a JS Date). */

@@ -118,6 +118,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     sql: deps.sql,
     events: deps.events ?? createEventBus<ProjectionEvents>(),
     logger: deps.logger ?? noopLogger,
+    defaultTimeZone,
   };
   return {
     refresh: (refreshOptions) => refreshSnapshots(context, { batchSize, ...refreshOptions }),
@@ -130,7 +131,7 @@ export function createProjection(deps: ProjectionDeps, options: ProjectionOption
     nextDueInMs: () => nextDueInMs(context),
     hasPendingChanges: () => hasPendingChanges(context),
     watch: (onSignal) => watchSignals(context, onSignal),
-    writeIteration: (input) => writeIteration(context, input, { defaultTimeZone }),
+    writeIteration: (input) => writeIteration(context, input),
     replayRecord: (userId, appId, table, recordId) => replayRecord(context, userId, appId, table, recordId),
     loadAgents: (userId) => loadAgents(context, userId),
     loadAgent: (userId, agentId) => loadAgent(context, userId, agentId),

@@ -87,10 +87,18 @@ describe('deriveIterationId', () => {
 describe('nextRunAtAfterRun', () => {
   const now = Date.parse('2026-04-21T06:01:02.345Z');
 
-  it('returns null for manual, cron, unknown and invalid cadences', () => {
-    for (const cadence of [{ kind: 'manual' }, { kind: 'cron', expression: '* * * * *' }, { kind: 'hourly' }, { kind: 'interval', everyMinutes: 0 }, null]) {
+  it('returns null for manual, unknown and invalid cadences', () => {
+    const cadences = [{ kind: 'manual' }, { kind: 'cron', expression: '* * * *' }, { kind: 'hourly' }, { kind: 'interval', everyMinutes: 0 }, null];
+    for (const cadence of cadences) {
       expect(nextRunAtAfterRun({ cadence }, now, 'Europe/Berlin')).toBeNull();
     }
+  });
+
+  it('returns the next matching minute of a cron cadence in the mission zone', () => {
+    const cadence = { kind: 'cron', expression: '0 9 * * 1-5' };
+    // Tuesday 2026-04-21 06:01Z is 08:01 in Berlin, 02:01 in New York.
+    expect(nextRunAtAfterRun({ cadence }, now, 'Europe/Berlin')).toBe('2026-04-21T07:00:00.000Z');
+    expect(nextRunAtAfterRun({ cadence, timezone: 'America/New_York' }, now, 'Europe/Berlin')).toBe('2026-04-21T13:00:00.000Z');
   });
 
   it('falls back to the default zone when the mission zone is unknown', () => {

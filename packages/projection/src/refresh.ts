@@ -11,7 +11,7 @@ import {
   snapshotRecord,
 } from './lww.js';
 import { type LaneKey, syncLanes } from './lanes.js';
-import { canonicalInstant } from './records.js';
+import { snapshotNextRunAt } from './write-back.js';
 import { DUE_CHANNEL } from './signals.js';
 
 /** Options of the snapshot refresh. */
@@ -186,7 +186,8 @@ async function remergeLocked(context: ProjectionContext, tx: TransactionSql, gro
   const [written] = await tx<{ agent_id: string | null }[]>`
     INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
     VALUES (${group.userId}, ${group.recordId}, ${JSON.stringify(result.record)}::text::jsonb,
-            ${result.lastPosition}::text::timestamptz, ${canonicalInstant(result.record.nextRunAt)}::text::timestamptz, now())
+            ${result.lastPosition}::text::timestamptz,
+            ${snapshotNextRunAt(result.record, result.lastPosition, context.defaultTimeZone)}::text::timestamptz, now())
     ON CONFLICT (user_id, mission_id) DO UPDATE SET
       record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at,
       next_run_at = EXCLUDED.next_run_at, updated_at = now()
@@ -374,7 +375,7 @@ async function refreshBatch(
       record_id: group.recordId,
       record: result.record,
       last_applied_at: result.lastPosition,
-      next_run_at: group.table === MISSIONS ? canonicalInstant(result.record.nextRunAt) : null,
+      next_run_at: group.table === MISSIONS ? snapshotNextRunAt(result.record, result.lastPosition, context.defaultTimeZone) : null,
       version: snapshot?.version ?? null,
     };
     (group.table === MISSIONS ? missionWrites : agentWrites).push(write);

@@ -1,4 +1,4 @@
-import { type AiActor, type MissionIteration, buildServerIteration, makeAgentActor, nextRunAfter } from '@mana-ai/core';
+import { type AiActor, type MissionCadence, type MissionIteration, buildServerIteration, makeAgentActor, nextRunAfter } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -220,8 +220,54 @@ describe('writeIteration', () => {
     expect(count?.n).toBe('0');
   });
 
+  it('gives a cron mission without nextRunAt its first slot and writes the next one back in its zone', async () => {
+    const cron: MissionCadence = { kind: 'cron', expression: '*/5 * * * *' };
+    const createdAt = isoAt(t0, -12 * MINUTE);
+    const data = missionData('m-1', { objective: 'Plane', agentId: 'a-1', cadence: cron, timezone: 'Asia/Kolkata', nextRunAt: undefined });
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data, createdAt }]);
+    await projection.refresh();
+    const [projected] = await db.sql<{ due: string }[]>`
+      SELECT to_char(next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS due FROM mana_ai.mission_snapshots`;
+    // First five-minute boundary (UTC+05:30 keeps them on :00/:05…) after the mission's log row.
+    const first = nextRunAfter(cron, Date.parse(createdAt), { timeZone: 'Asia/Kolkata' })!.toISOString();
+    expect(projected?.due).toBe(first);
+    expect(Date.parse(first) % (5 * MINUTE)).toBe(0);
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1')?.nextRunAt).toBeUndefined();
+
+    const [claim] = await projection.claimDue({ owner: 'i-1', limit: 1 });
+    expect(claim?.dueSlot).toBe(first);
+    const result = await write(claim!);
+    const [row] = await db.sql<{ next: string; stamp: string }[]>`
+      SELECT data->>'nextRunAt' AS next, field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    const expected = nextRunAfter(cron, Date.parse(row!.stamp), { timeZone: 'Asia/Kolkata' })!.toISOString();
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: true, nextRunAt: expected });
+    expect(row?.next).toBe(expected);
+    expect(Date.parse(expected)).toBeGreaterThan(Date.parse(row!.stamp));
+    expect(Date.parse(expected) - Date.parse(row!.stamp)).toBeLessThanOrEqual(5 * MINUTE);
+    const [after] = await db.sql<{ due: string | null; leased: boolean }[]>`
+      SELECT to_char(next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS due, lease_owner IS NOT NULL AS leased
+      FROM mana_ai.mission_snapshots`;
+    expect(after).toEqual({ due: expected, leased: false });
+  });
+
+  it('never schedules a mission whose cadence is not a valid one and that has no nextRunAt', async () => {
+    const cadences = [{ kind: 'cron', expression: '0 9 * *' }, { kind: 'dayly', atHour: 8 }, { kind: 'manual' }];
+    await insertChanges(
+      db.sql,
+      cadences.map((cadence, index) => ({
+        userId: 'u-1',
+        recordId: `m-${index}`,
+        data: missionData(`m-${index}`, { cadence, nextRunAt: undefined }),
+        createdAt: isoAt(t0, -60 * MINUTE),
+      })),
+    );
+    await projection.refresh();
+    expect(await db.sql`SELECT mission_id FROM mana_ai.mission_snapshots WHERE next_run_at IS NOT NULL`).toEqual([]);
+    expect(await db.sql`SELECT mission_id FROM mana_ai.mission_snapshots`).toHaveLength(3);
+  });
+
   it('schedules daily cadences in the mission time zone, else the default zone', async () => {
-    const daily = { kind: 'daily', atHour: 8, atMinute: 0 };
+    const daily: MissionCadence = { kind: 'daily', atHour: 8, atMinute: 0 };
     const claim = await claimOne({ cadence: daily, timezone: 'America/New_York' });
     const result = await write(claim);
     const [row] = await db.sql<{ stamp: string }[]>`SELECT field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;

@@ -1,4 +1,4 @@
-import { type AiActor, type MissionIteration, hasErrorCode, nextRunAfter } from '@mana-ai/core';
+import { type AiActor, type MissionIteration, assertTimeZone, nextRunAfter, parseCadence } from '@mana-ai/core';
 import { type ProjectionContext, MILLISECOND_STAMP } from './context.js';
 import { ProjectionError } from './errors.js';
 import { deriveIterationId } from './iteration-id.js';
@@ -11,26 +11,44 @@ import type { TransactionSql } from 'postgres';
 /** The `client_id` of every row the runner writes (docs/wire-contract.md#the-row-the-runner-writes). */
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
 
+/** The mission's zone: its own `timezone` when that is a known IANA zone, else `defaultTimeZone`. */
+function missionTimeZone(record: Record<string, unknown>, defaultTimeZone: string): string {
+  const own = record.timezone;
+  if (typeof own !== 'string' || own === '') return defaultTimeZone;
+  try {
+    assertTimeZone(own);
+    return own;
+  } catch {
+    return defaultTimeZone;
+  }
+}
+
 /**
- * The next `nextRunAt` after a run at `nowMs`, with core's cadence math: `daily`/`weekly` read the
- * mission's `timezone` (falling back to `defaultTimeZone` when absent or unknown). `manual`, `cron`,
- * unknown or invalid cadences yield null: planned once, then not due until the user changes it.
+ * The next `nextRunAt` after a run at `nowMs`, with core's cadence math: `daily`/`weekly`/`cron`
+ * read the mission's `timezone` (falling back to `defaultTimeZone` when absent or unknown).
+ * `manual`, unknown or invalid cadences yield null: planned once, then not due until the user changes it.
  */
 export function nextRunAtAfterRun(record: Record<string, unknown>, nowMs: number, defaultTimeZone: string): string | null {
-  const own = typeof record.timezone === 'string' && record.timezone !== '' ? record.timezone : undefined;
-  const attempt = (timeZone: string): string | null => nextRunAfter(record.cadence, nowMs, { timeZone })?.toISOString() ?? null;
-  try {
-    return attempt(own ?? defaultTimeZone);
-  } catch (error) {
-    if (own !== undefined && hasErrorCode(error, 'CORE_INVALID_TIME_ZONE')) {
-      try {
-        return attempt(defaultTimeZone);
-      } catch {
-        return null;
-      }
-    }
-    return null;
-  }
+  const parsed = parseCadence(record.cadence);
+  if (!parsed.ok) return null;
+  return nextRunAfter(parsed.cadence, nowMs, { timeZone: missionTimeZone(record, defaultTimeZone) })?.toISOString() ?? null;
+}
+
+/** Whether the runner schedules the mission itself: a valid `cron` cadence and no `nextRunAt` (the webapp computes none for cron). */
+function awaitsFirstCronRun(record: Record<string, unknown>): boolean {
+  if (canonicalInstant(record.nextRunAt) !== null) return false;
+  const parsed = parseCadence(record.cadence);
+  return parsed.ok && parsed.cadence.kind === 'cron';
+}
+
+/**
+ * The `next_run_at` of a mission snapshot: the record's `nextRunAt`, or for a cron mission without
+ * one the first slot after `lastChangeAt`, the mission's last change in the log (database time).
+ * The runner plans it at that slot and the write-back stores the next one in the log.
+ */
+export function snapshotNextRunAt(record: Record<string, unknown>, lastChangeAt: string, defaultTimeZone: string): string | null {
+  if (!awaitsFirstCronRun(record)) return canonicalInstant(record.nextRunAt);
+  return nextRunAtAfterRun(record, Date.parse(lastChangeAt), defaultTimeZone);
 }
 
 /**
@@ -109,7 +127,6 @@ async function assertWritable(input: WriteIterationInput): Promise<void> {
 export async function writeIteration(
   context: ProjectionContext,
   input: WriteIterationInput,
-  options: { defaultTimeZone: string },
 ): Promise<WriteIterationResult> {
   await assertWritable(input);
   const { iteration, actor } = input;
@@ -175,8 +192,9 @@ export async function writeIteration(
     const stamp = probe!.stamp;
     const stampMs = Math.round(probe!.stamp_ms ?? Date.parse(stamp));
     // Planned for `dueSlot`; a different nextRunAt now is a user's edit made while the mission ran.
-    const rescheduled = canonicalInstant(record.nextRunAt) !== dueInstant;
-    const nextRunAt = rescheduled ? stored : nextRunAtAfterRun(record, stampMs, options.defaultTimeZone);
+    // A cron mission without one ran at the slot the runner derived (snapshotNextRunAt).
+    const rescheduled = !awaitsFirstCronRun(record) && canonicalInstant(record.nextRunAt) !== dueInstant;
+    const nextRunAt = rescheduled ? stored : nextRunAtAfterRun(record, stampMs, context.defaultTimeZone);
     const data: Record<string, unknown> = rescheduled ? { iterations: [...iterations, iteration] } : { iterations: [...iterations, iteration], nextRunAt };
     const fieldMeta: Record<string, string> = rescheduled ? { iterations: stamp } : { iterations: stamp, nextRunAt: stamp };
     const [inserted] = await tx<{ stamp: string }[]>`

@@ -139,8 +139,10 @@ export interface MissionSeed {
   objective: string;
   inputs?: MissionInputRef[];
   cadence: MissionCadence;
-  /** The first due time the webapp stamped. */
-  nextRunAt: string;
+  /** The first due time the webapp stamped; absent for a cron cadence (the webapp computes none, the runner does). */
+  nextRunAt?: string | undefined;
+  /** IANA zone in which `daily`/`weekly`/`cron` cadences are read (absent: the runner's default). */
+  timezone?: string;
   agentId?: string;
   state?: 'active' | 'paused' | 'done' | 'archived';
 }
@@ -159,6 +161,7 @@ export async function writeMission(client: WebappClient, mission: MissionSeed): 
     nextRunAt: mission.nextRunAt,
     iterations: [],
     ...(mission.agentId === undefined ? {} : { agentId: mission.agentId }),
+    ...(mission.timezone === undefined ? {} : { timezone: mission.timezone }),
   });
   return id;
 }
