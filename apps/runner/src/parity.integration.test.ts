@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createManualClock } from '@mana-ai/core';
+import { createManualClock, noopLogger } from '@mana-ai/core';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
 import { type FakeResearchServer, startFakeResearchServer } from '@mana-ai/research/testing';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from './app.js';
+import { pruneTokenUsagePeriodically } from './plugins/pipeline.js';
 import { JWT_ALGORITHMS } from './routes/ai-audit.js';
 import { type MissionSeed, createWebappClient, writeMission } from './demo/seed.js';
 
@@ -204,5 +205,27 @@ describe('shallow research auth', () => {
     }
     // The research results reached the prompt.
     expect(llm.requests[0]!.rawBody).toContain('Erster Artikel');
+  });
+});
+
+describe('token ledger retention', () => {
+  it('deletes rows older than 48 hours on its beat and keeps the budget window, logging the count', async () => {
+    const instance = await app();
+    await db.sql`
+      INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
+      VALUES ('u-ledger', 'a-1', 'm-1', 100, now() - interval '3 days'), ('u-ledger', 'a-1', 'm-1', 7, now() - interval '1 hour')`;
+    const lines: unknown[] = [];
+    const logger = { ...noopLogger, info: (context: unknown) => void lines.push(context) };
+    const stop = pruneTokenUsagePeriodically(instance.manaProjection, logger, 50);
+    try {
+      const deadline = performance.now() + 10_000;
+      while (lines.length === 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    } finally {
+      stop();
+    }
+    expect(lines[0]).toEqual({ deleted: 1 });
+    const rows = await db.sql<{ tokens_used: number }[]>`SELECT tokens_used FROM mana_ai.token_usage WHERE user_id = 'u-ledger'`;
+    expect(rows).toEqual([{ tokens_used: 7 }]);
+    expect(await instance.manaProjection.tokenUsageLast24h('u-ledger', 'a-1')).toBe(7);
   });
 });

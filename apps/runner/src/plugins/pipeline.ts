@@ -66,11 +66,15 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
 export const TOKEN_USAGE_PRUNE_EVERY_MS = 60_000;
 
 /**
- * Keeps the token ledger to what the 24 h budget reads: every {@link TOKEN_USAGE_PRUNE_EVERY_MS} one
+ * Keeps the token ledger to what the 24 h budget reads: every `everyMs` (default {@link TOKEN_USAGE_PRUNE_EVERY_MS}) one
  * batch (at most `TOKEN_USAGE_PRUNE_BATCH` rows older than `TOKEN_USAGE_RETENTION_MS`, database time)
  * is deleted. A failure is logged and retried on the next beat. Returns the stop function.
  */
-function pruneTokenUsagePeriodically(projection: Projection, logger: Logger): () => void {
+export function pruneTokenUsagePeriodically(
+  projection: Pick<Projection, 'pruneTokenUsage'>,
+  logger: Logger,
+  everyMs: number = TOKEN_USAGE_PRUNE_EVERY_MS,
+): () => void {
   const timer = setInterval(() => {
     projection.pruneTokenUsage().then(
       (deleted) => {
@@ -78,7 +82,7 @@ function pruneTokenUsagePeriodically(projection: Projection, logger: Logger): ()
       },
       (error: unknown) => logger.warn({ err: describeError(error) }, 'could not prune token usage; retrying later'),
     );
-  }, TOKEN_USAGE_PRUNE_EVERY_MS);
+  }, everyMs);
   timer.unref();
   return () => clearInterval(timer);
 }
