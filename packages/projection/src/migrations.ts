@@ -4,13 +4,15 @@ import manaAiSchema from '../sql/0002_mana_ai_schema.sql';
 import projectionFeed from '../sql/0003_projection_feed.sql';
 import feedHorizonLag from '../sql/0004_feed_horizon_lag.sql';
 import dispatcher from '../sql/0005_dispatcher.sql';
+import userScope from '../sql/0006_user_scope.sql';
 import tokenUsageRetention from '../sql/0007_token_usage_retention.sql';
 
 /**
  * The projection's migrations, in order: the dev-only `sync_changes` log, the `mana_ai` schema, then
  * leases, tombstones, the feed cursor, the least-privilege roles and the change feed function, the
- * feed's lag for operators, then the dispatcher's typed claim columns, claim lanes and wake-up signals,
- * and the token ledger's retention.
+ * feed's lag for operators, the dispatcher's typed claim columns, claim lanes and wake-up signals,
+ * row-level security per user on the snapshot and token tables with the cross-user work in definer
+ * functions, and the token ledger's retention.
  */
 export const migrations: readonly Migration[] = [
   { id: 'projection/0001_sync_changes', sql: syncChanges },
@@ -18,5 +20,6 @@ export const migrations: readonly Migration[] = [
   { id: 'projection/0003_projection_feed', sql: projectionFeed },
   { id: 'projection/0004_feed_horizon_lag', sql: feedHorizonLag },
   { id: 'projection/0005_dispatcher', sql: dispatcher },
+  { id: 'projection/0006_user_scope', sql: userScope },
   { id: 'projection/0007_token_usage_retention', sql: tokenUsageRetention },
 ];

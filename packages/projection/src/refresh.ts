@@ -173,10 +173,12 @@ function mergeGroup(
 }
 
 /**
- * Merges a mission again onto its current snapshot under a row lock after a concurrent change;
- * returns the claim lanes it touched (the mission's agent before and after).
+ * Merges a mission again onto its current snapshot under a row lock after a concurrent change, in
+ * its user's RLS scope (set for the rest of the refresh transaction, whose other statements are
+ * definer functions); returns the claim lanes it touched (the mission's agent before and after).
  */
 async function remergeLocked(context: ProjectionContext, tx: TransactionSql, group: RecordGroup): Promise<LaneKey[]> {
+  await tx`SELECT set_config('app.current_user_id', ${group.userId}, true)`;
   const [current] = await tx<{ record: Record<string, unknown>; agent_id: string | null }[]>`
     SELECT record, agent_id FROM mana_ai.mission_snapshots WHERE user_id = ${group.userId} AND mission_id = ${group.recordId}
     FOR UPDATE`;
@@ -326,32 +328,20 @@ async function refreshBatch(
   const keysJson = JSON.stringify(keys);
 
   // No row locks while merging: a write-back that changes a mission in between is detected by its
-  // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo).
-  const stored = await tx<StoredSnapshot[]>`
-    SELECT 'aiMissions' AS table_name, s.user_id, s.mission_id AS record_id, s.record, s.xmin::text AS version, s.agent_id,
-           json_build_array(s.agent_id, s.active, s.next_run_at)::text AS lane_state
-    FROM mana_ai.mission_snapshots s
-    WHERE (s.user_id, s.mission_id) IN (
-      SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
-      WHERE k.table_name = ${MISSIONS})`;
-  const storedAgents = await tx<StoredSnapshot[]>`
-    SELECT 'agents' AS table_name, a.user_id, a.agent_id AS record_id, a.record, a.xmin::text AS version, NULL::text AS agent_id,
-           json_build_array(a.deleted, a.max_concurrent)::text AS lane_state
-    FROM mana_ai.agent_snapshots a
-    WHERE (a.user_id, a.agent_id) IN (
-      SELECT k.user_id, k.record_id FROM jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
-      WHERE k.table_name = ${AGENTS})`;
-  const tombstones = await tx<{ table_name: string; user_id: string; record_id: string }[]>`
-    SELECT t.table_name, t.user_id, t.record_id
-    FROM mana_ai.snapshot_tombstones t
-    JOIN jsonb_to_recordset(${keysJson}::text::jsonb) AS k(table_name text, user_id text, record_id text)
-      ON t.table_name = k.table_name AND t.user_id = k.user_id AND t.record_id = k.record_id`;
+  // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo). The
+  // snapshots are read and written by definer functions (migration 0006): only those of this
+  // batch's records, which the change feed has just returned.
+  const stored = await tx<(StoredSnapshot & { tombstone: boolean })[]>`
+    SELECT table_name, user_id, record_id, record, version, agent_id, lane_state, tombstone
+    FROM mana_ai.refresh_stored_snapshots(${keysJson}::text::jsonb)`;
 
   const existing = new Map<string, StoredSnapshot>();
-  for (const snapshot of [...stored, ...storedAgents]) {
-    existing.set(groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id), snapshot);
+  const dead = new Set<string>();
+  for (const snapshot of stored) {
+    const key = groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id);
+    if (snapshot.tombstone) dead.add(key);
+    else existing.set(key, snapshot);
   }
-  const dead = new Set(tombstones.map((t) => groupKey(t.table_name, t.user_id, t.record_id)));
 
   const missionWrites: SnapshotWrite[] = [];
   const agentWrites: SnapshotWrite[] = [];
@@ -388,71 +378,31 @@ async function refreshBatch(
   const lanes: LaneKey[] = [];
   const laneChanged = (table: string, written: WrittenSnapshot): boolean =>
     existing.get(groupKey(table, written.user_id, written.record_id))?.lane_state !== written.lane_state;
-  if (missions.writes.length > 0) {
-    const writesJson = missions.json;
-    const updated = await tx<WrittenSnapshot[]>`
-      UPDATE mana_ai.mission_snapshots s SET
-        record = u.record, last_applied_at = u.last_applied_at::timestamptz,
-        next_run_at = u.next_run_at::timestamptz, updated_at = now()
-      FROM jsonb_to_recordset(${writesJson}::text::jsonb)
-        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
-      WHERE u.version IS NOT NULL AND s.user_id = u.user_id AND s.mission_id = u.record_id AND s.xmin::text = u.version
-      RETURNING s.user_id, s.mission_id AS record_id, s.agent_id, json_build_array(s.agent_id, s.active, s.next_run_at)::text AS lane_state`;
-    const inserted = await tx<WrittenSnapshot[]>`
-      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, last_applied_at, next_run_at, updated_at)
-      SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, u.next_run_at::timestamptz, now()
-      FROM jsonb_to_recordset(${writesJson}::text::jsonb)
-        AS u(user_id text, record_id text, record jsonb, last_applied_at text, next_run_at text, version text)
-      WHERE u.version IS NULL
-      ON CONFLICT (user_id, mission_id) DO NOTHING
-      RETURNING user_id, mission_id AS record_id, agent_id, json_build_array(agent_id, active, next_run_at)::text AS lane_state`;
-    for (const row of [...updated, ...inserted]) {
-      if (!laneChanged(MISSIONS, row)) continue;
-      const before = existing.get(groupKey(MISSIONS, row.user_id, row.record_id))?.agent_id ?? null;
-      lanes.push({ user_id: row.user_id, agent_id: before }, { user_id: row.user_id, agent_id: row.agent_id });
-    }
-    if (updated.length + inserted.length < missions.writes.length) {
-      const done = new Set([...updated, ...inserted].map((row) => groupKey(MISSIONS, row.user_id, row.record_id)));
-      for (const write of missions.writes) {
-        const key = groupKey(MISSIONS, write.user_id, write.record_id);
-        if (!done.has(key)) lanes.push(...(await remergeLocked(context, tx, groups.get(key)!)));
+  if (missions.writes.length + agents.writes.length + deletions.length > 0) {
+    const written = await tx<(WrittenSnapshot & { kind: 'mission' | 'agent' | 'deleted' })[]>`
+      SELECT kind, user_id, record_id, agent_id, lane_state
+      FROM mana_ai.refresh_write_snapshots(${missions.json}::text::jsonb, ${agents.json}::text::jsonb, ${JSON.stringify(deletions)}::text::jsonb)`;
+    const done = new Set<string>();
+    for (const row of written) {
+      if (row.kind === 'mission') {
+        done.add(groupKey(MISSIONS, row.user_id, row.record_id));
+        if (!laneChanged(MISSIONS, row)) continue;
+        const before = existing.get(groupKey(MISSIONS, row.user_id, row.record_id))?.agent_id ?? null;
+        lanes.push({ user_id: row.user_id, agent_id: before }, { user_id: row.user_id, agent_id: row.agent_id });
+      } else if (row.kind === 'agent') {
+        if (laneChanged(AGENTS, row)) lanes.push({ user_id: row.user_id, agent_id: row.record_id });
+      } else {
+        lanes.push({ user_id: row.user_id, agent_id: row.agent_id });
       }
     }
-  }
-  if (agents.writes.length > 0) {
-    // Only the refresh writes agent snapshots, and it holds the lock: a plain upsert is safe.
-    const written = await tx<WrittenSnapshot[]>`
-      INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record, last_applied_at, updated_at)
-      SELECT u.user_id, u.record_id, u.record, u.last_applied_at::timestamptz, now()
-      FROM jsonb_to_recordset(${agents.json}::text::jsonb)
-        AS u(user_id text, record_id text, record jsonb, last_applied_at text)
-      ON CONFLICT (user_id, agent_id) DO UPDATE SET
-        record = EXCLUDED.record, last_applied_at = EXCLUDED.last_applied_at, updated_at = now()
-      RETURNING user_id, agent_id AS record_id, NULL::text AS agent_id, json_build_array(deleted, max_concurrent)::text AS lane_state`;
-    for (const row of written) {
-      if (laneChanged(AGENTS, row)) lanes.push({ user_id: row.user_id, agent_id: row.record_id });
-    }
-  }
-  if (deletions.length > 0) {
-    const deletionsJson = JSON.stringify(deletions);
-    const deletedMissions = await tx<LaneKey[]>`
-      DELETE FROM mana_ai.mission_snapshots s
-      USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
-      WHERE d.table_name = ${MISSIONS} AND s.user_id = d.user_id AND s.mission_id = d.record_id
-      RETURNING s.user_id, s.agent_id`;
-    lanes.push(...deletedMissions);
     for (const deletion of deletions) {
       if (deletion.table_name === AGENTS) lanes.push({ user_id: deletion.user_id, agent_id: deletion.record_id });
     }
-    await tx`
-      DELETE FROM mana_ai.agent_snapshots s
-      USING jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text)
-      WHERE d.table_name = ${AGENTS} AND s.user_id = d.user_id AND s.agent_id = d.record_id`;
-    await tx`
-      INSERT INTO mana_ai.snapshot_tombstones (table_name, user_id, record_id, deleted_at)
-      SELECT d.table_name, d.user_id, d.record_id, d.deleted_at::timestamptz
-      FROM jsonb_to_recordset(${deletionsJson}::text::jsonb) AS d(table_name text, user_id text, record_id text, deleted_at text)
-      ON CONFLICT DO NOTHING`;
+    // Missions a write-back changed since they were read: merged again, each under its user's scope.
+    for (const write of missions.writes) {
+      const key = groupKey(MISSIONS, write.user_id, write.record_id);
+      if (!done.has(key)) lanes.push(...(await remergeLocked(context, tx, groups.get(key)!)));
+    }
   }
   // Last, after every snapshot write: lanes are locked after missions, never before (no deadlock
   // with a write-back that holds a mission and waits for its lane).

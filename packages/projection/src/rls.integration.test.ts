@@ -56,7 +56,7 @@ describe('least privilege', () => {
     ).rejects.toThrow(/row-level security/);
   });
 
-  it('sees other users only through the change feed, and only their missions and agents', async () => {
+  it('reads other users’ sync_changes rows only through the change feed, and only their missions and agents', async () => {
     const rows = await runner<{ user_id: string; table_name: string }[]>`
       SELECT user_id, table_name FROM mana_ai.change_feed(NULL, NULL, 100)`;
     expect(rows.map((row) => `${row.user_id}:${row.table_name}`).sort()).toEqual(['u-1:aiMissions', 'u-2:aiMissions']);
@@ -66,6 +66,81 @@ describe('least privilege', () => {
   it('refuses an empty user id before touching the database', async () => {
     await expect(withUser(runner, '', async () => 1)).rejects.toMatchObject({ code: 'PROJECTION_EMPTY_USER_ID' });
     await expect(projection.replayRecord('', 'notes', 'notes', 'n-1')).rejects.toMatchObject({ code: 'PROJECTION_EMPTY_USER_ID' });
+  });
+});
+
+describe('user scope of the mana_ai tables (two users, the runner role)', () => {
+  const contentTables = ['mission_snapshots', 'agent_snapshots', 'token_usage', 'mission_research_jobs', 'decrypt_audit'] as const;
+
+  beforeAll(async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'a-1', table: 'agents', data: { name: 'agent of u-1', state: 'active' } },
+      { userId: 'u-2', recordId: 'a-2', table: 'agents', data: { name: 'agent of u-2', state: 'active' } },
+    ]);
+    await projection.refresh();
+    // Rows the runner writes per user, put here by the superuser for both users.
+    for (const user of ['u-1', 'u-2']) {
+      await db.sql`INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES (${user}, 'a', 'm', 7)`;
+      await db.sql`
+        INSERT INTO mana_ai.mission_research_jobs (user_id, mission_id, task_id, provider_id, state, result)
+        VALUES (${user}, 'm', 't', 'p', 'completed', '{"answer":"research of the user"}')`;
+      await db.sql`
+        INSERT INTO mana_ai.decrypt_audit (user_id, mission_id, table_name, record_id, status)
+        VALUES (${user}, 'm', 'notes', 'n', 'ok')`;
+    }
+    const [counts] = await db.sql<{ missions: string; agents: string }[]>`
+      SELECT (SELECT count(*) FROM mana_ai.mission_snapshots)::text AS missions, (SELECT count(*) FROM mana_ai.agent_snapshots)::text AS agents`;
+    expect(counts).toEqual({ missions: '2', agents: '2' });
+  });
+
+  it('reads no snapshot, token usage, research job or audit row of any user outside withUser', async () => {
+    for (const table of contentTables) {
+      const rows = await runner.unsafe(`SELECT user_id FROM mana_ai.${table}`);
+      expect({ table, rows: rows.length }).toEqual({ table, rows: 0 });
+    }
+  });
+
+  it('reads only the scoped user’s rows inside withUser, even when it asks for another user’s', async () => {
+    for (const table of contentTables) {
+      const own = await withUser(runner, 'u-1', (tx) => tx.unsafe<{ user_id: string }[]>(`SELECT DISTINCT user_id FROM mana_ai.${table}`));
+      expect({ table, users: own.map((row) => row.user_id) }).toEqual({ table, users: ['u-1'] });
+      const other = await withUser(runner, 'u-1', (tx) => tx.unsafe(`SELECT 1 FROM mana_ai.${table} WHERE user_id = 'u-2'`));
+      expect({ table, rows: other.length }).toEqual({ table, rows: 0 });
+    }
+  });
+
+  it('cannot write, update or delete another user’s rows inside withUser', async () => {
+    await expect(
+      withUser(runner, 'u-1', (tx) => tx`INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES ('u-2', 'a', 'm', 1)`),
+    ).rejects.toThrow(/row-level security/);
+    const updated = await withUser(runner, 'u-1', (tx) => tx`UPDATE mana_ai.mission_snapshots SET lease_owner = 'x' WHERE user_id = 'u-2'`);
+    expect(updated.count).toBe(0);
+    const deleted = await withUser(runner, 'u-1', (tx) => tx`DELETE FROM mana_ai.mission_research_jobs WHERE user_id = 'u-2'`);
+    expect(deleted.count).toBe(0);
+  });
+
+  it('claims across users return keys, due slots and lease ends only, and the projection reads each record in its user’s scope', async () => {
+    const rows = await runner.begin((tx) => tx`SELECT * FROM mana_ai.claim_due_missions('rls-test', 10, 20, 60000)`);
+    expect(Object.keys(rows[0] ?? {}).sort()).toEqual(['candidates', 'due_slot', 'healed', 'lease_until', 'mission_id', 'user_id']);
+    expect(rows.map((row) => `${row.user_id}/${row.mission_id}`).sort()).toEqual(['u-1/m-1', 'u-2/m-2']);
+    await projection.release('rls-test');
+    const claimed = await projection.claimDue({ owner: 'rls-test', limit: 10 });
+    expect(claimed.map(({ mission }) => `${mission.userId}/${mission.id}/${mission.title}`).sort()).toEqual([
+      `u-1/m-1/${missionData('m-1').title}`,
+      `u-2/m-2/${missionData('m-2').title}`,
+    ]);
+    await projection.release('rls-test');
+    // The other cross-user functions return counts and times.
+    const [stats] = await runner`SELECT * FROM mana_ai.mission_lease_stats()`;
+    expect(Object.keys(stats ?? {}).sort()).toEqual(['active', 'expired', 'oldest_expired']);
+    const [due] = await runner`SELECT mana_ai.next_due_in_ms() AS ms`;
+    expect(typeof due?.ms).toBe('number');
+  });
+
+  it('is no member of the definer role and cannot call its internal horizon helper', async () => {
+    await expect(runner`SELECT * FROM mana_ai.change_feed_horizon()`).rejects.toThrow(/permission denied/);
+    const [role] = await runner<{ member: boolean }[]>`SELECT pg_has_role('mana_ai_feed', 'MEMBER') AS member`;
+    expect(role?.member).toBe(false);
   });
 });
 

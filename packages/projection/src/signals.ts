@@ -31,36 +31,12 @@ export async function databaseNow(context: ProjectionContext): Promise<number> {
  * Milliseconds (database time) until the earliest moment a mission may become claimable: the
  * earliest `next_run_at` among active missions without a live lease whose agent has a free slot,
  * or the earliest expiry of a live lease (a crashed instance's missions, an agent's slot). ≤ 0
- * means now; null when nothing is scheduled. One statement over the due indexes and the lanes: the
- * missions of an agent at its limit are not visited, and a lane with live leases costs one probe.
+ * means now; null when nothing is scheduled. One call of the definer function `mana_ai.next_due_in_ms`
+ * (migration 0006: a time, no keys) over the due indexes and the lanes: the missions of an agent at
+ * its limit are not visited, and a lane with live leases costs one probe.
  */
 export async function nextDueInMs(context: ProjectionContext): Promise<number | null> {
-  const [row] = await context.sql<{ ms: number | null }[]>`
-    SELECT (extract(epoch FROM (least(
-      (SELECT s.next_run_at FROM mana_ai.mission_snapshots s
-       WHERE s.active AND s.agent_id IS NULL AND s.next_run_at IS NOT NULL
-         AND (s.lease_until IS NULL OR s.lease_until <= now())
-       ORDER BY s.next_run_at, s.user_id, s.mission_id LIMIT 1),
-      (SELECT l.head_at FROM mana_ai.mission_lanes l
-       WHERE l.head_at IS NOT NULL AND (l.max_concurrent IS NULL OR l.max_concurrent >= 1)
-         AND NOT EXISTS (
-           SELECT 1 FROM mana_ai.mission_snapshots r
-           WHERE r.user_id = l.user_id AND r.agent_id = l.agent_id AND r.lease_until > now())
-       ORDER BY l.head_at, l.user_id, l.agent_id LIMIT 1),
-      (SELECT min(f.next_run_at)
-       FROM (SELECT DISTINCT r.user_id, r.agent_id FROM mana_ai.mission_snapshots r
-             WHERE r.lease_until > now() AND r.agent_id IS NOT NULL) AS k
-       JOIN mana_ai.mission_lanes l ON l.user_id = k.user_id AND l.agent_id = k.agent_id
-       CROSS JOIN LATERAL (
-         SELECT s.next_run_at FROM mana_ai.mission_snapshots s
-         WHERE s.user_id = l.user_id AND s.agent_id = l.agent_id AND s.active AND s.next_run_at IS NOT NULL
-           AND (s.lease_until IS NULL OR s.lease_until <= now())
-         ORDER BY s.next_run_at, s.mission_id LIMIT 1) AS f
-       WHERE l.max_concurrent IS NULL OR floor(l.max_concurrent) > (
-         SELECT count(*) FROM mana_ai.mission_snapshots r
-         WHERE r.user_id = l.user_id AND r.agent_id = l.agent_id AND r.lease_until > now())),
-      (SELECT min(r.lease_until) FROM mana_ai.mission_snapshots r WHERE r.lease_until > now())
-    ) - now())) * 1000)::float8 AS ms`;
+  const [row] = await context.sql<{ ms: number | null }[]>`SELECT mana_ai.next_due_in_ms() AS ms`;
   // Rounded up: a timer set from it never fires before the mission is due on the database's clock.
   return row?.ms === null || row?.ms === undefined ? null : Math.ceil(row.ms);
 }

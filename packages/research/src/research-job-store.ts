@@ -1,11 +1,11 @@
-import type { JSONValue, Sql } from 'postgres';
+import type { JSONValue, Sql, TransactionSql } from 'postgres';
 import type { DeepResearchAnswer } from './deep-research.js';
 import { isRecord } from './http.js';
 import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } from './research-machine.js';
 
 /** Collaborators of the job store. */
 export interface ResearchJobStoreDeps {
-  /** The runner's postgres.js client (plain queries: the table has no RLS, docs/wire-contract.md#research-jobs). */
+  /** The runner's postgres.js client; every statement runs in a transaction scoped to the job's user (row-level security). */
   sql: Sql;
 }
 
@@ -34,16 +34,27 @@ interface JobRow {
   completed_at: Date | null;
 }
 
+/**
+ * Runs `fn` in a transaction whose `app.current_user_id` is `userId`: the table's row-level security
+ * (migration research/0003) then shows and accepts that user's rows only.
+ */
+function asUser<T>(sql: Sql, userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  return sql.begin(async (tx) => {
+    await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
+    return fn(tx);
+  }) as Promise<T>;
+}
+
 /** Creates a {@link ResearchJobStore} over `mana_ai.mission_research_jobs`. */
 export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobStore {
   const { sql } = deps;
   return {
     async load(userId, missionId) {
-      const rows = await sql<JobRow[]>`
+      const rows = await asUser(sql, userId, (tx) => tx<JobRow[]>`
         SELECT task_id, provider_id, submitted_at, last_polled_at, state, remote_status, failed_polls, result, completed_at
         FROM mana_ai.mission_research_jobs
         WHERE user_id = ${userId} AND mission_id = ${missionId}
-        LIMIT 1`;
+        LIMIT 1`);
       const row = rows[0];
       return row ? fromRow(row) : IDLE_RESEARCH_STATE;
     },
@@ -52,7 +63,7 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
       const completed = state.phase === 'completed';
       // sql.json: a string bound to a jsonb parameter would be stored as a JSON string scalar.
       const result = completed ? sql.json(state.answer as unknown as JSONValue) : null;
-      await sql`
+      await asUser(sql, userId, (tx) => tx`
         INSERT INTO mana_ai.mission_research_jobs (
           user_id, mission_id, task_id, provider_id, submitted_at, last_polled_at,
           state, remote_status, failed_polls, result, completed_at, updated_at
@@ -72,16 +83,17 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
           failed_polls = EXCLUDED.failed_polls,
           result = EXCLUDED.result,
           completed_at = EXCLUDED.completed_at,
-          updated_at = now()`;
+          updated_at = now()`);
     },
 
     async delete(userId, missionId, taskId) {
-      const result =
+      const result = await asUser(sql, userId, (tx) =>
         taskId === undefined
-          ? await sql`DELETE FROM mana_ai.mission_research_jobs WHERE user_id = ${userId} AND mission_id = ${missionId}`
-          : await sql`
+          ? tx`DELETE FROM mana_ai.mission_research_jobs WHERE user_id = ${userId} AND mission_id = ${missionId}`
+          : tx`
               DELETE FROM mana_ai.mission_research_jobs
-              WHERE user_id = ${userId} AND mission_id = ${missionId} AND task_id = ${taskId}`;
+              WHERE user_id = ${userId} AND mission_id = ${missionId} AND task_id = ${taskId}`,
+      );
       return result.count > 0;
     },
   };
