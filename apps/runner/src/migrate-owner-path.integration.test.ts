@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { migrations as projectionMigrations, withUser } from '@mana-ai/projection';
+import { createProjection, migrations as projectionMigrations, withUser } from '@mana-ai/projection';
 import type { TestPostgresContext } from '@mana-ai/test-postgres';
 import postgres, { type Notice, type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -108,9 +108,16 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'change_feed_horizon', owner: 'mana_ai_feed', definer: true },
       { name: 'change_feed_lag_seconds', owner: 'mana_ai_feed', definer: true },
       { name: 'change_feed_pending', owner: 'mana_ai_feed', definer: true },
+      { name: 'claim_due_missions', owner: 'mana_ai_feed', definer: true },
       { name: 'clear_mission_lanes', owner: owner.name, definer: false },
+      { name: 'mission_lease_stats', owner: 'mana_ai_feed', definer: true },
+      { name: 'next_due_in_ms', owner: 'mana_ai_feed', definer: true },
       { name: 'notify_ai_changes', owner: owner.name, definer: false },
-      { name: 'sync_mission_lanes', owner: owner.name, definer: false },
+      { name: 'refresh_stored_snapshots', owner: 'mana_ai_feed', definer: true },
+      { name: 'refresh_write_snapshots', owner: 'mana_ai_feed', definer: true },
+      { name: 'release_mission_leases', owner: 'mana_ai_feed', definer: true },
+      { name: 'renew_mission_leases', owner: 'mana_ai_feed', definer: true },
+      { name: 'sync_mission_lanes', owner: 'mana_ai_feed', definer: true },
     ]);
     // The owner path installs the change trigger that wakes the dispatchers.
     const triggers = await ownerSql<{ name: string }[]>`
@@ -178,5 +185,18 @@ describe('migrate as the owner of mana_sync', () => {
     ]);
     const [unscoped] = await ownerSql<{ count: string }[]>`SELECT count(*) FROM public.sync_changes`;
     expect(unscoped?.count).toBe('0');
+    // mana_sync also owns the runner's tables on this path: RLS is forced on it there as well.
+    const runtime = connect(urlFor(context.adminUrl, database, login));
+    await createProjection({ sql: runtime }).refresh();
+    for (const user of ['sync-user-a', 'sync-user-b']) {
+      await withUser(runtime, user, (tx) => tx`
+        INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES (${user}, 'a', 'm', 3)`);
+    }
+    for (const table of ['mission_snapshots', 'agent_snapshots', 'token_usage']) {
+      const scoped = await withUser(ownerSql, 'sync-user-a', (tx) => tx.unsafe<{ user_id: string }[]>(`SELECT DISTINCT user_id FROM mana_ai.${table}`));
+      expect({ table, users: scoped.map((row) => row.user_id) }).toEqual({ table, users: ['sync-user-a'] });
+      const all = await ownerSql.unsafe(`SELECT 1 FROM mana_ai.${table}`);
+      expect({ table, rows: all.length }).toEqual({ table, rows: 0 });
+    }
   });
 });
