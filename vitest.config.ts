@@ -10,6 +10,7 @@ const alias = packages.flatMap((name) => {
   return [
     { find: new RegExp(`^@mana-ai/${name}$`), replacement: `${source}index.ts` },
     { find: new RegExp(`^@mana-ai/${name}/(fastify|testing)$`), replacement: `${source}$1/index.ts` },
+    { find: new RegExp(`^@mana-ai/${name}/(merge)$`), replacement: `${source}$1.ts` },
   ];
 });
 

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/fastify/index.ts'],
+  entry: ['src/index.ts', 'src/fastify/index.ts', 'src/merge.ts'],
   format: ['esm'],
   dts: true,
   sourcemap: true,

@@ -195,6 +195,14 @@ describe('changeset version', () => {
     }
   });
 
+  it('puts the CHANGELOG.md it writes into the tarball of a published package', async () => {
+    const planner = versions('@mana-ai/planner');
+    // npm's file list follows `files` like pnpm's; pnpm would need the copy installed to pack it.
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: join(scratch, dirname(planner.path)), timeout: 60_000 });
+    const [packed] = JSON.parse(stdout) as { files: { path: string }[] }[];
+    expect(packed?.files.map((file) => file.path)).toContain('CHANGELOG.md');
+  });
+
   it('consumes the changeset files when it writes the versions', () => {
     expect(remainingChangesets).toEqual([]);
   });

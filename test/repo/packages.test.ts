@@ -82,7 +82,8 @@ function sections(text: string): string[] {
   return [...text.matchAll(/^## (.+)$/gm)].map((match) => match[1]!.trim());
 }
 
-const entryPoints = { '.': 'index', './fastify': 'fastify/index', './testing': 'testing/index' } as const;
+/** Entry points a package may export; `./merge` is projection's browser-safe LWW merge. */
+const entryPoints = { '.': 'index', './fastify': 'fastify/index', './testing': 'testing/index', './merge': 'merge' } as const;
 
 describe('published package manifests', () => {
   it.each(names)('%s has the house fields when it is published', (name) => {
@@ -94,7 +95,7 @@ describe('published package manifests', () => {
     expect(pkg.keywords).toEqual(expect.arrayContaining(['mana-ai']));
     expect(pkg.type).toBe('module');
     expect(pkg.sideEffects).toBe(false);
-    expect(pkg.files).toEqual(['dist']);
+    expect(pkg.files).toEqual(['dist', 'CHANGELOG.md']);
     expect(pkg.engines).toEqual({ node: '>=20.19' });
     expect(pkg.repository?.type).toBe('git');
     expect(pkg.repository?.url).toMatch(/^git\+https:\/\//);
@@ -263,7 +264,7 @@ describe('check-packages script', () => {
       await writeFile(join(scratch, 'dist/index.d.ts'), 'export declare const answer: number;\n');
       const failure = await run(process.execPath, [join(root, 'tooling/scripts/check-packages.mjs'), scratch], {
         cwd: root,
-        timeout: 30_000,
+        timeout: 170_000,
       }).then(
         () => null,
         (error: { code?: number; stdout?: string }) => error,
@@ -277,5 +278,49 @@ describe('check-packages script', () => {
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
+
+  it('fails when a packed package does not import or type-check for a Node-only or a DOM-only consumer', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'mana-ai-bad-consumers-'));
+    const write = async (name: string, js: string, dts: string) => {
+      await mkdir(join(scratch, name, 'dist'), { recursive: true });
+      await writeFile(
+        join(scratch, name, 'package.json'),
+        JSON.stringify({
+          name,
+          version: '1.0.0',
+          type: 'module',
+          files: ['dist', 'CHANGELOG.md'],
+          exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } },
+        }),
+      );
+      await writeFile(join(scratch, name, 'dist/index.js'), js);
+      await writeFile(join(scratch, name, 'dist/index.d.ts'), dts);
+    };
+    try {
+      // WebCrypto's CryptoKey is a DOM-lib name: a Node service without DOM cannot compile it.
+      await write('dom-types', "import 'not-a-declared-dependency';\nexport const seal = () => {};\n", 'export declare function seal(key: CryptoKey): void;\n');
+      // A browser entry point whose types need Node's.
+      await write('node-types', 'export const source = null;\n', "import type { Readable } from 'node:stream';\nexport declare const source: Readable | null;\n");
+      const failure = await run(
+        process.execPath,
+        [join(root, 'tooling/scripts/check-packages.mjs'), '--browser-entry', 'node-types', join(scratch, 'dom-types'), join(scratch, 'node-types')],
+        { cwd: root, timeout: 170_000 },
+      ).then(
+        () => null,
+        (error: { code?: number; stdout?: string }) => error,
+      );
+      expect(failure?.code).toBe(1);
+      expect(failure?.stdout).toContain('FAIL  consumers: 3 problem(s)');
+      expect(failure?.stdout).toMatch(/node import: dom-types: Cannot find package 'not-a-declared-dependency'/);
+      expect(failure?.stdout).toMatch(
+        /Node-only consumer \(lib ES2023 \+ @types\/node\): .*node_modules\/dom-types\/dist\/index\.d\.ts.*Cannot find name 'CryptoKey'/,
+      );
+      expect(failure?.stdout).toMatch(
+        /DOM-only consumer \(lib ES2023 \+ DOM\): .*node_modules\/node-types\/dist\/index\.d\.ts.*Cannot find module 'node:stream'/,
+      );
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

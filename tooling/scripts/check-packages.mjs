@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // Lints what npm would publish for every public package: publint on the packed tarball and
-// arethetypeswrong (esm-only profile) on the same tarball. Works offline: the tarball is built
-// locally with `pnpm pack` and attw never resolves an @types package from the registry.
+// arethetypeswrong (esm-only profile) on the same tarball; then installs the tarballs into fresh
+// consumer projects, imports every entry point in Node and type-checks them for a Node-only and
+// a DOM-only consumer (consumers.mjs). Works offline: the tarball is built locally with
+// `pnpm pack`, attw never resolves an @types package from the registry, and the consumers take
+// third-party dependencies from the workspace install.
 // Expects the packages to be built (`pnpm check:packages` builds them first).
+// Usage: check-packages.mjs [--browser-entry <specifier>]... [package directories]
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -11,18 +15,22 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { publint } from 'publint';
+import { BROWSER_ENTRY_POINTS, checkConsumers } from './consumers.mjs';
 import { formatMessage } from 'publint/utils';
 
 const run = promisify(execFile);
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
-// The packages we publish, in dependency order. Arguments (package directories) replace the
-// list, which is how the repository test proves that a broken package fails the check.
+// The packages we publish, in dependency order. Arguments (package directories, and the entry
+// points the DOM-only consumer checks) replace the lists, which is how the repository test proves
+// that a broken package fails the check.
 const PUBLISHED_PACKAGES = ['core', 'projection', 'crypto', 'resolvers', 'planner', 'research'];
+const args = process.argv.slice(2);
+const browserEntryPoints = args.flatMap((arg, index) => (args[index - 1] === '--browser-entry' ? [arg] : []));
+const dirArgs = args.filter((arg, index) => arg !== '--browser-entry' && args[index - 1] !== '--browser-entry');
 const packageDirs =
-  process.argv.length > 2
-    ? process.argv.slice(2).map((dir) => resolve(dir))
-    : PUBLISHED_PACKAGES.map((name) => join(root, 'packages', name));
+  dirArgs.length > 0 ? dirArgs.map((dir) => resolve(dir)) : PUBLISHED_PACKAGES.map((name) => join(root, 'packages', name));
+if (dirArgs.length === 0 && browserEntryPoints.length === 0) browserEntryPoints.push(...BROWSER_ENTRY_POINTS);
 
 // The esm-only profile of the attw CLI: CommonJS resolutions are out of scope for ESM-only packages.
 const IGNORED_RESOLUTIONS = new Set(['node10', 'node16-cjs']);
@@ -88,7 +96,9 @@ async function checkPackage(packageDir, index, attw, scratch) {
     if (entrypoints.length === 0) problems.push('attw: no entrypoints found');
   }
   const manifest = JSON.parse(await readFile(join(packageDir, 'package.json'), 'utf8'));
-  return { index, name: manifest.name, problems, entrypoints: Object.keys(manifest.exports ?? {}) };
+  // `changeset version` writes CHANGELOG.md next to package.json; `files` must publish it.
+  if (manifest.files?.includes('CHANGELOG.md') !== true) problems.push('files: CHANGELOG.md is not published');
+  return { index, name: manifest.name, problems, entrypoints: Object.keys(manifest.exports ?? {}), tarball: tarballPath, manifest, dir: packageDir };
 }
 
 async function main() {
@@ -120,9 +130,21 @@ async function main() {
         for (const problem of result.problems) console.log(`      - ${problem}`);
       }
     }
+    const consumers = await checkConsumers({
+      root,
+      scratch,
+      packages: results.map((result) => ({ tarball: result.tarball, manifest: result.manifest, sourceDir: result.dir })),
+      browserEntryPoints,
+    });
+    if (consumers.problems.length === 0) {
+      console.log(`ok    consumers (Node import + types: ${consumers.specifiers.length} entry points; DOM types: ${browserEntryPoints.join(' ')})`);
+    } else {
+      console.log(`FAIL  consumers: ${consumers.problems.length} problem(s)`);
+      for (const problem of consumers.problems) console.log(`      - ${problem}`);
+    }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`${results.length - failed}/${results.length} packages clean in ${seconds}s`);
-    if (failed > 0) process.exitCode = 1;
+    if (failed > 0 || consumers.problems.length > 0) process.exitCode = 1;
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

@@ -77,6 +77,7 @@ export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
 export { CIPHERTEXT_PREFIX, isCiphertext } from './ciphertext.js';
+export type { WebCryptoKey, WebCryptoKeyUsage } from './web-crypto.js';
 export { type DatabaseClock, createDatabaseClock } from './database-clock.js';
 export { DISPATCHER_DEFAULTS, type Dispatcher, type DispatcherOptions, type DispatcherPorts, createDispatcher, emptyTickStats } from './dispatcher.js';
 export { type Heartbeat, type HeartbeatOptions, createHeartbeat } from './heartbeat.js';

@@ -1,4 +1,4 @@
-import type { GrantDerivation } from '@mana-ai/core';
+import type { GrantDerivation, WebCryptoKey, WebCryptoKeyUsage } from '@mana-ai/core';
 import { CryptoError } from './errors.js';
 import { hkdfSha256 } from './hkdf.js';
 import { bufferSource, subtle } from './subtle.js';
@@ -57,7 +57,7 @@ export async function deriveMissionDataKeyRaw(masterKey: Uint8Array, derivation:
  * Imports 32 raw bytes as a non-extractable AES-GCM-256 key and zero-fills them afterwards
  * (also when the import fails). Default usages: `['decrypt']`.
  */
-export async function importAesKey(raw: Uint8Array, usages: readonly KeyUsage[] = ['decrypt']): Promise<CryptoKey> {
+export async function importAesKey(raw: Uint8Array, usages: readonly WebCryptoKeyUsage[] = ['decrypt']): Promise<WebCryptoKey> {
   try {
     if (raw.length !== KEY_LENGTH_BYTES) {
       throw new CryptoError('CRYPTO_INVALID_ARGUMENT', `expected ${KEY_LENGTH_BYTES}-byte AES key, got ${raw.length}`);
@@ -75,7 +75,7 @@ export async function importAesKey(raw: Uint8Array, usages: readonly KeyUsage[] 
 export async function deriveMissionDataKey(
   masterKey: Uint8Array,
   derivation: GrantDerivation,
-  usages: readonly KeyUsage[] = ['decrypt'],
-): Promise<CryptoKey> {
+  usages: readonly WebCryptoKeyUsage[] = ['decrypt'],
+): Promise<WebCryptoKey> {
   return importAesKey(await deriveMissionDataKeyRaw(masterKey, derivation), usages);
 }

@@ -1,9 +1,9 @@
-import { type Clock, type GrantDerivation, type MissionGrant, systemClock } from '@mana-ai/core';
+import { type Clock, type GrantDerivation, type MissionGrant, type WebCryptoKey, systemClock } from '@mana-ai/core';
 import { encodeBase64 } from './base64.js';
 import { GRANT_DERIVATION_VERSION, deriveMissionDataKeyRaw } from './derivation.js';
 import { CryptoError } from './errors.js';
 import { importRsaPublicKey } from './pem.js';
-import { subtle } from './subtle.js';
+import { platformKey, subtle } from './subtle.js';
 
 /** Default grant lifetime: 7 days. */
 export const DEFAULT_GRANT_TTL_MS = 604_800_000;
@@ -33,7 +33,7 @@ export interface GrantIssuerDeps {
 /** Options of {@link createGrantIssuer}. */
 export interface GrantIssuerOptions {
   /** The runner's RSA public key (SPKI PEM or imported key); absent = grants not configured. */
-  publicKey?: CryptoKey | string | null;
+  publicKey?: WebCryptoKey | string | null;
 }
 
 /** Issues mission grants the way the auth service does. */
@@ -96,8 +96,8 @@ export function clampGrantTtl(ttlMs: number | undefined): number {
 export function createGrantIssuer(deps: GrantIssuerDeps = {}, options: GrantIssuerOptions = {}): GrantIssuer {
   const clock = deps.clock ?? systemClock;
   const source = options.publicKey ?? null;
-  let publicKey: Promise<CryptoKey> | null = null;
-  const keyFor = (pemOrKey: CryptoKey | string): Promise<CryptoKey> => {
+  let publicKey: Promise<WebCryptoKey> | null = null;
+  const keyFor = (pemOrKey: WebCryptoKey | string): Promise<WebCryptoKey> => {
     publicKey ??= typeof pemOrKey === 'string' ? importRsaPublicKey(pemOrKey) : Promise.resolve(pemOrKey);
     return publicKey;
   };
@@ -117,7 +117,7 @@ export function createGrantIssuer(deps: GrantIssuerDeps = {}, options: GrantIssu
           recordIds: [...valid.recordIds].sort(),
         };
         mdk = await deriveMissionDataKeyRaw(masterKey, derivation);
-        const wrapped = await subtle().encrypt({ name: 'RSA-OAEP' }, await keyFor(source), mdk);
+        const wrapped = await subtle().encrypt({ name: 'RSA-OAEP' }, platformKey(await keyFor(source)), mdk);
         const issuedAt = clock.now();
         return {
           wrappedKey: encodeBase64(new Uint8Array(wrapped)),

@@ -1,8 +1,8 @@
-import { type Clock, type GrantDerivation, systemClock } from '@mana-ai/core';
+import { type Clock, type GrantDerivation, type WebCryptoKey, systemClock } from '@mana-ai/core';
 import { decodeBase64 } from './base64.js';
 import { GRANT_DERIVATION_VERSION, KEY_LENGTH_BYTES, importAesKey } from './derivation.js';
 import { importRsaPrivateKey } from './pem.js';
-import { subtle } from './subtle.js';
+import { platformKey, subtle } from './subtle.js';
 
 /** Why an unwrap failed, with the upstream metric labels (`mana_ai_grant_skips_total{reason}`). */
 export type GrantUnwrapFailureReason = 'not-configured' | 'expired' | 'malformed' | 'wrap-rejected';
@@ -15,7 +15,7 @@ export type GrantUnwrapReason = GrantUnwrapFailureReason | GrantBindingFailureRe
 
 /** The outcome of {@link GrantUnwrapper.unwrap}: never thrown, always returned. */
 export type GrantUnwrapResult =
-  | { ok: true; key: CryptoKey; derivation: GrantDerivation }
+  | { ok: true; key: WebCryptoKey; derivation: GrantDerivation }
   | { ok: false; reason: GrantUnwrapReason };
 
 /** What the grant must be bound to. */
@@ -35,7 +35,7 @@ export interface GrantUnwrapperDeps {
 /** Options of {@link createGrantUnwrapper}. */
 export interface GrantUnwrapperOptions {
   /** The runner's RSA-OAEP-SHA-256 private key; absent = every unwrap is `not-configured`. */
-  privateKey?: CryptoKey | null;
+  privateKey?: WebCryptoKey | null;
 }
 
 /** Options of {@link createGrantUnwrapperFromPem}. */
@@ -111,7 +111,7 @@ export function createGrantUnwrapper(deps: GrantUnwrapperDeps = {}, options: Gra
       if (binding.tables?.some((table) => !derivation.tables.includes(table))) return fail('table-not-granted');
       let raw: Uint8Array;
       try {
-        raw = new Uint8Array(await subtle().decrypt({ name: 'RSA-OAEP' }, privateKey, wrapped));
+        raw = new Uint8Array(await subtle().decrypt({ name: 'RSA-OAEP' }, platformKey(privateKey), wrapped));
       } catch {
         return fail('wrap-rejected');
       }

@@ -11,6 +11,7 @@ import {
 } from './grant-issuer.js';
 import { checkGrantScope, createGrantUnwrapper, createGrantUnwrapperFromPem } from './grant-unwrapper.js';
 import { importRsaPrivateKey } from './pem.js';
+import { platformKey } from './subtle.js';
 import { LARGE_GRANT_KEY_HEX, type TestKeyPair, generateTestKeyPair, largeGrantRequest, testMasterKey } from './testing/index.js';
 import { decryptValue, encryptValue } from './value.js';
 
@@ -76,7 +77,7 @@ describe('createGrantIssuer', () => {
     const wrapped = decodeBase64(grant.wrappedKey);
     expect(wrapped).toHaveLength(256);
     const privateKey = await importRsaPrivateKey(pair.privateKeyPem);
-    const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, privateKey, wrapped));
+    const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, platformKey(privateKey), wrapped));
     expect(hex(raw)).toBe('7538df66c51d3ddb667c0135feb4ac7c2800ba372babc7e61e9423d6a9a65628');
   });
 
@@ -86,7 +87,7 @@ describe('createGrantIssuer', () => {
     const grant = await issuer.issue(testMasterKey(), large);
     expect(grant.derivation.recordIds).toHaveLength(1000);
     const privateKey = await importRsaPrivateKey(pair.privateKeyPem);
-    const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, privateKey, decodeBase64(grant.wrappedKey)));
+    const raw = new Uint8Array(await crypto.subtle.decrypt({ name: 'RSA-OAEP' }, platformKey(privateKey), decodeBase64(grant.wrappedKey)));
     expect(hex(raw)).toBe(LARGE_GRANT_KEY_HEX);
     const result = await createGrantUnwrapper({ clock: createManualClock(NOW) }, { privateKey }).unwrap(grant, {
       missionId: large.missionId,

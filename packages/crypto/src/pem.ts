@@ -1,3 +1,4 @@
+import type { WebCryptoKey } from '@mana-ai/core';
 import { decodeBase64 } from './base64.js';
 import { CryptoError } from './errors.js';
 import { subtle } from './subtle.js';
@@ -40,7 +41,7 @@ export function pemToDer(pem: string, expected: PemLabel): Uint8Array<ArrayBuffe
 }
 
 /** Imports an SPKI PEM (`BEGIN PUBLIC KEY`) as an RSA-OAEP-SHA-256 encryption key. */
-export async function importRsaPublicKey(pem: string): Promise<CryptoKey> {
+export async function importRsaPublicKey(pem: string): Promise<WebCryptoKey> {
   const der = pemToDer(pem, 'PUBLIC KEY');
   try {
     return await subtle().importKey('spki', der, RSA_OAEP_SHA256, false, ['encrypt']);
@@ -55,7 +56,7 @@ export async function importRsaPublicKey(pem: string): Promise<CryptoKey> {
  * Imports a PKCS#8 PEM (`BEGIN PRIVATE KEY`) as a non-extractable RSA-OAEP-SHA-256 decryption
  * key; the decoded DER bytes are zeroed afterwards.
  */
-export async function importRsaPrivateKey(pem: string): Promise<CryptoKey> {
+export async function importRsaPrivateKey(pem: string): Promise<WebCryptoKey> {
   const der = pemToDer(pem, 'PRIVATE KEY');
   try {
     return await subtle().importKey('pkcs8', der, RSA_OAEP_SHA256, false, ['decrypt']);

@@ -1,3 +1,4 @@
+import type { WebCryptoKey } from '@mana-ai/core';
 import { CryptoError } from './errors.js';
 
 /** The WebCrypto implementation of the running platform (Node ≥ 20 and browsers). */
@@ -7,6 +8,14 @@ export function subtle(): SubtleCrypto {
     throw new CryptoError('CRYPTO_INVALID_ARGUMENT', 'WebCrypto (globalThis.crypto.subtle) is not available');
   }
   return implementation;
+}
+
+/**
+ * The platform key behind a {@link WebCryptoKey}: the public API takes keys by shape (so its types
+ * need no DOM lib), WebCrypto calls take the platform type; every key we are given came from one.
+ */
+export function platformKey(key: WebCryptoKey): CryptoKey {
+  return key as CryptoKey;
 }
 
 /** Fills `target` with cryptographically strong random bytes. */

@@ -1,12 +1,14 @@
+import type { WebCryptoKey } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
 import { importAesKey } from './derivation.js';
 import type { CryptoError } from './errors.js';
+import { platformKey } from './subtle.js';
 import { decryptRecordFields, decryptValue, encryptValue, isEncrypted } from './value.js';
 
 const GOLDEN_MDK = '7538df66c51d3ddb667c0135feb4ac7c2800ba372babc7e61e9423d6a9a65628';
 const fromHex = (hex: string): Uint8Array => new Uint8Array(hex.match(/../g)!.map((pair) => Number.parseInt(pair, 16)));
-const goldenKey = (): Promise<CryptoKey> => importAesKey(fromHex(GOLDEN_MDK), ['encrypt', 'decrypt']);
-const otherKey = (): Promise<CryptoKey> => importAesKey(new Uint8Array(32).fill(9), ['encrypt', 'decrypt']);
+const goldenKey = (): Promise<WebCryptoKey> => importAesKey(fromHex(GOLDEN_MDK), ['encrypt', 'decrypt']);
+const otherKey = (): Promise<WebCryptoKey> => importAesKey(new Uint8Array(32).fill(9), ['encrypt', 'decrypt']);
 const fixedIv = (target: Uint8Array): Uint8Array => target.map((_, index) => index);
 
 const VECTORS: [unknown, string][] = [
@@ -77,7 +79,7 @@ describe('decryptValue', () => {
   it('rejects with CRYPTO_MALFORMED_VALUE without quoting the plaintext when the payload is not JSON', async () => {
     const key = await goldenKey();
     const iv = new Uint8Array(12);
-    const raw = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, new TextEncoder().encode('secret{'));
+    const raw = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, platformKey(key), new TextEncoder().encode('secret{'));
     const wire = `enc:1:${btoa(String.fromCharCode(...iv))}.${btoa(String.fromCharCode(...new Uint8Array(raw)))}`;
     const error = (await decryptValue(key, wire).catch((caught) => caught)) as CryptoError;
     expect(error.code).toBe('CRYPTO_MALFORMED_VALUE');

@@ -1,7 +1,7 @@
-import { CIPHERTEXT_PREFIX, isCiphertext } from '@mana-ai/core';
+import { CIPHERTEXT_PREFIX, type WebCryptoKey, isCiphertext } from '@mana-ai/core';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { CryptoError } from './errors.js';
-import { bufferSource, randomBytes, subtle } from './subtle.js';
+import { bufferSource, platformKey, randomBytes, subtle } from './subtle.js';
 
 /** The prefix of an encrypted field value (core's one constant). */
 export const ENC_PREFIX = CIPHERTEXT_PREFIX;
@@ -31,11 +31,11 @@ function malformed(message: string): CryptoError {
  * Encrypts a field value as `enc:1:<base64 iv>.<base64 ciphertext‖tag>`: AES-256-GCM over the UTF-8
  * JSON of the value, a fresh 12-byte IV, no additional data. `null` and `undefined` pass through.
  */
-export async function encryptValue(key: CryptoKey, value: null, options?: EncryptValueOptions): Promise<null>;
-export async function encryptValue(key: CryptoKey, value: undefined, options?: EncryptValueOptions): Promise<undefined>;
-export async function encryptValue(key: CryptoKey, value: unknown, options?: EncryptValueOptions): Promise<string>;
+export async function encryptValue(key: WebCryptoKey, value: null, options?: EncryptValueOptions): Promise<null>;
+export async function encryptValue(key: WebCryptoKey, value: undefined, options?: EncryptValueOptions): Promise<undefined>;
+export async function encryptValue(key: WebCryptoKey, value: unknown, options?: EncryptValueOptions): Promise<string>;
 export async function encryptValue(
-  key: CryptoKey,
+  key: WebCryptoKey,
   value: unknown,
   options: EncryptValueOptions = {},
 ): Promise<string | null | undefined> {
@@ -46,7 +46,7 @@ export async function encryptValue(
   if (iv.length !== IV_LENGTH_BYTES) throw new CryptoError('CRYPTO_INVALID_ARGUMENT', 'the IV source must give 12 bytes');
   const plaintext = encoder.encode(json);
   try {
-    const ciphertext = await subtle().encrypt({ name: 'AES-GCM', iv }, key, plaintext);
+    const ciphertext = await subtle().encrypt({ name: 'AES-GCM', iv }, platformKey(key), plaintext);
     return `${ENC_PREFIX}${encodeBase64(iv)}.${encodeBase64(new Uint8Array(ciphertext))}`;
   } catch (cause) {
     throw new CryptoError('CRYPTO_INVALID_ARGUMENT', 'encryption failed (the key must be an AES-GCM encrypt key)', { cause });
@@ -60,7 +60,7 @@ export async function encryptValue(
  * `enc:1:` string passes through unchanged. Throws `CRYPTO_MALFORMED_VALUE` (bad layout, IV not 12
  * bytes, payload not JSON) or `CRYPTO_DECRYPT_FAILED` (tampered ciphertext or wrong key).
  */
-export async function decryptValue(key: CryptoKey, value: unknown): Promise<unknown> {
+export async function decryptValue(key: WebCryptoKey, value: unknown): Promise<unknown> {
   if (!isEncrypted(value)) return value;
   const body = value.slice(ENC_PREFIX.length);
   const separator = body.indexOf('.');
@@ -77,7 +77,7 @@ export async function decryptValue(key: CryptoKey, value: unknown): Promise<unkn
   if (ciphertext.length < TAG_LENGTH_BYTES) throw malformed('ciphertext shorter than the authentication tag');
   let plaintext: Uint8Array;
   try {
-    plaintext = new Uint8Array(await subtle().decrypt({ name: 'AES-GCM', iv }, key, ciphertext));
+    plaintext = new Uint8Array(await subtle().decrypt({ name: 'AES-GCM', iv }, platformKey(key), ciphertext));
   } catch (cause) {
     throw new CryptoError('CRYPTO_DECRYPT_FAILED', 'decryption failed (tampered ciphertext or wrong key)', { cause });
   }
@@ -105,7 +105,7 @@ export interface DecryptedRecord<T extends Record<string, unknown>> {
  */
 export async function decryptRecordFields<T extends Record<string, unknown>>(
   record: T,
-  key: CryptoKey,
+  key: WebCryptoKey,
 ): Promise<DecryptedRecord<T>> {
   const fields = Object.keys(record).filter((field) => isEncrypted(record[field]));
   const values = await Promise.all(fields.map((field) => decryptValue(key, record[field])));

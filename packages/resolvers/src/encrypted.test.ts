@@ -1,3 +1,4 @@
+import type { WebCryptoKey } from '@mana-ai/core';
 import { describe, expect, it } from 'vitest';
 import type { DecryptAudit } from './audit.js';
 import { checkScope, classifyDecryptError, createEncryptedResolver } from './encrypted.js';
@@ -17,7 +18,7 @@ describe('classifyDecryptError', () => {
 
 describe('checkScope', () => {
   const grant = {
-    key: {} as CryptoKey,
+    key: {} as WebCryptoKey,
     derivation: { version: 'v1' as const, missionId: 'm', tables: ['notes'], recordIds: ['notes:n1'] },
   };
   it('tells a missing table from a missing record id', () => {

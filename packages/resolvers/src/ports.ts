@@ -1,4 +1,4 @@
-import type { GrantDerivation, MissionInputRef, ReplayRecord, ResolvedInput } from '@mana-ai/core';
+import type { GrantDerivation, MissionInputRef, ReplayRecord, ResolvedInput, WebCryptoKey } from '@mana-ai/core';
 
 /** Replays one synced record (core's port; `@mana-ai/projection` provides the real one). */
 export type { ReplayRecord };
@@ -6,7 +6,7 @@ export type { ReplayRecord };
 /** A mission grant unwrapped by the crypto port. */
 export interface UnwrappedGrant {
   /** Non-extractable AES-GCM decrypt key. */
-  key: CryptoKey;
+  key: WebCryptoKey;
   /** The grant's derivation: its `tables` and `recordIds` form the allowlist. */
   derivation: GrantDerivation;
 }
@@ -22,7 +22,7 @@ export interface ResolverCrypto {
   /** Unwraps a grant bound to the mission; resolves (never rejects) with a reason on failure. */
   unwrapGrant(grant: unknown, binding: { missionId: string }): Promise<GrantUnwrapOutcome>;
   /** Decrypts one `enc:1:` value; rejects with `CRYPTO_MALFORMED_VALUE` or `CRYPTO_DECRYPT_FAILED`. */
-  decryptValue(key: CryptoKey, value: string): Promise<unknown>;
+  decryptValue(key: WebCryptoKey, value: string): Promise<unknown>;
 }
 
 /** What a resolver knows about the mission it resolves for. */

@@ -1,4 +1,12 @@
-import { type GrantDerivation, type MissionGrant, type Mission, type MissionInputRef, createEventBus, createManualClock } from '@mana-ai/core';
+import {
+  type GrantDerivation,
+  type Mission,
+  type MissionGrant,
+  type MissionInputRef,
+  type WebCryptoKey,
+  createEventBus,
+  createManualClock,
+} from '@mana-ai/core';
 import {
   createGrantIssuer,
   createGrantUnwrapperFromPem,
@@ -76,7 +84,7 @@ async function resolvers(sql: Sql = roleSql, privateKeyPem: string | undefined =
   });
 }
 
-async function enc(key: CryptoKey, value: unknown): Promise<string> {
+async function enc(key: WebCryptoKey, value: unknown): Promise<string> {
   const wire = await encryptValue(key, value);
   ciphertexts.push(wire);
   return wire;

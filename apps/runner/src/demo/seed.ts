@@ -6,6 +6,7 @@ import {
   type MissionCadence,
   type MissionGrant,
   type MissionInputRef,
+  type WebCryptoKey,
   makeUserActor,
   originFromActor,
   systemClock,
@@ -173,7 +174,7 @@ export interface EncryptedNoteSeed {
   title: string;
   content: string;
   /** The AES-GCM key the fields are encrypted under (see {@link missionDataKey}). */
-  key: CryptoKey;
+  key: WebCryptoKey;
 }
 
 /** Writes a note (`notes`/`notes` insert) with `enc:1:` title and content; returns its id. */
@@ -208,7 +209,7 @@ export function grantDerivationFor(missionId: string, inputs: readonly MissionIn
  * v1 grants only decrypt values encrypted under this key, not under the master key (crypto
  * README, B2, docs/wire-contract.md#the-originals-known-defects), so seeded inputs are encrypted with it.
  */
-export async function missionDataKey(masterKey: Uint8Array, missionId: string, inputs: readonly MissionInputRef[]): Promise<CryptoKey> {
+export async function missionDataKey(masterKey: Uint8Array, missionId: string, inputs: readonly MissionInputRef[]): Promise<WebCryptoKey> {
   return deriveMissionDataKey(masterKey, grantDerivationFor(missionId, inputs), ['encrypt']);
 }
 
