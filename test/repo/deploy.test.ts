@@ -415,6 +415,9 @@ describe('docker-compose.yml', () => {
     expect(postgres?.image).toBe('postgres:17');
     expect(postgres?.environment?.POSTGRES_DB).toBe('mana_sync');
     expect(postgres?.healthcheck?.test.join(' ')).toContain('pg_isready');
+    // The runner refuses a database without sync_changes: the bundled one gets mana-sync's DDL at init.
+    expect(postgres?.volumes).toContain('./packages/projection/sql/0001_sync_changes.sql:/docker-entrypoint-initdb.d/0001_sync_changes.sql:ro');
+    expect(existsSync(join(root, 'packages/projection/sql/0001_sync_changes.sql'))).toBe(true);
     expect(runner?.build).toBe('.');
     expect(runner?.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect(runner?.healthcheck?.test.join(' ')).toContain('/health');

@@ -200,6 +200,22 @@ describe('POST /internal/tick', () => {
     expect(calls).toBe(0);
   });
 
+  it('accepts the current and the previous key, and no other, while MANA_SERVICE_KEY_PREVIOUS is set', async () => {
+    const previous = 'previous-service-key-9876543210';
+    const instance = app({ tick: async () => stats }, { previousServiceKey: previous });
+    for (const key of [SERVICE_KEY, previous]) {
+      const response = await instance.inject({ method: 'POST', url: '/internal/tick', headers: { 'x-service-key': key } });
+      expect(response.statusCode, key).toBe(200);
+    }
+    for (const key of ['', 'unrelated-key', `${previous}x`, previous.toUpperCase()]) {
+      const response = await instance.inject({ method: 'POST', url: '/internal/tick', headers: { 'x-service-key': key } });
+      expect(response.statusCode, key).toBe(401);
+    }
+    // Without it the previous key is refused.
+    const after = await app({ tick: async () => stats }).inject({ method: 'POST', url: '/internal/tick', headers: { 'x-service-key': previous } });
+    expect(after.statusCode).toBe(401);
+  });
+
   it('runs one tick and returns its TickStats when the key is right', async () => {
     let calls = 0;
     const instance = app({

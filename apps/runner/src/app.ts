@@ -13,6 +13,7 @@ import type { Sql } from 'postgres';
 import { createApiJwtSigner } from './api-jwt.js';
 import { type RunnerConfig, jwksUrlOf, parseConfig } from './config.js';
 import { ConfigError } from './errors.js';
+import connections from './plugins/connections.js';
 import errorHandler from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import dispatcherPlugin from './plugins/dispatcher.js';
@@ -25,6 +26,9 @@ import internalTickRoute from './routes/internal-tick.js';
 import metricsRoute from './routes/metrics.js';
 import { createTracing } from './tracing.js';
 import { RUNNER_VERSION } from './version.js';
+
+/** Fastify's own pluginTimeout default; closing gets it on top of `MANA_AI_SHUTDOWN_TIMEOUT_MS`. */
+const PLUGIN_TIMEOUT_MS = 10_000;
 
 // What an empty environment parses to: the one source of the defaults a partial AppConfig falls back to.
 const DEFAULTS: RunnerConfig = parseConfig({});
@@ -97,6 +101,7 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
   Partial<
     Pick<
       RunnerConfig,
+      | 'previousServiceKey'
       | 'nodeEnv'
       | 'authUrl'
       | 'authJwksUrl'
@@ -119,7 +124,9 @@ export type AppConfig = Pick<RunnerConfig, 'serviceKey' | 'tickIntervalMs' | 'ti
  */
 export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   const settings: RunnerConfig = { ...DEFAULTS, ...config };
-  const app = Fastify({ loggerInstance: deps.logger });
+  // Fastify bounds every hook, preClose included, by pluginTimeout (10 s by default): closing must
+  // outlast the dispatcher's wait for the runs in flight, or shutdown fails with exit 1.
+  const app = Fastify({ loggerInstance: deps.logger, pluginTimeout: Math.max(PLUGIN_TIMEOUT_MS, config.shutdownTimeoutMs + PLUGIN_TIMEOUT_MS) });
   const events = deps.events ?? createEventBus<ManaAiEvents>();
   app.register(manaCore, { clock: deps.clock, events });
   // Spans are built from the same events the metrics read; root-level onClose runs after the
@@ -133,13 +140,15 @@ export function buildApp(deps: AppDeps, config: AppConfig): FastifyInstance {
   });
   app.register(metrics);
   app.register(errorHandler);
-  app.register(serviceAuth, { serviceKey: config.serviceKey });
+  app.register(serviceAuth, { serviceKey: config.serviceKey, previousServiceKey: settings.previousServiceKey });
   registerPipeline(app, deps, settings);
   app.register(dispatcherPlugin, (parent) => ({
     dispatcher: deps.dispatcher ?? parent.pipeline.dispatcher,
     enabled: config.tickEnabled,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
   }));
+  // After the dispatcher's preClose: a pass in flight has answered before connections are closed.
+  app.register(connections);
   app.register(healthRoute, {
     sql: deps.healthSql ?? deps.sql,
     version: deps.version ?? RUNNER_VERSION,

@@ -1,5 +1,8 @@
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from './embedded-postgres.js';
 import { type RunnerProcess, assertWorkspaceBuilt, spawnRunner } from '../test/spawn-runner.js';
 
 describe('the mana-ai CLI', () => {
@@ -40,7 +43,14 @@ describe('the mana-ai CLI', () => {
     });
     const logLines = result.stderr.trim().split('\n');
     expect(logLines.length).toBeGreaterThan(0);
-    for (const line of logLines) expect(JSON.parse(line)).toMatchObject({ service: 'mana-ai', level: expect.any(Number) });
+    for (const line of logLines) {
+      expect(JSON.parse(line)).toMatchObject({
+        service: 'mana-ai',
+        level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        instanceId: expect.any(String),
+      });
+    }
   }, 40_000);
 
   it('prints the migration report and applies nothing the second time when running migrate twice', async () => {
@@ -57,6 +67,33 @@ describe('the mana-ai CLI', () => {
     expect(again.applied).toEqual([]);
     expect([...again.skipped].sort()).toEqual(ids);
   }, 60_000);
+
+  it('refuses a database without sync_changes, creating nothing in it, when start or migrate is pointed at it', async () => {
+    const { adminUrl } = inject('manaAiTestPostgres');
+    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+    const name = `unrelated_${randomBytes(6).toString('hex')}`;
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    const url = new URL(adminUrl);
+    url.pathname = `/${name}`;
+    const unrelated = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    try {
+      for (const command of ['start', 'migrate']) {
+        const result = await run([command], { DATABASE_URL: url.toString(), PORT: String(await freePort()), HOST: '127.0.0.1' });
+        expect(result.code, command).toBe(1);
+        expect(result.stderr, command).toContain('failed (RUNNER_SYNC_CHANGES_MISSING)');
+        expect(result.stderr, command).toContain('public.sync_changes');
+        expect(result.stderr, command).toContain('docs/database.md');
+      }
+      const [created] = await unrelated<{ syncChanges: boolean; schema: boolean }[]>`
+        SELECT to_regclass('public.sync_changes') IS NOT NULL AS "syncChanges",
+          EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'mana_ai') AS schema`;
+      expect(created).toEqual({ syncChanges: false, schema: false });
+    } finally {
+      await unrelated.end({ timeout: 5 });
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end({ timeout: 5 });
+    }
+  }, 90_000);
 
   it('exits 1 naming every bad variable without echoing values when the configuration is bad', async () => {
     const result = await run(['start'], {

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-import { isoNow, systemClock } from '@mana-ai/core';
+import { ManaAiError, isoNow, systemClock } from '@mana-ai/core';
 import { pino } from 'pino';
+import { buildApp, defaultInstanceId } from './app.js';
+import { type PrepareDatabaseOptions, prepareDatabase } from './boot.js';
 import { type RunnerConfig, loadConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
-import { migrate } from './migrate.js';
-import { buildApp } from './app.js';
+import type { MigrationReport } from './migrate.js';
 import { startServer } from './server.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -30,36 +31,44 @@ function fail(message: string): never {
 
 function config(): RunnerConfig {
   try {
-    return loadConfig();
+    const loaded = loadConfig();
+    // One instance id for the lease owner and every log line.
+    return { ...loaded, instanceId: loaded.instanceId ?? defaultInstanceId() };
   } catch (error) {
     if (ConfigError.isInstance(error) && error.code === 'RUNNER_CONFIG_INVALID') fail(error.message);
     throw error;
   }
 }
 
-async function withDatabase<T>(settings: RunnerConfig, run: (database: Database, logger: pino.Logger) => Promise<T>): Promise<T> {
+/**
+ * Opens the database and runs boot's database steps (bounded wait, `sync_changes` check,
+ * migrations), then `run`. On SIGINT/SIGTERM the wait stops, and the pool and an embedded
+ * PostgreSQL are still closed before the process exits 1.
+ */
+async function withDatabase<T>(
+  settings: RunnerConfig,
+  run: (database: Database, logger: pino.Logger, migrated: MigrationReport) => Promise<T>,
+): Promise<T> {
   // stdout carries the command's JSON result; logs go to stderr.
-  const logger = createLogger({ level: settings.logLevel, destination: pino.destination(2) });
-  // On SIGINT/SIGTERM, still close the pool and stop an embedded PostgreSQL before exiting.
+  const logger = createLogger({ level: settings.logLevel, instanceId: settings.instanceId, destination: pino.destination(2) });
   let database: Database | undefined;
-  let interrupted = false;
+  const interrupted = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) process.exit(1);
-    interrupted = true;
+    if (interrupted.signal.aborted) return;
+    interrupted.abort();
     logger.warn({ signal }, 'interrupted');
     if (database) void database.close().finally(() => process.exit(1));
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
     database = await openDatabase(settings, logger);
-    if (interrupted) {
-      await database.close();
-      process.exit(1);
-    }
+    const options: PrepareDatabaseOptions = { logger, timeoutMs: settings.bootTimeoutMs, signal: interrupted.signal };
     try {
-      return await run(database, logger);
+      const migrated = await prepareDatabase(database, options);
+      return await run(database, logger, migrated);
     } finally {
       await database.close();
+      if (interrupted.signal.aborted) process.exit(1);
     }
   } finally {
     process.removeListener('SIGINT', onSignal).removeListener('SIGTERM', onSignal);
@@ -86,7 +95,7 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'migrate': {
-      const report = await withDatabase(config(), (database, logger) => migrate(database.sql, { logger }));
+      const report = await withDatabase(config(), async (_database, _logger, migrated) => migrated);
       process.stdout.write(`${JSON.stringify(report)}\n`);
       return;
     }
@@ -94,7 +103,6 @@ async function main(argv: readonly string[]): Promise<void> {
       if (!rest.includes('--once')) fail(`"tick" needs --once (the dispatcher runs inside "start")\n\n${USAGE}`);
       const settings = config();
       const stats = await withDatabase(settings, async (database, logger) => {
-        await migrate(database.sql, { logger });
         // The same app as `start`, never listening and not dispatching on its own: one pass, then close.
         const app = buildApp({ sql: database.sql, logger, clock: systemClock }, { ...settings, tickEnabled: false });
         await app.ready();
@@ -114,6 +122,7 @@ async function main(argv: readonly string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : 'unknown error';
-  process.stderr.write(`mana-ai: ${isoNow(systemClock)} failed: ${message}\n`);
+  const code = ManaAiError.isInstance(error) ? ` (${error.code})` : '';
+  process.stderr.write(`mana-ai: ${isoNow(systemClock)} failed${code}: ${message}\n`);
   process.exit(1);
 });

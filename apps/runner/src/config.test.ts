@@ -25,6 +25,7 @@ describe('parseConfig', () => {
       researchUrl: 'http://localhost:3068',
       deepResearchEnabled: false,
       serviceKey: DEFAULT_SERVICE_KEY,
+      previousServiceKey: undefined,
       tickIntervalMs: 5000,
       tickEnabled: true,
       retryAfterMs: 60_000,
@@ -50,6 +51,7 @@ describe('parseConfig', () => {
       defaultTimeZone: 'Europe/Berlin',
       logLevel: 'info',
       shutdownTimeoutMs: 30_000,
+      bootTimeoutMs: 30_000,
       llmModel: 'mana/reasoning',
       llmApiKey: undefined,
       llmAuthStyle: 'bearer',
@@ -79,6 +81,7 @@ describe('parseConfig', () => {
       MANA_RESEARCH_URL: 'http://research:3068',
       MANA_AI_DEEP_RESEARCH_ENABLED: 'true',
       MANA_SERVICE_KEY: 'k',
+      MANA_SERVICE_KEY_PREVIOUS: 'old-k',
       TICK_INTERVAL_MS: '5000',
       TICK_ENABLED: 'FALSE',
       MANA_AI_PRIVATE_KEY_PEM: PEM.replace(/\n/g, '\\n'),
@@ -95,6 +98,7 @@ describe('parseConfig', () => {
       MANA_AI_DEFAULT_TIMEZONE: 'America/New_York',
       LOG_LEVEL: 'DEBUG',
       MANA_AI_SHUTDOWN_TIMEOUT_MS: '0',
+      MANA_AI_BOOT_TIMEOUT_MS: '5000',
       MANA_LLM_MODEL: 'gpt-test',
       MANA_LLM_API_KEY: 'llm-key',
       MANA_LLM_AUTH_STYLE: 'X-API-Key',
@@ -127,6 +131,8 @@ describe('parseConfig', () => {
       defaultTimeZone: 'America/New_York',
       logLevel: 'debug',
       shutdownTimeoutMs: 0,
+      bootTimeoutMs: 5000,
+      previousServiceKey: 'old-k',
       llmModel: 'gpt-test',
       llmApiKey: 'llm-key',
       llmAuthStyle: 'x-api-key',
@@ -244,7 +250,7 @@ describe('CONFIG_VARIABLES', () => {
     );
     for (const variable of CONFIG_VARIABLES) expect(variable.description.length).toBeGreaterThan(5);
     const secret = CONFIG_VARIABLES.filter((variable) => variable.secret).map((variable) => variable.name);
-    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_LLM_API_KEY', 'MANA_API_JWT_PRIVATE_KEY_PEM']);
+    expect(secret).toEqual(['DATABASE_URL', 'MANA_SERVICE_KEY', 'MANA_SERVICE_KEY_PREVIOUS', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_LLM_API_KEY', 'MANA_API_JWT_PRIVATE_KEY_PEM']);
     expect(CONFIG_VARIABLES.find((variable) => variable.name === 'DATABASE_URL')?.aliases).toEqual(['SYNC_DATABASE_URL']);
   });
 });

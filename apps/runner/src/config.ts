@@ -30,6 +30,8 @@ export interface RunnerConfig {
   deepResearchEnabled: boolean;
   /** `MANA_SERVICE_KEY`: inbound `X-Service-Key` and outbound service credential. */
   serviceKey: string;
+  /** `MANA_SERVICE_KEY_PREVIOUS`: a second inbound key accepted on `/internal/*` while callers move to a new one. */
+  previousServiceKey: string | undefined;
   /** `TICK_INTERVAL_MS`: the dispatcher's longest sleep. */
   tickIntervalMs: number;
   /** `TICK_ENABLED`. */
@@ -80,6 +82,8 @@ export interface RunnerConfig {
   logLevel: LogLevel;
   /** `MANA_AI_SHUTDOWN_TIMEOUT_MS`: how long shutdown waits for the pass and mission runs in flight. */
   shutdownTimeoutMs: number;
+  /** `MANA_AI_BOOT_TIMEOUT_MS`: how long boot waits for the database to answer before it gives up. */
+  bootTimeoutMs: number;
   /** `MANA_LLM_MODEL`: the planner's model. */
   llmModel: string;
   /** `MANA_LLM_API_KEY`: outbound LLM key; unset = `MANA_SERVICE_KEY`, as upstream. */
@@ -230,6 +234,15 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     secret: true,
     schema: text,
   },
+  previousServiceKey: {
+    name: 'MANA_SERVICE_KEY_PREVIOUS',
+    default: undefined,
+    description:
+      'The service key being replaced: accepted as inbound X-Service-Key of /internal/* besides MANA_SERVICE_KEY (never sent anywhere), so callers can move to a new key without downtime. Unset it once they have (see docs/operations.md#rotating-the-service-key).',
+    expected: 'a non-empty string',
+    secret: true,
+    schema: text.optional(),
+  },
   tickIntervalMs: {
     name: 'TICK_INTERVAL_MS',
     default: '5000',
@@ -373,6 +386,14 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     description: 'On SIGTERM/SIGINT, how long to wait for the mission runs in flight before aborting them.',
     expected: 'an integer from 0 to 3600000',
     schema: integer(0, 3_600_000),
+  },
+  bootTimeoutMs: {
+    name: 'MANA_AI_BOOT_TIMEOUT_MS',
+    default: '30000',
+    description:
+      'How long boot (and `migrate`, `tick --once`) waits for the database to answer, retrying with backoff, before it exits 1 naming the last error.',
+    expected: 'an integer from 1000 to 3600000',
+    schema: integer(1000, 3_600_000),
   },
   llmModel: { name: 'MANA_LLM_MODEL', default: 'mana/reasoning', description: 'Model the planner asks the LLM for.', expected: 'a non-empty string', schema: text },
   llmApiKey: {

@@ -7,7 +7,10 @@ export type RunnerErrorCode =
   | 'RUNNER_UNAUTHENTICATED'
   | 'RUNNER_NOT_FOUND'
   | 'RUNNER_INTERNAL'
-  | 'RUNNER_EMBEDDED_POSTGRES_FAILED';
+  | 'RUNNER_EMBEDDED_POSTGRES_FAILED'
+  | 'RUNNER_DATABASE_UNAVAILABLE'
+  | 'RUNNER_SYNC_CHANGES_MISSING'
+  | 'RUNNER_MIGRATION_FAILED';
 
 /** An error raised by the runner host. */
 export class RunnerError extends ManaAiError<RunnerErrorCode> {

@@ -48,6 +48,20 @@ describe('createLogger', () => {
     for (const secret of ['query-secret', 'user-text', 'header-secret']) expect(text).not.toContain(secret);
   });
 
+  it('writes the level name, an ISO timestamp and the instance id on every line', () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ level: 'info', destination, instanceId: 'runner-7' });
+    logger.warn({ missionId: 'm1' }, 'held');
+    logger.child({ component: 'dispatcher' }).info({}, 'cycle');
+    const [first, second] = lines.map((line) => JSON.parse(line));
+    expect(first).toMatchObject({ level: 'warn', service: 'mana-ai', instanceId: 'runner-7', missionId: 'm1', msg: 'held' });
+    expect(second).toMatchObject({ level: 'info', instanceId: 'runner-7', component: 'dispatcher' });
+    for (const line of [first, second]) {
+      expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(new Date(line.time).toISOString()).toBe(line.time);
+    }
+  });
+
   it('drops lines below the configured level', () => {
     const { lines, destination } = capture();
     const logger = createLogger({ level: 'warn', destination });

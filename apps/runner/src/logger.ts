@@ -20,6 +20,8 @@ export const REDACT_PATHS: readonly string[] = [
 /** Options of {@link createLogger}. */
 export interface CreateLoggerOptions {
   level: LogLevel;
+  /** The instance's `MANA_AI_INSTANCE_ID` (or generated id), on every line as `instanceId`. */
+  instanceId?: string;
   /** Where lines go (default stdout); the CLI's `tick --once` passes stderr. */
   destination?: DestinationStream;
 }
@@ -46,12 +48,17 @@ export function serializeRequest(request: LoggedRequest): Record<string, unknown
   };
 }
 
-/** The runner's pino logger: JSON lines, `service: "mana-ai"`, secrets redacted, no query strings. */
+/**
+ * The runner's pino logger: JSON lines with the level's name (`"level":"info"`), an ISO 8601 UTC
+ * `time`, `service: "mana-ai"` and the `instanceId`; secrets redacted, no query strings.
+ */
 export function createLogger(options: CreateLoggerOptions): PinoLogger {
   return pino(
     {
       level: options.level,
-      base: { service: 'mana-ai' },
+      base: { service: 'mana-ai', ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
       serializers: { req: serializeRequest },
     },

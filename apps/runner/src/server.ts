@@ -1,15 +1,22 @@
 import { type Clock, type Dispatcher, describeError, systemClock } from '@mana-ai/core';
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
-import { buildApp } from './app.js';
+import { buildApp, defaultInstanceId } from './app.js';
+import { prepareDatabase } from './boot.js';
 import type { RunnerConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
 import { createLogger } from './logger.js';
-import { migrate } from './migrate.js';
 import { RUNNER_VERSION } from './version.js';
 
 // Beyond the in-flight runs' bound, shutdown gets this long for HTTP, the pool and Postgres.
 const SHUTDOWN_SLACK_MS = 20_000;
+
+/**
+ * A signal within this long of the first one is the same stop delivered twice (a process-group kill
+ * under systemd or runuser, a terminal's Ctrl-C reaching a wrapper and the runner): ignored. Later,
+ * a SIGINT (a human's second Ctrl-C) forces the exit; a repeated SIGTERM is always ignored.
+ */
+export const REPEATED_SIGNAL_WINDOW_MS = 1000;
 
 /** Options of {@link startServer}. */
 export interface StartServerOptions {
@@ -32,22 +39,36 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** Warnings about a configuration that works but should not stay as it is. */
+function warnAboutConfig(config: RunnerConfig, logger: PinoLogger): void {
+  if (config.llmApiKey === undefined || config.llmApiKey === config.serviceKey) {
+    logger.warn({}, 'MANA_LLM_API_KEY is unset or equals MANA_SERVICE_KEY: the service key is sent to the LLM; give the LLM a key of its own');
+  }
+  if (config.previousServiceKey !== undefined) {
+    logger.info({}, 'MANA_SERVICE_KEY_PREVIOUS is accepted on /internal/* (key rotation): unset it once every caller sends MANA_SERVICE_KEY');
+  }
+}
+
 /**
- * Boots the runner: database (embedded when `DATABASE_URL` is unset), migrations, app, listen.
- * With `handleSignals`, SIGTERM/SIGINT stop it gracefully and exit 0; a second signal exits at once.
+ * Boots the runner: database (embedded when `DATABASE_URL` is unset; waited for at most
+ * `MANA_AI_BOOT_TIMEOUT_MS`), migrations, app, listen. With `handleSignals`, SIGTERM/SIGINT stop it
+ * gracefully and exit 0, also during boot; see {@link REPEATED_SIGNAL_WINDOW_MS} for repeated signals.
  */
 export async function startServer(config: RunnerConfig, options: StartServerOptions = {}): Promise<RunningServer> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  // One instance id for the lease owner and every log line.
+  const settings: RunnerConfig = { ...config, instanceId: config.instanceId ?? defaultInstanceId() };
+  const logger = options.logger ?? createLogger({ level: settings.logLevel, instanceId: settings.instanceId });
   const clock = options.clock ?? systemClock;
+  const boot = new AbortController();
   let stop: (() => Promise<void>) | undefined;
-  let pendingSignal: NodeJS.Signals | undefined;
+  let received: { signal: NodeJS.Signals; at: number } | undefined;
 
   const shutdown = (signal: NodeJS.Signals, stopNow: () => Promise<void>) => {
     logger.info({ signal }, 'shutting down');
     const deadline = setTimeout(() => {
-      logger.fatal({ timeoutMs: config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS }, 'shutdown took too long: exiting');
+      logger.fatal({ timeoutMs: settings.shutdownTimeoutMs + SHUTDOWN_SLACK_MS }, 'shutdown took too long: exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs + SHUTDOWN_SLACK_MS);
+    }, settings.shutdownTimeoutMs + SHUTDOWN_SLACK_MS);
     deadline.unref();
     stopNow().then(
       () => {
@@ -60,18 +81,21 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
       },
     );
   };
-  let signalled = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+    if (received) {
+      if (signal === 'SIGINT' && performance.now() - received.at >= REPEATED_SIGNAL_WINDOW_MS) {
+        logger.warn({ signal }, 'second SIGINT: exiting now');
+        process.exit(1);
+      }
+      logger.info({ signal }, 'already shutting down: signal ignored');
+      return;
     }
-    signalled = true;
+    received = { signal, at: performance.now() };
     if (stop) shutdown(signal, stop);
     else {
-      // Killing the process mid-boot could orphan the embedded PostgreSQL: finish booting, then stop.
-      pendingSignal = signal;
-      logger.info({ signal }, 'signal received while booting: stopping once booted');
+      // Boot stops at its next step; an embedded PostgreSQL being started is stopped once it runs.
+      logger.info({ signal }, 'signal received while booting: stopping');
+      boot.abort();
     }
   };
   const handleSignals = options.handleSignals ?? true;
@@ -84,40 +108,48 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
     process.removeListener('SIGINT', onSignal);
   };
 
-  logger.info({ version: RUNNER_VERSION, embeddedDatabase: !config.databaseUrl }, 'starting');
-  let database: Database;
-  try {
-    database = await openDatabase(config, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
-  } catch (error) {
-    releaseSignals();
-    throw error;
-  }
-  let app: FastifyInstance;
+  logger.info({ version: RUNNER_VERSION, embeddedDatabase: !settings.databaseUrl }, 'starting');
+  warnAboutConfig(settings, logger);
+  let database: Database | undefined;
+  let app: FastifyInstance | undefined;
   let address: string;
   try {
-    const report = await migrate(database.sql, { logger });
+    database = await openDatabase(settings, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+    const report = await prepareDatabase(database, { logger, timeoutMs: settings.bootTimeoutMs, signal: boot.signal });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
-    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, config);
-    address = await app.listen({ port: config.port, host: config.host });
+    boot.signal.throwIfAborted();
+    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, settings);
+    address = await app.listen({ port: settings.port, host: settings.host });
   } catch (error) {
-    releaseSignals();
-    await database.close().catch(() => {});
+    const opened = { app, database };
+    const closeOpened = async () => {
+      await opened.app?.close();
+      await opened.database?.close();
+      releaseSignals();
+    };
+    if (received && boot.signal.aborted && error === boot.signal.reason) {
+      shutdown(received.signal, closeOpened);
+      // The process exits from shutdown(); boot never completes.
+      return new Promise<never>(() => {});
+    }
+    await closeOpened().catch(() => {});
     throw error;
   }
-  logger.info({ address, dispatcher: config.tickEnabled ? 'on' : 'off', embeddedDatabase: database.embedded }, 'listening');
+  const booted = { app, database };
+  logger.info({ address, dispatcher: settings.tickEnabled ? 'on' : 'off', embeddedDatabase: booted.database.embedded }, 'listening');
 
   let stopping: Promise<void> | undefined;
   const stopServer = () =>
     (stopping ??= (async () => {
       try {
-        await app.close();
+        await booted.app.close();
       } finally {
-        await database.close();
+        await booted.database.close();
         releaseSignals();
       }
     })());
   stop = stopServer;
-  if (pendingSignal) shutdown(pendingSignal, stopServer);
+  if (received) shutdown(received.signal, stopServer);
 
-  return { app, address, stop: stopServer };
+  return { app: booted.app, address, stop: stopServer };
 }

@@ -93,7 +93,7 @@ export async function databaseClockOffsetMs(sql: Sql, samples = 5): Promise<numb
   return best.offset;
 }
 
-/** A line the runner logged with pino's `time` (its own `Date.now()`), and when the test read it. */
+/** A line the runner logged with pino's ISO `time` (its own `Date.now()`), and when the test read it. */
 export interface LoggedTime {
   loggedMs: number;
   arrivedMs: number;
@@ -143,7 +143,7 @@ export async function startDispatcherRunner(options: DispatcherRunnerOptions): P
   const logTimes: LoggedTime[] = [];
   spawned.child.stdout?.on('data', (chunk) => {
     const arrivedMs = Date.now();
-    for (const match of String(chunk).matchAll(/"time":(\d{12,})/g)) logTimes.push({ loggedMs: Number(match[1]), arrivedMs });
+    for (const match of String(chunk).matchAll(/"time":"([^"]+)"/g)) logTimes.push({ loggedMs: Date.parse(match[1]!), arrivedMs });
   });
   const runner: DispatcherRunner = {
     id: options.id,

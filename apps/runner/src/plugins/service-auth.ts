@@ -6,6 +6,8 @@ import fp from 'fastify-plugin';
 export interface ServiceAuthOptions {
   /** The expected `X-Service-Key`. */
   serviceKey: string;
+  /** A key being rotated out (`MANA_SERVICE_KEY_PREVIOUS`), accepted as well. */
+  previousServiceKey?: string | undefined;
   /** Path prefix that requires the key (default `/internal`). */
   prefix?: string;
 }
@@ -18,15 +20,16 @@ function digest(value: string): Buffer {
 }
 
 /**
- * Returns a checker comparing a provided key with `expected` in constant time: both sides are
- * hashed to equal-length digests first, so neither length nor content leaks through timing.
+ * Returns a checker comparing a provided key with each of `expected` in constant time: both sides
+ * are hashed to equal-length digests first, and every expected key is compared, so neither length,
+ * content nor which key matched leaks through timing.
  */
-export function createServiceKeyCheck(expected: string): (provided: unknown) => boolean {
-  const expectedDigest = digest(expected);
+export function createServiceKeyCheck(...expected: readonly string[]): (provided: unknown) => boolean {
+  const expectedDigests = expected.map(digest);
   return (provided) => {
     // A missing or repeated header is hashed like any other value so every path does the same work.
-    const candidate = typeof provided === 'string' ? provided : '';
-    const matches = timingSafeEqual(digest(candidate), expectedDigest);
+    const candidate = digest(typeof provided === 'string' ? provided : '');
+    const matches = expectedDigests.map((expectedDigest) => timingSafeEqual(candidate, expectedDigest)).includes(true);
     return matches && typeof provided === 'string' && provided.length > 0;
   };
 }
@@ -46,7 +49,7 @@ function isUnder(path: string, prefix: string): boolean {
 
 async function serviceAuthPlugin(app: FastifyInstance, options: ServiceAuthOptions): Promise<void> {
   const prefix = options.prefix ?? '/internal';
-  const check = createServiceKeyCheck(options.serviceKey);
+  const check = createServiceKeyCheck(options.serviceKey, ...(options.previousServiceKey === undefined ? [] : [options.previousServiceKey]));
   const protectedRequest = (request: FastifyRequest): boolean => {
     const route = request.routeOptions.url;
     // The matched route decides; unmatched URLs are judged by their decoded path so that unknown
@@ -61,5 +64,5 @@ async function serviceAuthPlugin(app: FastifyInstance, options: ServiceAuthOptio
   });
 }
 
-/** Requires `X-Service-Key` on every request under `/internal` (matched or not). */
+/** Requires `X-Service-Key` (the current key, or the previous one during a rotation) on every request under `/internal` (matched or not). */
 export default fp(serviceAuthPlugin, { name: 'mana-ai-service-auth', fastify: '5.x' });

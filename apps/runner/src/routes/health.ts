@@ -35,10 +35,15 @@ async function checkDatabase(sql: Sql, timeoutMs: number, log: FastifyInstance['
   return state;
 }
 
-/** `GET /health`: liveness plus a bounded database check; 503 when the database is down. */
+/**
+ * `GET /health`: readiness, with a bounded database check; 503 when the database is down.
+ * `GET /health/live`: liveness, never touching the database, so a database outage does not get
+ * every instance restarted.
+ */
 export default async function healthRoute(app: FastifyInstance, options: HealthRouteOptions): Promise<void> {
   const timeoutMs = options.databaseTimeoutMs ?? 1000;
-  // Probes hit this every few seconds: request logs only for warnings and worse.
+  // Probes hit these every few seconds: request logs only for warnings and worse.
+  app.get('/health/live', { logLevel: 'warn' }, async () => ({ ok: true, service: 'mana-ai', version: options.version }));
   app.get('/health', { logLevel: 'warn' }, async (request, reply) => {
     const database = await checkDatabase(options.sql, timeoutMs, request.log);
     return reply.code(database.ok ? 200 : 503).send({
