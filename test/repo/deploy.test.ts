@@ -249,11 +249,10 @@ describe('deploy/grafana/mana-ai-dashboard.json', () => {
 describe('deploy/prometheus/alerts.yml', () => {
   const ORIGINAL = {
     ManaAIServiceDown: { expr: 'up{job="mana-ai"} == 0', for: '2m' },
-    ManaAIGrantScopeViolation: { expr: 'increase(mana_ai_grant_scope_violations_total[5m]) > 0', for: undefined },
     ManaAIGrantSkipsHigh: { expr: 'sum(rate(mana_ai_grant_skips_total{reason!="expired"}[15m])) > 0.1', for: '15m' },
   };
 
-  it('keeps the original four alerts with their expressions and durations and adds the four new ones', () => {
+  it('keeps the original four alerts (three with their expressions and durations) and adds the four new ones', () => {
     expect(rules.groups.map((group) => group.name)).toEqual(['mana_ai_alerts']);
     expect(alertRules.map((rule) => rule.alert)).toEqual([
       'ManaAIServiceDown',
@@ -270,6 +269,12 @@ describe('deploy/prometheus/alerts.yml', () => {
       expect({ expr: byName.get(name)?.expr, for: byName.get(name)?.for }, name).toEqual(original);
     }
     expect(byName.get('ManaAIGrantScopeViolation')?.labels?.severity).toBe('critical');
+    // Aggregated over instances, tables and an hour, so one stale grant does not page again on every retry.
+    expect(byName.get('ManaAIGrantScopeViolation')?.expr).toBe('sum by (job) (increase(mana_ai_grant_scope_violations_total[1h])) > 0');
+    for (const text of Object.values(byName.get('ManaAIGrantScopeViolation')?.annotations ?? {})) {
+      expect(text).not.toMatch(/\$labels\.(table|instance)/);
+      if (text.includes('$value')) expect(text).toContain('$value | printf "%.0f"');
+    }
     expect(byName.get('ManaAIPlannerParseFailures')).toMatchObject({ for: '10m' });
     expect(byName.get('ManaAIPlannerParseFailures')?.expr).toMatch(/\[10m\].*> 0\.2$/s);
     expect(byName.get('ManaAIStuckLeases')).toMatchObject({ expr: 'mana_ai_expired_leases > 0', for: '15m' });
@@ -438,4 +443,70 @@ describe('docker-compose.yml', () => {
     expect(existsSync(join(root, source ?? 'missing'))).toBe(true);
     expect(existsSync(join(root, source ?? 'missing', 'prometheus.yml'))).toBe(true);
   });
+});
+
+/** The `key=value` lines of a systemd unit, by section; repeated keys keep every value. */
+function unitFile(text: string): Map<string, Map<string, string[]>> {
+  const sections = new Map<string, Map<string, string[]>>();
+  let current: Map<string, string[]> | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const section = /^\[(.+)\]$/.exec(line);
+    if (section) {
+      current = new Map();
+      sections.set(section[1]!, current);
+      continue;
+    }
+    const [key = '', ...value] = line.split('=');
+    current?.set(key, [...(current.get(key) ?? []), value.join('=')]);
+  }
+  return sections;
+}
+
+describe('deploy/systemd', () => {
+  const UNIT = 'deploy/systemd/mana-ai.service';
+  const SYSUSERS = 'deploy/systemd/mana-ai.sysusers.conf';
+  const unit = unitFile(read(UNIT));
+  const value = (section: string, key: string): string[] => unit.get(section)?.get(key) ?? [];
+
+  it('restarts after a failed boot with a delay, after the network and PostgreSQL, as the user sysusers creates', () => {
+    expect(value('Unit', 'After').join(' ').split(/\s+/)).toEqual(expect.arrayContaining(['network-online.target', 'postgresql.service']));
+    expect(value('Unit', 'Wants').join(' ').split(/\s+/)).toContain('network-online.target');
+    expect(value('Service', 'Restart')).toEqual(['on-failure']);
+    expect(value('Service', 'RestartSec')[0]).toMatch(/^\d+s?$/);
+    expect(value('Service', 'ExecStart')[0]).toMatch(/dist\/cli\.js start$/);
+    // Only the runner gets SIGTERM (its own graceful path), not every process of the cgroup at once.
+    expect(value('Service', 'KillMode')).toEqual(['mixed']);
+    const users = read(SYSUSERS)
+      .split('\n')
+      .filter((line) => line.startsWith('u '))
+      .map((line) => line.split(/\s+/)[1]);
+    expect(users).toEqual([value('Service', 'User')[0]]);
+  });
+
+  it('gives shutdown longer than the runner allows itself with the default MANA_AI_SHUTDOWN_TIMEOUT_MS', () => {
+    const shutdownMs = Number(CONFIG_VARIABLES.find((variable) => variable.name === 'MANA_AI_SHUTDOWN_TIMEOUT_MS')?.default);
+    // The runner exits 1 by itself after the timeout plus 20 s (src/server.ts).
+    expect(Number(value('Service', 'TimeoutStopSec')[0]) * 1000).toBeGreaterThan(shutdownMs + 20_000);
+  });
+
+  it('is shown in docs/operations.md exactly as the file is', () => {
+    const operations = read('docs/operations.md');
+    expect(operations).toContain(`\`\`\`ini\n${read(UNIT)}\`\`\``);
+    expect(operations).toContain(read(SYSUSERS).trim());
+  });
+
+  const systemdAnalyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((path) => existsSync(path));
+  it(
+    systemdAnalyze
+      ? 'passes systemd-analyze verify (systemd-analyze on this machine)'
+      : 'has the Unit, Service and Install sections (systemd-analyze not on this machine, so no verify)',
+    async () => {
+      expect([...unit.keys()]).toEqual(['Unit', 'Service', 'Install']);
+      if (!systemdAnalyze) return;
+      const verified = await run(systemdAnalyze, ['verify', '--man=no', join(root, UNIT)]).catch((error: { stderr?: string }) => ({ stderr: error.stderr ?? String(error) }));
+      expect(verified.stderr).toBe('');
+    },
+  );
 });

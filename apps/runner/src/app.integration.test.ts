@@ -117,6 +117,23 @@ describe('GET /health', () => {
 });
 
 describe('GET /metrics', () => {
+  it('exposes the labelled counters with a closed set of values at 0 before anything happened', async () => {
+    const body = (await app().inject({ method: 'GET', url: '/metrics' })).body;
+    for (const sample of [
+      'mana_ai_agent_decisions_total{decision="skipped-budget",service="mana-ai"} 0',
+      'mana_ai_agent_decisions_total{decision="ran",service="mana-ai"} 0',
+      'mana_ai_missions_skipped_total{reason="ciphertext-mission",service="mana-ai"} 0',
+      'mana_ai_grant_skips_total{reason="not-configured",service="mana-ai"} 0',
+      'mana_ai_grant_skips_total{reason="unwrap-error",service="mana-ai"} 0',
+      'mana_ai_tick_errors_total{stage="claim",service="mana-ai"} 0',
+      'mana_ai_lease_renewals_total{outcome="lost",service="mana-ai"} 0',
+      'mana_ai_grant_scope_violations_total{table="other",service="mana-ai"} 0',
+      'mana_ai_grant_scope_violations_total{table="notes",service="mana-ai"} 0',
+    ]) {
+      expect(body.split('\n'), sample).toContain(sample);
+    }
+  });
+
   it('serves a parseable exposition with the mana_ai_ prefix and service label that counts requests', async () => {
     const instance = app();
     await instance.inject({ method: 'GET', url: '/health' });

@@ -4,6 +4,9 @@ import { createProjection, migrations as projectionMigrations, withUser } from '
 import type { TestPostgresContext } from '@mana-ai/test-postgres';
 import postgres, { type Notice, type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { noopLogger } from '@mana-ai/core';
+import { migrateOrExplain } from './boot.js';
+import { RunnerError } from './errors.js';
 import { allMigrations, migrate } from './migrate.js';
 
 // docs/database.md, "As mana-sync's owner role, without a superuser for the migration", then
@@ -11,11 +14,11 @@ import { allMigrations, migrate } from './migrate.js';
 // role owns (not a clone of the superuser-migrated template). mana_ai_feed and mana_ai_runner already
 // exist cluster-wide (the template migration created them) and are shared by the whole run.
 
-/** The SQL block of docs/database.md whose first line starts with `marker`, for `owner` as mana_sync. */
-function documentedStep(marker: string, owner: string): string {
-  const doc = readFileSync(new URL('../../../docs/database.md', import.meta.url), 'utf8');
-  const block = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((sql) => sql.startsWith(marker));
-  if (!block) throw new Error(`docs/database.md has no SQL block starting with ${marker}`);
+/** The SQL block of `docs/<doc>` whose first line starts with `marker`, for `owner` as mana_sync. */
+function documentedStep(marker: string, owner: string, doc = 'database.md'): string {
+  const text = readFileSync(new URL(`../../../docs/${doc}`, import.meta.url), 'utf8');
+  const block = [...text.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((sql) => sql.startsWith(marker));
+  if (!block) throw new Error(`docs/${doc} has no SQL block starting with ${marker}`);
   return block.replace(/\bmana_sync\b/g, owner);
 }
 
@@ -167,6 +170,27 @@ describe('migrate as the owner of mana_sync', () => {
     expect(report).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
   });
 
+  it('fails boot with RUNNER_MIGRATION_FAILED naming the pending migration when the login may not apply it', async () => {
+    const pendingId = 'research/0002_research_job_state';
+    const ownerSql = connect(urlFor(context.adminUrl, database, owner));
+    const [recorded] = await ownerSql<{ checksum: string }[]>`DELETE FROM mana_ai.schema_migrations WHERE id = ${pendingId} RETURNING checksum`;
+    try {
+      const runtime = connect(urlFor(context.adminUrl, database, login));
+      const failure = await migrateOrExplain(runtime, noopLogger).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(RunnerError.isInstance(failure) && failure.code).toBe('RUNNER_MIGRATION_FAILED');
+      const message = (failure as Error).message;
+      expect(message).toContain(`pending migration ${pendingId} could not be applied (permission denied`);
+      expect(message).toContain('mana-ai migrate');
+      expect(message).toContain('docs/database.md');
+      expect((failure as RunnerError).details).toEqual({ pending: [pendingId] });
+    } finally {
+      await ownerSql`INSERT INTO mana_ai.schema_migrations (id, checksum) VALUES (${pendingId}, ${recorded!.checksum})`;
+    }
+  });
+
   it('leaves mana_sync scoped to one user seeing none of another user’s ai rows after the owner path', async () => {
     const ownerSql = connect(urlFor(context.adminUrl, database, owner));
     for (const user of ['sync-user-a', 'sync-user-b']) {
@@ -199,5 +223,77 @@ describe('migrate as the owner of mana_sync', () => {
       const all = await ownerSql.unsafe(`SELECT 1 FROM mana_ai.${table}`);
       expect({ table, rows: all.length }).toEqual({ table, rows: 0 });
     }
+  });
+});
+
+// docs/upgrading.md, "A mana_ai schema owned by postgres": the original created mana_ai as a
+// superuser. The owner path cannot migrate that until the documented block hands the schema over.
+describe('migrate as the owner of mana_sync when the original left mana_ai owned by a superuser', () => {
+  const suffix = randomBytes(6).toString('hex');
+  const database = `mana_sync_orig_${suffix}`;
+  const owner = { name: `owner_orig_${suffix}`, password: randomBytes(12).toString('hex') };
+  const clients: Sql[] = [];
+  let context: TestPostgresContext;
+  let admin: Sql;
+  let databaseCreated = false;
+  let roleCreated = false;
+  /** The original service's tables: what these migrations create, as a superuser, unrecorded. */
+  const ORIGINAL = ['projection/0002_mana_ai_schema', 'resolvers/0001_decrypt_audit', 'research/0001_research_jobs'];
+  const sqlOf = (id: string): string => {
+    const migration = allMigrations.find((candidate) => candidate.id === id);
+    if (!migration) throw new Error(`migration ${id} is missing`);
+    return migration.sql;
+  };
+
+  const connectAs = (url: string): Sql => {
+    const client = postgres(url, { max: 2, onnotice: () => {} });
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    context = inject('manaAiTestPostgres');
+    admin = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE ROLE ${owner.name} LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS PASSWORD '${owner.password}'`);
+    roleCreated = true;
+    await admin.unsafe(`CREATE DATABASE ${database} OWNER ${owner.name}`);
+    databaseCreated = true;
+    const sync = connectAs(urlFor(context.adminUrl, database, owner));
+    await sync.unsafe(sqlOf('projection/0001_sync_changes'));
+    const superuser = connectAs(urlFor(context.adminUrl, database));
+    await superuser.unsafe('CREATE SCHEMA mana_ai');
+    for (const id of ORIGINAL) await superuser.unsafe(sqlOf(id));
+  });
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
+    if (databaseCreated) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    if (roleCreated) {
+      await admin.unsafe(`REVOKE mana_ai_feed FROM ${owner.name}`);
+      await admin.unsafe(`DROP OWNED BY ${owner.name}`);
+      await admin.unsafe(`DROP ROLE IF EXISTS ${owner.name}`);
+    }
+    await admin.end();
+  });
+
+  it('cannot migrate before the documented ownership block and applies every migration after it', async () => {
+    const superuser = connectAs(urlFor(context.adminUrl, database));
+    await superuser.unsafe(documentedStep('-- 1.', owner.name));
+    const ownerSql = connectAs(urlFor(context.adminUrl, database, owner));
+    await expect(migrate(ownerSql)).rejects.toThrow(/permission denied for schema mana_ai|must be owner/);
+
+    await superuser.unsafe(documentedStep('-- upgrade:', owner.name, 'upgrading.md'));
+    await ownerSql.unsafe(documentedStep('-- 2.', owner.name));
+    const report = await migrate(ownerSql);
+    expect(report.applied).toEqual(allMigrations.map((m) => m.id));
+    const [owners] = await ownerSql<{ schema: string; foreign: string[] }[]>`
+      SELECT pg_get_userbyid(n.nspowner) AS schema,
+        ARRAY(SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = n.oid AND c.relowner <> n.nspowner AND c.relkind IN ('r', 'S') ORDER BY 1) AS foreign
+      FROM pg_namespace n WHERE n.nspname = 'mana_ai'`;
+    expect(owners).toEqual({ schema: owner.name, foreign: [] });
+    const feed = await ownerSql<{ owner: string }[]>`
+      SELECT DISTINCT pg_get_userbyid(p.proowner) AS owner FROM pg_proc p
+      WHERE p.pronamespace = 'mana_ai'::regnamespace AND p.proname LIKE 'change_feed%'`;
+    expect(feed).toEqual([{ owner: 'mana_ai_feed' }]);
   });
 });

@@ -1,10 +1,38 @@
-import type { InputsDroppedReason } from '@mana-ai/resolvers';
+import type { AgentDecision, SkipReason } from '@mana-ai/core';
+import type { GrantUnwrapFailureReason } from '@mana-ai/crypto';
+import { INPUT_TABLES, type InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { OTHER_LABEL } from '../event-metrics.js';
 
-/** Every reason of `mana_ai_inputs_dropped_total` (initialised at 0). */
-const INPUTS_DROPPED_REASONS: readonly InputsDroppedReason[] = ['max-inputs-per-mission'];
+/**
+ * `values`, checked at compile time to name every member of `T`: a label value added to a package's
+ * union without being added here fails the build instead of leaving its series uninitialised.
+ */
+function everyValueOf<T extends string>() {
+  return <const V extends readonly T[]>(values: V & ([Exclude<T, V[number]>] extends [never] ? unknown : { missing: Exclude<T, V[number]> })): readonly T[] =>
+    values;
+}
+
+// The label values of the counters initialised at 0 (closed sets; see event-metrics.ts for the mapping).
+/** Every reason of `mana_ai_inputs_dropped_total`. */
+const INPUTS_DROPPED_REASONS = everyValueOf<InputsDroppedReason>()(['max-inputs-per-mission']);
+const AGENT_DECISIONS = everyValueOf<AgentDecision>()(['ran', 'skipped-archived', 'skipped-paused', 'skipped-concurrency', 'skipped-budget']);
+const SKIP_REASONS = everyValueOf<SkipReason>()([
+  'agent-archived',
+  'agent-paused',
+  'agent-concurrency',
+  'agent-budget',
+  'ciphertext-mission',
+  'research-pending',
+  'no-cadence',
+]);
+// The resolvers add `unwrap-error` for an unwrap that threw.
+const GRANT_SKIP_REASONS = [...everyValueOf<GrantUnwrapFailureReason>()(['not-configured', 'expired', 'malformed', 'wrap-rejected']), 'unwrap-error'];
+const TABLES = [...INPUT_TABLES, OTHER_LABEL];
+const TICK_STAGES = ['refresh', 'claim'];
+const LEASE_OUTCOMES = ['renewed', 'lost', 'failed'];
 
 /** The `path` label of requests that matched no route (raw URLs would explode cardinality). */
 export const UNMATCHED_PATH = 'unmatched';
@@ -112,7 +140,8 @@ export function createRunnerMetrics(): RunnerMetrics {
   }
   const histogram = (name: string, help: string, buckets: number[]): Histogram => new Histogram({ name, help, buckets, registers });
   const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
-  // Every label set a counter can take is exported at 0, so a dashboard shows 0 and not "No data".
+  // Every label set a counter can take is exported at 0, so a dashboard shows 0 and not "No data"
+  // and increase() sees a series' first increment (ManaAIGrantScopeViolation).
   const initialised = <Label extends string>(metric: Counter<Label>, labelSets: readonly Record<Label, string>[]): Counter<Label> => {
     for (const labels of labelSets) metric.inc(labels, 0);
     return metric;
@@ -142,14 +171,26 @@ export function createRunnerMetrics(): RunnerMetrics {
     snapshotsUpdated: counter('mana_ai_snapshots_updated_total', 'Mission snapshots updated by the refresh.'),
     snapshotRowsApplied: counter('mana_ai_snapshot_rows_applied_total', 'Log rows applied to snapshots.'),
     snapshotBadRows: counter('mana_ai_snapshot_bad_rows_total', 'Log rows skipped by the refresh as malformed.'),
-    decrypts: counter('mana_ai_decrypts_total', 'Fields decrypted for planning, by table.', ['table']),
-    grantScopeViolations: counter('mana_ai_grant_scope_violations_total', 'Inputs outside their grant, by table.', ['table']),
-    grantSkips: counter('mana_ai_grant_skips_total', 'Grants that could not be used, by reason.', ['reason']),
+    decrypts: initialised(
+      counter('mana_ai_decrypts_total', 'Fields decrypted for planning, by table.', ['table']),
+      TABLES.map((table) => ({ table })),
+    ),
+    grantScopeViolations: initialised(
+      counter('mana_ai_grant_scope_violations_total', 'Inputs outside their grant, by table.', ['table']),
+      TABLES.map((table) => ({ table })),
+    ),
+    grantSkips: initialised(
+      counter('mana_ai_grant_skips_total', 'Grants that could not be used, by reason.', ['reason']),
+      GRANT_SKIP_REASONS.map((reason) => ({ reason })),
+    ),
     inputsDropped: initialised(
       counter('mana_ai_inputs_dropped_total', 'Inputs of missions left unresolved (not read, decrypted or audited), by reason.', ['reason']),
       INPUTS_DROPPED_REASONS.map((reason) => ({ reason })),
     ),
-    agentDecisions: counter('mana_ai_agent_decisions_total', 'Agent gate decisions.', ['decision']),
+    agentDecisions: initialised(
+      counter('mana_ai_agent_decisions_total', 'Agent gate decisions.', ['decision']),
+      AGENT_DECISIONS.map((decision) => ({ decision })),
+    ),
     tokensUsed: counter('mana_ai_tokens_used_total', 'LLM tokens used, by agent.', ['agent_id']),
     toolCalls: counter('mana_ai_tool_calls_total', 'Tool calls recorded as plan steps.', ['tool', 'policy', 'outcome']),
     plannerRounds: histogram('mana_ai_planner_rounds', 'Rounds of successful planner loops.', [1, 2, 3, 4, 5]),
@@ -157,12 +198,21 @@ export function createRunnerMetrics(): RunnerMetrics {
     remindersEmitted: counter('mana_ai_reminders_emitted_total', 'Reminders added to planner requests.', ['producer', 'severity']),
     compactionsTriggered: counter('mana_ai_compactions_triggered_total', 'Planner compactions that folded at least one turn.'),
     compactedTurns: histogram('mana_ai_compacted_turns', 'Messages folded per compaction.', [1, 2, 4, 8, 16, 32, 64, 128]),
-    missionsSkipped: counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
-    tickErrors: counter('mana_ai_tick_errors_total', 'Snapshot refreshes or claims that failed, by stage (refresh or claim).', ['stage']),
-    leaseRenewals: counter(
-      'mana_ai_lease_renewals_total',
-      'Lease heartbeat results per mission: renewed, lost (no longer held: expired and taken) or failed (database error).',
-      ['outcome'],
+    missionsSkipped: initialised(
+      counter('mana_ai_missions_skipped_total', 'Claimed missions skipped, by reason.', ['reason']),
+      SKIP_REASONS.map((reason) => ({ reason })),
+    ),
+    tickErrors: initialised(
+      counter('mana_ai_tick_errors_total', 'Snapshot refreshes or claims that failed, by stage (refresh or claim).', ['stage']),
+      TICK_STAGES.map((stage) => ({ stage })),
+    ),
+    leaseRenewals: initialised(
+      counter(
+        'mana_ai_lease_renewals_total',
+        'Lease heartbeat results per mission: renewed, lost (no longer held: expired and taken) or failed (database error).',
+        ['outcome'],
+      ),
+      LEASE_OUTCOMES.map((outcome) => ({ outcome })),
     ),
     expiredLeases: gauge('mana_ai_expired_leases', 'Due missions whose lease ran out without release and that nobody took over (sampled after dispatcher cycles and passes).'),
     feedLag: gauge(
