@@ -1,4 +1,4 @@
-import type { AgentDecision, SkipReason } from '@mana-ai/core';
+import { AGENT_DECISIONS, SKIP_REASONS } from '@mana-ai/core';
 import type { GrantUnwrapFailureReason } from '@mana-ai/crypto';
 import { INPUT_TABLES, type InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
@@ -15,19 +15,10 @@ function everyValueOf<T extends string>() {
     values;
 }
 
-// The label values of the counters initialised at 0 (closed sets; see event-metrics.ts for the mapping).
+// The label values of the counters initialised at 0 (closed sets; see event-metrics.ts for the mapping);
+// agent decisions and skip reasons are core's AGENT_DECISIONS and SKIP_REASONS.
 /** Every reason of `mana_ai_inputs_dropped_total`. */
 const INPUTS_DROPPED_REASONS = everyValueOf<InputsDroppedReason>()(['max-inputs-per-mission']);
-const AGENT_DECISIONS = everyValueOf<AgentDecision>()(['ran', 'skipped-archived', 'skipped-paused', 'skipped-concurrency', 'skipped-budget']);
-const SKIP_REASONS = everyValueOf<SkipReason>()([
-  'agent-archived',
-  'agent-paused',
-  'agent-concurrency',
-  'agent-budget',
-  'ciphertext-mission',
-  'research-pending',
-  'no-cadence',
-]);
 // The resolvers add `unwrap-error` for an unwrap that threw.
 const GRANT_SKIP_REASONS = [...everyValueOf<GrantUnwrapFailureReason>()(['not-configured', 'expired', 'malformed', 'wrap-rejected']), 'unwrap-error'];
 const TABLES = [...INPUT_TABLES, OTHER_LABEL];
