@@ -240,6 +240,21 @@ describe('Dispatcher.runPass', () => {
     expect(h.written).toEqual([]);
   });
 
+  it('records the tokens of a plan whose write-back fails, so the budget still counts them', async () => {
+    const h = harness([claimOf(mission('m-1')), claimOf(mission('m-2'))]);
+    h.ports.store.writeIteration = async (claim) => {
+      if (claim.mission.id === 'm-1') throw new Error('invalid byte sequence for encoding "UTF8": 0x00');
+      return { written: true };
+    };
+    const stats = await runPass(h.ports, { concurrency: 1 });
+    expect(stats.errors).toEqual(['mission=m-1: invalid byte sequence for encoding "UTF8": 0x00']);
+    expect(stats.plansWrittenBack).toBe(1);
+    // m-2's tokens went with its write-back; m-1's were recorded on their own.
+    expect(h.usage).toEqual([{ agentId: 'a-1', tokens: 120 }]);
+    expect(h.events.filter(([name]) => name === 'tokens.used')).toHaveLength(2);
+    expect(h.released).toEqual(['m-1']);
+  });
+
   it('runs each mission at most once per pass when skipped and failed missions stay due after release', async () => {
     const claims = [
       claimOf(mission('fails')),

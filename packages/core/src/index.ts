@@ -76,6 +76,7 @@ export { type EventBus, type EventBusOptions, type EventChannel, type EventListe
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
+export { REPLACEMENT_CHARACTER, cutText, sanitizeJson, sanitizeText } from './text.js';
 export { CIPHERTEXT_PREFIX, isCiphertext } from './ciphertext.js';
 export type { WebCryptoKey, WebCryptoKeyUsage } from './web-crypto.js';
 export { type DatabaseClock, createDatabaseClock } from './database-clock.js';

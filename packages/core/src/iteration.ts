@@ -1,4 +1,5 @@
 import type { IsoTimestamp, MissionIteration, PlanStep } from './domain.js';
+import { sanitizeJson, sanitizeText } from './text.js';
 
 /** A tool call the planner recorded, before it becomes a plan step. */
 export interface PlannedCall {
@@ -11,7 +12,8 @@ export interface PlannedCall {
 /**
  * Builds the iteration the runner writes back (docs/wire-contract.md#iterations-and-plan-steps): steps `<iterationId>-<index>` with
  * status `planned`, `overallStatus` `approved` for an empty plan and `awaiting-review` otherwise,
- * `source: 'server'`, keys in wire order.
+ * `source: 'server'`, keys in wire order. Every string in it (summaries, tool names, params and their
+ * keys) passes through {@link sanitizeText}: an LLM's NUL or lone surrogate never fails the write-back.
  */
 export function buildServerIteration(input: {
   iterationId: string;
@@ -22,8 +24,8 @@ export function buildServerIteration(input: {
 }): MissionIteration {
   const plan: PlanStep[] = input.calls.map((call, index) => ({
     id: `${input.iterationId}-${index}`,
-    summary: call.summary ?? call.toolName,
-    intent: { kind: 'toolCall', toolName: call.toolName, params: call.params },
+    summary: sanitizeText(call.summary ?? call.toolName),
+    intent: { kind: 'toolCall', toolName: sanitizeText(call.toolName), params: sanitizeJson(call.params) as Record<string, unknown> },
     status: 'planned',
   }));
   return {
@@ -31,7 +33,7 @@ export function buildServerIteration(input: {
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     plan,
-    summary: input.summary,
+    summary: sanitizeText(input.summary),
     overallStatus: plan.length === 0 ? 'approved' : 'awaiting-review',
     source: 'server',
   };

@@ -82,7 +82,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 /**
  * Runs one claimed mission to its end: gates (agent archived, paused, over budget; ciphertext
  * mission text) → research stage → input resolution → planner loop → write-back of the iteration
- * (built here, once) with the advanced `nextRunAt` and the token usage. Never throws: every failure
+ * (built here, once) with the advanced `nextRunAt` and the token usage (recorded on its own when the
+ * write-back fails, or when the plan failed). Never throws: every failure
  * becomes the run's outcome, so one mission never affects another. The lease is not touched here
  * except by the write-back; the dispatcher hands it back or holds it for a retry.
  */
@@ -121,17 +122,21 @@ export async function runMission(context: MissionRunContext, state: MissionRunSt
     const startedAt: IsoTimestamp = isoNow(context.stampClock);
     const outcome = await context.planner.plan({ mission, agent, inputs, iterationId, runId: state.runId, tokensUsed24h: gated.tokensUsed24h, signal });
     const budgetAgentId = agent?.id ?? DEFAULT_AGENT_ID;
+    const tokens = outcome.usage.totalTokens;
+    /** Records the tokens of a run that writes no iteration: every LLM call counts against the budget. */
+    const chargeWithoutWrite = async (): Promise<void> => {
+      if (tokens <= 0) return;
+      await context.store.recordTokenUsage(claim, budgetAgentId, tokens);
+      context.emit('tokens.used', { agentId: budgetAgentId, userId: mission.userId, tokens });
+    };
     if (!outcome.ok) {
-      context.emit('mission.plan-failed', { ...ids, reason: outcome.reason, tokens: outcome.usage.totalTokens });
+      context.emit('mission.plan-failed', { ...ids, reason: outcome.reason, tokens });
       context.logger.warn({ ...ids, reason: outcome.reason }, 'planner loop failed');
-      if (outcome.usage.totalTokens > 0) {
-        state.stage = 'write-back';
-        await context.store.recordTokenUsage(claim, budgetAgentId, outcome.usage.totalTokens);
-        context.emit('tokens.used', { agentId: budgetAgentId, userId: mission.userId, tokens: outcome.usage.totalTokens });
-      }
+      state.stage = 'write-back';
+      await chargeWithoutWrite();
       return end({ kind: 'plan-failed', reason: outcome.reason });
     }
-    context.emit('mission.planned', { ...ids, steps: outcome.calls.length, rounds: outcome.rounds, tokens: outcome.usage.totalTokens });
+    context.emit('mission.planned', { ...ids, steps: outcome.calls.length, rounds: outcome.rounds, tokens });
 
     state.stage = 'write-back';
     signal.throwIfAborted();
@@ -151,10 +156,18 @@ export async function runMission(context: MissionRunContext, state: MissionRunSt
     });
     state.writing = true;
     context.onWriteStart(state);
-    const result = await context.store.writeIteration(claim, { iteration, actor, tokensUsed: outcome.usage.totalTokens });
-    if (outcome.usage.totalTokens > 0) {
-      context.emit('tokens.used', { agentId: budgetAgentId, userId: mission.userId, tokens: outcome.usage.totalTokens });
+    let result: { written: boolean };
+    try {
+      result = await context.store.writeIteration(claim, { iteration, actor, tokensUsed: tokens });
+    } catch (error) {
+      // The usage rolled back with the write. Recorded on its own, a mission whose write-back keeps
+      // failing still trips its agent's budget instead of calling the LLM on every retry for free.
+      await chargeWithoutWrite().catch((chargeError: unknown) => {
+        context.logger.error({ ...ids, err: describeError(chargeError) }, 'tokens of a failed write-back not recorded');
+      });
+      throw error;
     }
+    if (tokens > 0) context.emit('tokens.used', { agentId: budgetAgentId, userId: mission.userId, tokens });
     context.emit('mission.written', { ...ids, iterationId, written: result.written });
     if (agent) context.emit('agent.decision', { agentId: agent.id, decision: 'ran' });
     if (research.kind === 'ready' && context.research) {
