@@ -200,6 +200,9 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     locale: config.locale,
     policyMode: config.policyMode,
     maxRounds: config.maxRounds,
+    maxToolCalls: config.maxToolCalls,
+    maxToolArgumentBytes: config.maxToolArgumentBytes,
+    maxSummaryChars: config.maxSummaryChars,
     model: llmModel,
     ...(config.toolCatalogPath === undefined ? {} : { catalog: readToolCatalog(config.toolCatalogPath) }),
     ...(config.compactMaxContext > 0
@@ -213,6 +216,7 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
       model: llmModel,
       timeoutMs: config.llmTimeoutMs,
       maxRetries: config.llmMaxRetries,
+      maxResponseBytes: config.llmMaxResponseBytes,
       // The provider label of mana_ai_provider_errors_total is the model's prefix, as upstream ("mana").
       provider: llmModel.split('/')[0] || 'llm',
     },

@@ -1,4 +1,5 @@
 import { assertTimeZone } from '@mana-ai/core';
+import { DEFAULT_MAX_SUMMARY_CHARS, DEFAULT_MAX_TOOL_ARGUMENT_BYTES, DEFAULT_MAX_TOOL_CALLS, OPENAI_ADAPTER_DEFAULTS } from '@mana-ai/planner';
 import { DEFAULT_MAX_INPUTS_PER_MISSION } from '@mana-ai/resolvers';
 import { z } from 'zod';
 import { type ConfigIssue, ConfigError } from './errors.js';
@@ -96,6 +97,14 @@ export interface RunnerConfig {
   llmMaxRetries: number;
   /** `MANA_AI_MAX_ROUNDS`: planner rounds per mission. */
   maxRounds: number;
+  /** `MANA_LLM_MAX_RESPONSE_BYTES`: largest LLM answer body read. */
+  llmMaxResponseBytes: number;
+  /** `MANA_AI_MAX_TOOL_CALLS`: tool calls answered per plan. */
+  maxToolCalls: number;
+  /** `MANA_AI_MAX_TOOL_ARGUMENT_BYTES`: largest arguments of one tool call. */
+  maxToolArgumentBytes: number;
+  /** `MANA_AI_MAX_SUMMARY_CHARS`: longest plan summary. */
+  maxSummaryChars: number;
   /** `MANA_AI_LOCALE`: language of prompts and tool descriptions. */
   locale: 'de' | 'en';
   /** `MANA_API_AUTH`: how shallow research authenticates to mana-api. */
@@ -426,6 +435,36 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     schema: integer(0, 10),
   },
   maxRounds: { name: 'MANA_AI_MAX_ROUNDS', default: '5', description: 'Planner rounds (LLM calls with tools) per mission.', expected: 'an integer from 1 to 50', schema: integer(1, 50) },
+  llmMaxResponseBytes: {
+    name: 'MANA_LLM_MAX_RESPONSE_BYTES',
+    default: String(OPENAI_ADAPTER_DEFAULTS.maxResponseBytes),
+    description:
+      'Largest LLM answer body read, in bytes; reading stops there and the plan fails with provider error kind too-large (the answer is not stored).',
+    expected: 'an integer from 1024 to 104857600',
+    schema: integer(1024, 104_857_600),
+  },
+  maxToolCalls: {
+    name: 'MANA_AI_MAX_TOOL_CALLS',
+    default: String(DEFAULT_MAX_TOOL_CALLS),
+    description:
+      'Tool calls the planner answers per plan (recorded and rejected); calls past it are dropped, and the plan is written with the calls kept.',
+    expected: 'an integer from 1 to 1000',
+    schema: integer(1, 1000),
+  },
+  maxToolArgumentBytes: {
+    name: 'MANA_AI_MAX_TOOL_ARGUMENT_BYTES',
+    default: String(DEFAULT_MAX_TOOL_ARGUMENT_BYTES),
+    description: 'Largest arguments of one tool call (JSON, UTF-8 bytes); a larger call is rejected and the model told so.',
+    expected: 'an integer from 256 to 1048576',
+    schema: integer(256, 1_048_576),
+  },
+  maxSummaryChars: {
+    name: 'MANA_AI_MAX_SUMMARY_CHARS',
+    default: String(DEFAULT_MAX_SUMMARY_CHARS),
+    description: 'Longest plan summary in characters; a longer one is cut at a character boundary.',
+    expected: 'an integer from 1 to 100000',
+    schema: integer(1, 100_000),
+  },
   locale: {
     name: 'MANA_AI_LOCALE',
     default: 'de',

@@ -72,6 +72,19 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_provider_errors_total', { provider: 'mana', kind: 'timeout' })).toBe(1);
   });
 
+  it('counts limited LLM output by reason, every reason starting at 0', async () => {
+    const { emit, value } = setup();
+    for (const reason of ['response-too-large', 'too-many-tool-calls', 'arguments-too-large', 'summary-too-long', 'answer-truncated', 'usage-missing']) {
+      expect(await value('mana_ai_llm_output_limited_total', { reason })).toBe(0);
+    }
+    emit('planner.llm-output.limited', { context, round: 1, reason: 'too-many-tool-calls', limit: 50, actual: 500 });
+    emit('planner.llm-output.limited', { context, round: 2, reason: 'answer-truncated' });
+    emit('planner.llm-output.limited', { context, round: 2, reason: 'answer-truncated' });
+    expect(await value('mana_ai_llm_output_limited_total', { reason: 'too-many-tool-calls' })).toBe(1);
+    expect(await value('mana_ai_llm_output_limited_total', { reason: 'answer-truncated' })).toBe(2);
+    expect(await value('mana_ai_llm_output_limited_total', { reason: 'usage-missing' })).toBe(0);
+  });
+
   it('maps tool calls, reminders, compactions, research and decrypt events to their metrics', async () => {
     const { emit, value } = setup();
     emit('planner.tool-call.recorded', { context, round: 1, tool: 'create_task', module: 'todo', policy: 'propose' });

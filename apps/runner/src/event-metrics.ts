@@ -90,6 +90,7 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
       metrics.plannerRequestDuration.observe(durationMs / 1000);
       metrics.providerErrors.inc({ provider, kind });
     }),
+    events.on('planner.llm-output.limited', ({ reason }) => metrics.llmOutputLimited.inc({ reason })),
     events.on('planner.tool-call.recorded', ({ tool, policy }) => metrics.toolCalls.inc({ tool, policy: policyLabel(policy), outcome: TOOL_CALL_OUTCOME })),
     events.on('planner.reminder.emitted', ({ producer, severity }) => metrics.remindersEmitted.inc({ producer, severity })),
     events.on('planner.compaction', ({ compactedTurns }) => {

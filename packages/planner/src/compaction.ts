@@ -1,7 +1,7 @@
 import type { TokenUsage } from '@mana-ai/core';
 import type { PlannerLocale } from './catalog-types.js';
 import type { FunctionToolSpec } from './function-schema.js';
-import type { ChatMessage, LlmAdapter } from './llm.js';
+import type { ChatMessage, LlmAdapter, LlmCompletionRequest, LlmCompletionResponse } from './llm.js';
 
 /** Context share at which compaction starts (docs/wire-contract.md#prompt-layout). */
 export const DEFAULT_COMPACT_THRESHOLD = 0.92;
@@ -60,6 +60,17 @@ export function estimateTokens(messages: readonly ChatMessage[], tools: readonly
     for (const call of message.toolCalls ?? []) chars += call.name.length + JSON.stringify(call.arguments).length + call.id.length;
   }
   return Math.ceil(chars / CHARS_PER_TOKEN) + messages.length * TOKENS_PER_MESSAGE;
+}
+
+/**
+ * The usage charged for an answer whose provider reported none: {@link estimateTokens} of the
+ * request (messages and tool specs) as prompt tokens, of the answer (text and tool calls) as
+ * completion tokens. Rough (a token per 4 characters), but never 0, so the agent's budget still trips.
+ */
+export function estimateUsage(request: Pick<LlmCompletionRequest, 'messages' | 'tools'>, answer: Pick<LlmCompletionResponse, 'content' | 'toolCalls'>): TokenUsage {
+  const promptTokens = estimateTokens(request.messages, request.tools);
+  const completionTokens = estimateTokens([{ role: 'assistant', content: answer.content, toolCalls: answer.toolCalls }]);
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
 }
 
 // The tool list of a run is one array for all its rounds (and the catalog's for all runs of an

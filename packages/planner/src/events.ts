@@ -15,8 +15,36 @@ export interface PlannerEventContext {
   agentId?: string;
 }
 
-/** How a planner run ended (docs/wire-contract.md#llm-requests plus `llm-error`, which we do produce). */
-export type LoopStopReason = 'assistant-stop' | 'no-tool-calls' | 'max-rounds' | 'llm-error';
+/**
+ * How a planner run ended (docs/wire-contract.md#llm-requests plus `llm-error`, which we do produce; `truncated`: the
+ * model's answer ended with `finish_reason: length`, so the run produced no plan; `tool-call-limit`:
+ * the plan reached `maxToolCalls`, the calls past it were dropped and the run ended there).
+ */
+export type LoopStopReason = 'assistant-stop' | 'no-tool-calls' | 'max-rounds' | 'llm-error' | 'truncated' | 'tool-call-limit';
+
+/**
+ * Why the planner limited what an LLM answered (DESIGN §6): an answer body past `maxResponseBytes`
+ * (the call fails with kind `too-large`), calls past `maxToolCalls` (dropped), a call whose arguments
+ * exceed `maxToolArgumentBytes` (rejected), a summary past `maxSummaryChars` (cut), an answer that
+ * ended with `finish_reason: length` (no plan), an answer without `usage` (charged an estimate).
+ */
+export type LlmOutputLimitReason =
+  | 'response-too-large'
+  | 'too-many-tool-calls'
+  | 'arguments-too-large'
+  | 'summary-too-long'
+  | 'answer-truncated'
+  | 'usage-missing';
+
+/** Every {@link LlmOutputLimitReason}, e.g. to initialise a labelled counter at 0. */
+export const LLM_OUTPUT_LIMIT_REASONS: readonly LlmOutputLimitReason[] = Object.freeze([
+  'response-too-large',
+  'too-many-tool-calls',
+  'arguments-too-large',
+  'summary-too-long',
+  'answer-truncated',
+  'usage-missing',
+]);
 
 /**
  * Events the planner emits on the injected event bus. The runner maps them to the metrics of
@@ -89,6 +117,16 @@ export type PlannerEvents = {
     tool: string;
     marker: string;
     mode: 'log-only' | 'enforce';
+  };
+  /** The planner limited what an LLM answered (DESIGN §6); `limit` and `actual` when the bound is a size. */
+  'planner.llm-output.limited': {
+    context: PlannerEventContext;
+    round: number;
+    reason: LlmOutputLimitReason;
+    /** The configured bound (calls, bytes, characters). */
+    limit?: number;
+    /** What the answer had (calls in the plan with this answer's, argument bytes; the estimated tokens for `usage-missing`). */
+    actual?: number;
   };
   /** A reminder was added to a request. */
   'planner.reminder.emitted': {

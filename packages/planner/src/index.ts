@@ -21,6 +21,7 @@ export {
   DEFAULT_COMPACT_THRESHOLD,
   compactHistory,
   estimateTokens,
+  estimateUsage,
   parseCompactSummary,
   renderCompactSummary,
   splitForCompaction,
@@ -35,7 +36,14 @@ export {
   RETRYABLE_PROVIDER_ERROR_KINDS,
   isProviderCallError,
 } from './errors.js';
-export type { LlmCallPurpose, LoopStopReason, PlannerEventContext, PlannerEvents } from './events.js';
+export {
+  type LlmCallPurpose,
+  LLM_OUTPUT_LIMIT_REASONS,
+  type LlmOutputLimitReason,
+  type LoopStopReason,
+  type PlannerEventContext,
+  type PlannerEvents,
+} from './events.js';
 export {
   type FunctionParameterSchema,
   type FunctionParametersSchema,
@@ -64,6 +72,9 @@ export {
 } from './llm.js';
 export {
   DEFAULT_MAX_ROUNDS,
+  DEFAULT_MAX_SUMMARY_CHARS,
+  DEFAULT_MAX_TOOL_ARGUMENT_BYTES,
+  DEFAULT_MAX_TOOL_CALLS,
   type PlannerLoopDeps,
   type PlannerLoopInput,
   type PlannerLoopResult,
@@ -78,7 +89,16 @@ export {
   type OpenAiCompatibleAdapterOptions,
   createOpenAiCompatibleAdapter,
 } from './openai-adapter.js';
-export { type PlanMissionRequest, type PlanMissionResult, type Planner, type PlannerDeps, type PlannerOptions, createPlanner } from './planner.js';
+export {
+  type PlanFailureReason,
+  type PlanMissionRequest,
+  type PlanMissionResult,
+  type Planner,
+  type PlannerDeps,
+  type PlannerOptions,
+  createPlanner,
+  planFailureReason,
+} from './planner.js';
 export { createPlannerPort } from './planner-port.js';
 export { FALLBACK_POLICY_DECISION, filterToolsByPolicy, resolveToolPolicy } from './policy.js';
 export {

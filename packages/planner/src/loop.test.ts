@@ -147,6 +147,96 @@ describe('runPlannerLoop', () => {
     expect(ofKind('planner.provider-error')[0]).toMatchObject({ purpose: 'plan', round: 2, kind: 'server', status: 500, attempts: 1 });
   });
 
+  it('records the first maxToolCalls calls, drops the rest and ends the plan when an answer makes 500 calls', async () => {
+    const calls = Array.from({ length: 500 }, (_, index) => ({ name: 'create_task', arguments: { title: `Task ${index}` } }));
+    llm.script({ reply: fakeReplies.toolCalls(calls, { content: 'Viele Aufgaben.', ...usage(10, 5) }) });
+    const result = await run();
+    expect(result).toMatchObject({ rounds: 1, stopReason: 'tool-call-limit', summary: 'Viele Aufgaben.' });
+    expect(result.executedCalls.map(({ call }) => call.arguments.title)).toEqual(calls.slice(0, 50).map((call) => call.arguments.title));
+    expect(llm.requests).toHaveLength(1);
+    // The history holds only the calls that were answered, each with its result.
+    expect(result.messages.at(-51)).toMatchObject({ role: 'assistant', toolCalls: expect.any(Array) });
+    expect(result.messages.at(-51)!.toolCalls).toHaveLength(50);
+    expect(ofKind('planner.llm-output.limited')).toEqual([{ context: { missionId: 'm-1' }, round: 1, reason: 'too-many-tool-calls', limit: 50, actual: 500 }]);
+  });
+
+  it('counts calls across rounds against maxToolCalls, rejected ones included', async () => {
+    llm.enqueue(
+      fakeReplies.toolCalls([
+        { name: 'create_task', arguments: { title: 'a' } },
+        { name: 'no_such_tool', arguments: {} },
+      ]),
+      fakeReplies.toolCalls([
+        { name: 'create_task', arguments: { title: 'b' } },
+        { name: 'create_task', arguments: { title: 'c' } },
+      ]),
+    );
+    const result = await run({ maxToolCalls: 3 });
+    expect(result).toMatchObject({ rounds: 2, stopReason: 'tool-call-limit', summary: null });
+    expect(result.executedCalls.map(({ call }) => call.arguments.title)).toEqual(['a', 'b']);
+    expect(result.rejectedCalls).toHaveLength(1);
+  });
+
+  it('rejects a call whose arguments exceed maxToolArgumentBytes and lets the model try again', async () => {
+    // 'ä' is two bytes in UTF-8: 9,000 of them are 18,000 bytes, past the default 16 KiB.
+    llm.enqueue(
+      fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'ä'.repeat(9000) } }]),
+      fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'ä'.repeat(8000) } }]),
+      fakeReplies.text('Fertig.'),
+    );
+    const result = await run();
+    expect(result.rejectedCalls).toHaveLength(1);
+    expect(result.rejectedCalls[0]!.result.message).toBe('Arguments of "create_task" exceed 16384 bytes: keep them shorter.');
+    expect(result.executedCalls).toHaveLength(1);
+    expect(ofKind('planner.tool-call.rejected')[0]).toMatchObject({ reason: 'arguments-too-large', tool: 'create_task', offered: true });
+    expect(ofKind('planner.llm-output.limited')).toEqual([
+      expect.objectContaining({ round: 1, reason: 'arguments-too-large', limit: 16_384, actual: JSON.stringify({ title: 'ä'.repeat(9000) }).length + 9000 }),
+    ]);
+  });
+
+  it('cuts a summary longer than maxSummaryChars at a code-point boundary', async () => {
+    const emoji = '\u{1F600}';
+    llm.enqueue(fakeReplies.text(`${'a'.repeat(3999)}${emoji}${'b'.repeat(5000)}`));
+    const result = await run();
+    expect(result.summary).toBe(`${'a'.repeat(3999)}${emoji}`);
+    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ reason: 'summary-too-long', limit: 4000 })]);
+    llm.enqueue(fakeReplies.text('abcdef'));
+    expect((await run({ maxSummaryChars: 4 })).summary).toBe('abcd');
+  });
+
+  it('ends with stopReason truncated and no summary when the answer stopped at the length limit', async () => {
+    llm.enqueue(
+      fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'a' } }], usage(30, 3)),
+      fakeReplies.text('Ich habe einen Ta', { finishReason: 'length', ...usage(40, 4) }),
+    );
+    const result = await run();
+    expect(result).toMatchObject({ rounds: 2, stopReason: 'truncated', summary: null, usage: { totalTokens: 77 } });
+    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ round: 2, reason: 'answer-truncated' })]);
+  });
+
+  it('charges an estimate when the provider reports no usage', async () => {
+    llm.enqueue(fakeReplies.text('Nichts zu tun.', { usage: null }));
+    const result = await run();
+    expect(result.usage.promptTokens).toBeGreaterThan(0);
+    expect(result.usage.completionTokens).toBeGreaterThan(0);
+    expect(result.usage.totalTokens).toBe(result.usage.promptTokens + result.usage.completionTokens);
+    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ reason: 'usage-missing', actual: result.usage.totalTokens })]);
+  });
+
+  it('emits response-too-large when the answer body exceeds the adapter cap', async () => {
+    const small = createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, maxRetries: 0, maxResponseBytes: 1000 });
+    llm.enqueue(fakeReplies.large(5000));
+    const result = await runPlannerLoop({ adapter: small, events }, { systemPrompt: 's', userPrompt: 'u', toolSet });
+    expect(result).toMatchObject({ stopReason: 'llm-error', error: { kind: 'too-large' }, executedCalls: [] });
+    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ reason: 'response-too-large' })]);
+  });
+
+  it('rejects limits that are not positive integers', async () => {
+    await expect(run({ maxToolCalls: 0 })).rejects.toThrow(/maxToolCalls/);
+    await expect(run({ maxToolArgumentBytes: 1.5 })).rejects.toThrow(/maxToolArgumentBytes/);
+    await expect(run({ maxSummaryChars: -1 })).rejects.toThrow(/maxSummaryChars/);
+  });
+
   it('adds reminders after the history for one request only and emits an event per reminder', async () => {
     llm.enqueue(fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'x' } }], usage(500, 100)), fakeReplies.text('ok'));
     const reminders = createReminderChannel({ agent: { name: 'Mana', maxTokensPerDay: 1000 }, pretickUsage24h: 200, locale: 'en' });

@@ -1,17 +1,23 @@
-import { type AiPolicy, type Clock, type EventChannel, type Logger, type TokenUsage, noopLogger, systemClock } from '@mana-ai/core';
+import { type AiPolicy, type Clock, type EventChannel, type Logger, type TokenUsage, cutText, noopLogger, systemClock } from '@mana-ai/core';
 import type { PlannerLocale } from './catalog-types.js';
-import { type CompactionOptions, DEFAULT_COMPACT_THRESHOLD, compactHistory, estimateTokens } from './compaction.js';
+import { type CompactionOptions, DEFAULT_COMPACT_THRESHOLD, compactHistory, estimateTokens, estimateUsage } from './compaction.js';
 import { PlannerError, type ProviderCallError, isProviderCallError } from './errors.js';
-import type { LlmCallPurpose, LoopStopReason, PlannerEventContext, PlannerEvents } from './events.js';
+import type { LlmCallPurpose, LlmOutputLimitReason, LoopStopReason, PlannerEventContext, PlannerEvents } from './events.js';
 import { POLICY_MODES, type PolicyMode, detectInjectionMarker } from './injection.js';
 import { type ChatMessage, type LlmAdapter, type LlmCompletionRequest, type LlmCompletionResponse, ZERO_USAGE, addUsage } from './llm.js';
 import { resolveToolPolicy } from './policy.js';
 import type { ExecutedCall, ReminderChannel, ToolResult } from './reminders.js';
 import type { ToolSchema } from './catalog-types.js';
-import type { ToolSet } from './tool-set.js';
+import type { ToolCallRejectReason, ToolSet } from './tool-set.js';
 
 /** Default maximum of LLM rounds per run. */
 export const DEFAULT_MAX_ROUNDS = 5;
+/** Default maximum of tool calls answered per run (recorded and rejected; DESIGN §6). */
+export const DEFAULT_MAX_TOOL_CALLS = 50;
+/** Default maximum size of one call's arguments, as JSON in UTF-8 bytes (16 KiB; DESIGN §6). */
+export const DEFAULT_MAX_TOOL_ARGUMENT_BYTES = 16_384;
+/** Default maximum length of the plan's summary, in characters (code points; DESIGN §6). */
+export const DEFAULT_MAX_SUMMARY_CHARS = 4000;
 /** How many answered calls the reminder state carries. */
 export const RECENT_CALLS_WINDOW = 5;
 /** What the server answers for every recorded call (docs/wire-contract.md#tool-calls-on-the-wire). */
@@ -41,6 +47,16 @@ export interface PlannerLoopInput {
   temperature?: number;
   /** Default 5. */
   maxRounds?: number;
+  /**
+   * Tool calls answered per run at most, recorded and rejected (default 50). The calls of an answer
+   * past it are dropped, not answered, and the run ends with `stopReason: 'tool-call-limit'`: the
+   * calls kept so far are the plan.
+   */
+  maxToolCalls?: number;
+  /** Largest arguments of one call, as JSON in UTF-8 bytes (default 16384); a larger call is rejected. */
+  maxToolArgumentBytes?: number;
+  /** Longest summary in characters (default 4000); a longer one is cut at a code-point boundary. */
+  maxSummaryChars?: number;
   /** What to do with injection markers in arguments (default `log-only`). */
   policyMode?: PolicyMode;
   /** Answers a valid call (default: {@link RECORDED_TOOL_RESULT}). Must not throw. */
@@ -80,8 +96,12 @@ export interface PlannerLoopResult {
  * Runs the function-calling planner loop (docs/wire-contract.md#tool-calls-on-the-wire) with our decisions: every call is checked
  * against the offered tools and their JSON schemas (an invalid call gets an error tool result and is
  * not recorded), `enforce` rejects calls with injection markers, compaction triggers on the current
- * context size and keeps tool-call pairs together, and usage sums every call. A provider failure
- * ends the run with `stopReason: 'llm-error'` and the usage so far; other errors propagate.
+ * context size and keeps tool-call pairs together, and usage sums every call (an answer without
+ * usage is charged {@link estimateUsage}). What an LLM answers is bounded (DESIGN §6): tool calls per
+ * run, argument size, summary length; an answer cut off by the provider (`finish_reason: length`)
+ * ends the run with `stopReason: 'truncated'` and no plan. Each limit emits
+ * `planner.llm-output.limited` and logs a warning. A provider failure ends the run with
+ * `stopReason: 'llm-error'` and the usage so far; other errors propagate.
  */
 export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopInput): Promise<PlannerLoopResult> {
   const clock = deps.clock ?? systemClock;
@@ -91,6 +111,9 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
   const policyMode = input.policyMode ?? 'log-only';
   if (!Number.isInteger(maxRounds) || maxRounds < 1) throw new PlannerError('PLANNER_INVALID_OPTIONS', 'maxRounds must be a positive integer');
   if (!POLICY_MODES.includes(policyMode)) throw new PlannerError('PLANNER_INVALID_OPTIONS', 'policyMode must be off, log-only or enforce');
+  const maxToolCalls = positiveInteger('maxToolCalls', input.maxToolCalls ?? DEFAULT_MAX_TOOL_CALLS);
+  const maxToolArgumentBytes = positiveInteger('maxToolArgumentBytes', input.maxToolArgumentBytes ?? DEFAULT_MAX_TOOL_ARGUMENT_BYTES);
+  const maxSummaryChars = positiveInteger('maxSummaryChars', input.maxSummaryChars ?? DEFAULT_MAX_SUMMARY_CHARS);
   const model = input.model ?? deps.adapter.defaultModel;
   const functionSchemas = input.toolSet.functionSchemas;
   const startedAt = clock.now();
@@ -111,6 +134,11 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
   const rejectedCalls: ExecutedCall[] = [];
   const answeredCalls: ExecutedCall[] = [];
 
+  const limited = (round: number, reason: LlmOutputLimitReason, sizes: { limit?: number; actual?: number } = {}): void => {
+    deps.events?.emit('planner.llm-output.limited', { context, round, reason, ...sizes });
+    logger.warn({ ...context, round, reason, ...sizes }, 'planner limited the LLM output');
+  };
+
   /** One adapter call with its events; provider failures are returned, not thrown. */
   async function call(purpose: LlmCallPurpose, request: LlmCompletionRequest): Promise<LlmCompletionResponse | ProviderCallError> {
     const callModel = request.model ?? model;
@@ -125,7 +153,12 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
     const before = clock.now();
     try {
       const response = await deps.adapter.complete({ ...request, ...(input.signal ? { signal: input.signal } : {}) });
-      usage = addUsage(usage, response.usage);
+      let charged = response.usage;
+      if (!charged) {
+        charged = estimateUsage(request, response);
+        limited(rounds, 'usage-missing', { actual: charged.totalTokens });
+      }
+      usage = addUsage(usage, charged);
       deps.events?.emit('planner.llm-call.finished', {
         context,
         purpose,
@@ -139,6 +172,7 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
       return response;
     } catch (thrown) {
       if (!isProviderCallError(thrown)) throw thrown;
+      if (thrown.kind === 'too-large') limited(rounds, 'response-too-large');
       deps.events?.emit('planner.provider-error', {
         context,
         purpose,
@@ -196,7 +230,7 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
   }
 
   async function answer(round: number, toolCall: ExecutedCall['call']): Promise<ExecutedCall> {
-    const reject = (reason: 'unknown-tool' | 'invalid-arguments' | 'injection-marker', message: string): ExecutedCall => {
+    const reject = (reason: ToolCallRejectReason, message: string): ExecutedCall => {
       const executed: ExecutedCall = { round, call: toolCall, result: { success: false, message } };
       rejectedCalls.push(executed);
       deps.events?.emit('planner.tool-call.rejected', {
@@ -209,6 +243,11 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
       logger.info({ ...context, round, reason, offered: input.toolSet.names.has(toolCall.name) }, 'planner rejected a tool call');
       return executed;
     };
+    const argumentBytes = utf8Bytes(JSON.stringify(toolCall.arguments));
+    if (argumentBytes > maxToolArgumentBytes) {
+      limited(round, 'arguments-too-large', { limit: maxToolArgumentBytes, actual: argumentBytes });
+      return reject('arguments-too-large', `Arguments of "${toolCall.name.slice(0, 64)}" exceed ${maxToolArgumentBytes} bytes: keep them shorter.`);
+    }
     if (toolCall.argumentsError && input.toolSet.names.has(toolCall.name)) {
       return reject('invalid-arguments', `Arguments of "${toolCall.name}" must be a JSON object.`);
     }
@@ -268,18 +307,28 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
       error = response;
       break;
     }
+    if (response.finishReason === 'length') {
+      // Cut off by the provider: its text and calls are incomplete, so nothing of it becomes a plan.
+      limited(rounds, 'answer-truncated');
+      stopReason = 'truncated';
+      break;
+    }
 
+    const room = maxToolCalls - answeredCalls.length;
+    const toolCalls = response.toolCalls.length > room ? response.toolCalls.slice(0, room) : response.toolCalls;
+    const full = toolCalls.length < response.toolCalls.length;
+    if (full) limited(rounds, 'too-many-tool-calls', { limit: maxToolCalls, actual: answeredCalls.length + response.toolCalls.length });
     messages.push({
       role: 'assistant',
       content: response.content,
-      ...(response.toolCalls.length > 0 ? { toolCalls: response.toolCalls } : {}),
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
     });
     if (response.toolCalls.length === 0) {
       summary = response.content;
       stopReason = response.finishReason === 'stop' ? 'assistant-stop' : 'no-tool-calls';
       break;
     }
-    for (const toolCall of response.toolCalls) {
+    for (const toolCall of toolCalls) {
       const executed = await answer(rounds, toolCall);
       answeredCalls.push(executed);
       const { success, message, data } = executed.result;
@@ -289,7 +338,20 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
         content: JSON.stringify({ success, message, ...(data === undefined ? {} : { data }) }),
       });
     }
+    if (full) {
+      // The plan is full: what the model said with its last calls is the summary.
+      summary = response.content;
+      stopReason = 'tool-call-limit';
+      break;
+    }
     if (rounds >= maxRounds) stopReason = 'max-rounds';
+  }
+  if (summary !== null) {
+    const cut = cutText(summary, maxSummaryChars);
+    if (cut !== undefined) {
+      limited(rounds, 'summary-too-long', { limit: maxSummaryChars });
+      summary = cut;
+    }
   }
 
   deps.events?.emit('planner.run.finished', {
@@ -302,4 +364,16 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
     durationMs: clock.now() - startedAt,
   });
   return { rounds, executedCalls, rejectedCalls, summary, stopReason, messages, usage, compactionsDone, ...(error ? { error } : {}) };
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new PlannerError('PLANNER_INVALID_OPTIONS', `${name} must be a positive integer`);
+  return value;
+}
+
+const encoder = new TextEncoder();
+
+/** The UTF-8 size of `text` in bytes. */
+function utf8Bytes(text: string): number {
+  return encoder.encode(text).byteLength;
 }

@@ -50,13 +50,20 @@ function toWireMessage(message: ChatMessage): Record<string, unknown> {
   return wire;
 }
 
-/** Reads a parsed chat-completions body; `undefined` when it has no first choice with a message. */
+/**
+ * Reads a parsed chat-completions body; `undefined` when it has no first choice with a message.
+ * Also reads what some providers send instead of the current shape: `content` as an array of parts
+ * (the text parts are joined) and the legacy `function_call` (one call, when there are no `tool_calls`).
+ */
 export function fromWireCompletion(completion: unknown): LlmCompletionResponse | undefined {
   const choices = (completion as { choices?: unknown } | null)?.choices;
   const choice = Array.isArray(choices) ? (choices[0] as Record<string, unknown> | undefined) : undefined;
   const message = choice?.message as Record<string, unknown> | undefined;
   if (typeof message !== 'object' || message === null) return undefined;
-  const rawCalls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  let rawCalls: unknown[] = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  if (rawCalls.length === 0 && typeof message.function_call === 'object' && message.function_call !== null) {
+    rawCalls = [{ function: message.function_call }];
+  }
   const toolCalls = rawCalls.map((raw: unknown, index: number): ToolCallRequest => {
     const call = (raw ?? {}) as Record<string, unknown>;
     const fn = (call.function ?? {}) as Record<string, unknown>;
@@ -69,13 +76,26 @@ export function fromWireCompletion(completion: unknown): LlmCompletionResponse |
     };
   });
   const finish = choice?.finish_reason;
-  const finishReason: FinishReason = finish === 'tool_calls' || finish === 'length' || finish === 'content_filter' ? finish : 'stop';
+  const finishReason: FinishReason =
+    finish === 'function_call' ? 'tool_calls' : finish === 'tool_calls' || finish === 'length' || finish === 'content_filter' ? finish : 'stop';
   return {
-    content: typeof message.content === 'string' ? message.content : null,
+    content: contentText(message.content),
     toolCalls,
     finishReason,
     usage: parseUsage((completion as Record<string, unknown>).usage),
   };
+}
+
+/** A string content as is; an array of parts as its text parts joined (`null` when it has none). */
+function contentText(content: unknown): string | null {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return null;
+  const texts: string[] = [];
+  for (const part of content) {
+    if (typeof part === 'string') texts.push(part);
+    else if (typeof part === 'object' && part !== null && typeof (part as { text?: unknown }).text === 'string') texts.push((part as { text: string }).text);
+  }
+  return texts.length === 0 ? null : texts.join('');
 }
 
 function parseArguments(raw: unknown): { value: Record<string, unknown>; error?: 'not-json' | 'not-object' } {

@@ -1,10 +1,11 @@
 import type { PlannerPort } from '@mana-ai/core';
-import type { Planner } from './planner.js';
+import { type Planner, planFailureReason } from './planner.js';
 
 /**
  * Core's {@link PlannerPort} over a {@link Planner}: pass it as `ports.planner` to core's
- * `createDispatcher`. A provider failure (`stopReason: 'llm-error'`) becomes a failed plan with a
- * reason (`llm-error: <kind>`) and the tokens spent, never an exception.
+ * `createDispatcher`. A provider failure (`stopReason: 'llm-error'`) or an answer cut off at the
+ * length limit (`truncated`) becomes a failed plan with its {@link planFailureReason}
+ * (`llm-error: <kind>`, `llm-truncated`) and the tokens spent, never an exception.
  */
 export function createPlannerPort(planner: Planner): PlannerPort {
   return {
@@ -17,9 +18,8 @@ export function createPlannerPort(planner: Planner): PlannerPort {
         context: { runId, missionId: mission.id, ...(agent ? { agentId: agent.id } : {}) },
         ...(signal ? { signal } : {}),
       });
-      if (result.stopReason === 'llm-error') {
-        return { ok: false, reason: `llm-error: ${result.error?.kind ?? 'unknown'}`, usage: result.usage };
-      }
+      const failure = planFailureReason(result);
+      if (failure) return { ok: false, reason: failure, usage: result.usage };
       return {
         ok: true,
         calls: result.plan.steps.map((step) => ({ toolName: step.toolName, params: step.params, summary: step.summary })),

@@ -2,7 +2,7 @@ import { createEventBus } from '@mana-ai/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlannerEvents } from './events.js';
 import { planToIteration } from './iteration.js';
-import { createPlanner } from './planner.js';
+import { createPlanner, planFailureReason } from './planner.js';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from './testing/index.js';
 
 let llm: FakeLlmServer;
@@ -50,6 +50,21 @@ describe('createPlanner', () => {
     expect(first.tools!.map((tool) => tool.function.name)).not.toContain('create_event');
     expect(first.tools).toHaveLength(61);
     expect(planToIteration(result.plan, 'i-1', '2026-01-01T00:00:00.000Z').overallStatus).toBe('awaiting-review');
+  });
+
+  it('applies its output limits to the plan and names a truncated answer as a failure', async () => {
+    llm.reset();
+    const calls = Array.from({ length: 5 }, (_, index) => ({ name: 'create_task', arguments: { title: `T${index}` } }));
+    llm.enqueue(fakeReplies.toolCalls(calls, { content: 'Zusammenfassung' }), fakeReplies.text('abgeschn', { finishReason: 'length' }));
+    const planner = createPlanner({}, { llm: { baseUrl: llm.url, maxRetries: 0 }, maxToolCalls: 2, maxSummaryChars: 5 });
+    const mission = { title: 'W', objective: 'O', conceptMarkdown: '', iterations: [] };
+    const full = await planner.planMission({ mission });
+    expect(full.plan).toMatchObject({ steps: [{ params: { title: 'T0' } }, { params: { title: 'T1' } }], summary: 'Zusam' });
+    expect(planFailureReason(full)).toBeUndefined();
+    const truncated = await planner.planMission({ mission });
+    expect(truncated.stopReason).toBe('truncated');
+    expect(planFailureReason(truncated)).toBe('llm-truncated');
+    expect(planFailureReason({ stopReason: 'llm-error', error: undefined })).toBe('llm-error: unknown');
   });
 
   it('requires an adapter or llm options', () => {

@@ -2,7 +2,7 @@ import type { Agent, Clock, EventChannel, Logger, ResolvedInput } from '@mana-ai
 import { type ToolCatalog, createToolCatalog } from './catalog.js';
 import type { PlannerLocale } from './catalog-types.js';
 import type { CompactionOptions } from './compaction.js';
-import { PlannerError } from './errors.js';
+import { PlannerError, type ProviderErrorKind } from './errors.js';
 import type { PlannerEventContext, PlannerEvents } from './events.js';
 import type { PolicyMode } from './injection.js';
 import { type AiPlanOutput, planFromLoop } from './iteration.js';
@@ -35,6 +35,12 @@ export interface PlannerOptions {
   policyMode?: PolicyMode;
   /** Default 5. */
   maxRounds?: number;
+  /** Tool calls answered per plan at most (default 50); excess calls are dropped and the plan ends (see `runPlannerLoop`). */
+  maxToolCalls?: number;
+  /** Largest arguments of one call in UTF-8 bytes of JSON (default 16384). */
+  maxToolArgumentBytes?: number;
+  /** Longest summary in characters (default 4000). */
+  maxSummaryChars?: number;
   /** Planner model (default: the adapter's default model). */
   model?: string;
   /** Planner temperature (default: the adapter's default). */
@@ -105,6 +111,9 @@ export function createPlanner(deps: PlannerDeps, options: PlannerOptions): Plann
           ...(options.model === undefined ? {} : { model: options.model }),
           ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
           ...(options.maxRounds === undefined ? {} : { maxRounds: options.maxRounds }),
+          ...(options.maxToolCalls === undefined ? {} : { maxToolCalls: options.maxToolCalls }),
+          ...(options.maxToolArgumentBytes === undefined ? {} : { maxToolArgumentBytes: options.maxToolArgumentBytes }),
+          ...(options.maxSummaryChars === undefined ? {} : { maxSummaryChars: options.maxSummaryChars }),
           ...(options.policyMode === undefined ? {} : { policyMode: options.policyMode }),
           ...(options.compaction === undefined ? {} : { compaction: options.compaction }),
           ...(request.context === undefined ? {} : { context: request.context }),
@@ -115,3 +124,17 @@ export function createPlanner(deps: PlannerDeps, options: PlannerOptions): Plann
     },
   };
 }
+
+/**
+ * Why a planner run produced no plan to write, or `undefined` when its plan may be written:
+ * `llm-error: <kind>` after a provider failure, `llm-truncated` when the answer was cut off
+ * (`finish_reason: length`). A typed reason for core's failed {@link PlanMissionResult} outcome.
+ */
+export function planFailureReason(result: Pick<PlannerLoopResult, 'stopReason' | 'error'>): PlanFailureReason | undefined {
+  if (result.stopReason === 'llm-error') return `llm-error: ${result.error?.kind ?? 'unknown'}`;
+  if (result.stopReason === 'truncated') return 'llm-truncated';
+  return undefined;
+}
+
+/** See {@link planFailureReason}. */
+export type PlanFailureReason = `llm-error: ${ProviderErrorKind | 'unknown'}` | 'llm-truncated';

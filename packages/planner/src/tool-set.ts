@@ -2,8 +2,8 @@ import type { ToolSchema } from './catalog-types.js';
 import { type FunctionToolSpec, toFunctionSchema } from './function-schema.js';
 import { type SchemaValidator, type SchemaViolation, compileJsonSchema } from './json-schema.js';
 
-/** Why a tool call was refused. */
-export type ToolCallRejectReason = 'unknown-tool' | 'invalid-arguments' | 'injection-marker';
+/** Why a tool call was refused (`arguments-too-large`: past the loop's `maxToolArgumentBytes`). */
+export type ToolCallRejectReason = 'unknown-tool' | 'invalid-arguments' | 'injection-marker' | 'arguments-too-large';
 
 /** The outcome of checking one tool call against a {@link ToolSet}. */
 export type ToolCallCheck =

@@ -3,6 +3,7 @@ import type { GrantUnwrapFailureReason } from '@mana-ai/crypto';
 import { INPUT_TABLES, type InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { LLM_OUTPUT_LIMIT_REASONS } from '@mana-ai/planner';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OTHER_LABEL } from '../event-metrics.js';
 
@@ -84,6 +85,8 @@ export interface RunnerMetrics {
   plannerRounds: Histogram;
   /** `mana_ai_provider_errors_total{provider,kind}`. */
   providerErrors: Counter<'provider' | 'kind'>;
+  /** `mana_ai_llm_output_limited_total{reason}`: LLM answers the planner limited (DESIGN §6), by reason. */
+  llmOutputLimited: Counter<'reason'>;
   /** `mana_ai_reminders_emitted_total{producer,severity}`. */
   remindersEmitted: Counter<'producer' | 'severity'>;
   /** `mana_ai_compactions_triggered_total`. */
@@ -186,6 +189,14 @@ export function createRunnerMetrics(): RunnerMetrics {
     toolCalls: counter('mana_ai_tool_calls_total', 'Tool calls recorded as plan steps.', ['tool', 'policy', 'outcome']),
     plannerRounds: histogram('mana_ai_planner_rounds', 'Rounds of successful planner loops.', [1, 2, 3, 4, 5]),
     providerErrors: counter('mana_ai_provider_errors_total', 'LLM provider failures, by kind.', ['provider', 'kind']),
+    llmOutputLimited: initialised(
+      counter(
+        'mana_ai_llm_output_limited_total',
+        'LLM answers the planner limited (DESIGN §6), by reason: response-too-large, too-many-tool-calls, arguments-too-large, summary-too-long, answer-truncated, usage-missing.',
+        ['reason'],
+      ),
+      LLM_OUTPUT_LIMIT_REASONS.map((reason) => ({ reason })),
+    ),
     remindersEmitted: counter('mana_ai_reminders_emitted_total', 'Reminders added to planner requests.', ['producer', 'severity']),
     compactionsTriggered: counter('mana_ai_compactions_triggered_total', 'Planner compactions that folded at least one turn.'),
     compactedTurns: histogram('mana_ai_compacted_turns', 'Messages folded per compaction.', [1, 2, 4, 8, 16, 32, 64, 128]),
