@@ -7,6 +7,12 @@ describe('truncate', () => {
     expect(truncate('abc', 3)).toBe('abc');
     expect(truncate('x'.repeat(501))).toBe(`${'x'.repeat(500)}…`);
   });
+
+  it('never splits a surrogate pair and sends no NUL or lone surrogate when cutting at 500', () => {
+    const emoji = '\u{1F600}';
+    expect(truncate(`${'x'.repeat(499)}${emoji}tail`)).toBe(`${'x'.repeat(499)}${emoji}…`);
+    expect(truncate(`a\u0000b\uD800c`)).toBe('a\uFFFDb\uFFFDc');
+  });
 });
 
 describe('NOTES_INPUT', () => {

@@ -1,6 +1,13 @@
-/** `text` cut to `max` characters plus `…` when it is longer. */
+import { cutText, sanitizeText } from '@mana-ai/core';
+
+/**
+ * `text` for the prompt: without NUL or lone surrogates ({@link sanitizeText}), cut to `max`
+ * characters (never inside a surrogate pair) plus `…` when it is longer.
+ */
 export function truncate(text: string, max = 500): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+  const clean = sanitizeText(text);
+  const cut = cutText(clean, max);
+  return cut === undefined ? clean : `${cut}…`;
 }
 
 /** A field value as prompt text: strings as is, `null`/`undefined` as `''`, anything else as JSON. */
