@@ -26,7 +26,7 @@ export const SERVICE_KEY = 'bench-service-key-0123456789abcdef';
  * the LLM at `llm`, the service key, warn-level logs and nothing else unless `env` adds it: every
  * other setting is the runner's default.
  */
-export function startRunner(db: BenchDatabase, llm: PlannerLlm, env: Record<string, string> = {}): Promise<BuiltRunner> {
+export function startRunner(db: BenchDatabase, llm: Pick<PlannerLlm, 'url'>, env: Record<string, string> = {}): Promise<BuiltRunner> {
   return startBuiltRunner({ DATABASE_URL: db.runnerUrl, MANA_LLM_URL: llm.url, MANA_SERVICE_KEY: SERVICE_KEY, LOG_LEVEL: 'warn', ...env }, 60_000);
 }
 

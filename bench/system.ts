@@ -9,6 +9,7 @@
  *  - backlog:    plans/s with 20,000 vs 1,000 due; runner and PostgreSQL CPU per plan
  *  - instances:  3 runners vs 1 on one database
  *  - idle:       statements/s and CPU of an idle runner with 100,000 missions
+ *  - memory:     resident memory of a runner while the LLM sends a 50 MB answer
  * Prints the figures and a `| figure | value | target | PASS/FAIL |` table. A scenario that fails
  * prints a FAIL row and the others still run.
  */
@@ -16,6 +17,7 @@ import { type BenchCluster, startBenchCluster } from './cluster.js';
 import { measureDueLatency } from './due-latency.js';
 import type { FigureRow } from './harness.js';
 import { measureIdle } from './idle.js';
+import { measureLlmAnswerMemory } from './llm-memory.js';
 import { measureBacklogScaling, measureIdealRatio, measureInstanceScaling } from './throughput.js';
 
 type Scenario = (cluster: BenchCluster, log: (line: string) => void) => Promise<FigureRow[]>;
@@ -26,6 +28,7 @@ const SCENARIOS: Record<string, Scenario> = {
   backlog: measureBacklogScaling,
   instances: measureInstanceScaling,
   idle: measureIdle,
+  memory: measureLlmAnswerMemory,
 };
 
 function log(message: string): void {

@@ -1,8 +1,8 @@
 /** What a NUL or a lone surrogate becomes: PostgreSQL's `text` and `jsonb` refuse both. */
 export const REPLACEMENT_CHARACTER = '\uFFFD';
 
-// A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one.
-const UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+// A high surrogate not followed by a low one, or a low surrogate not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
  * `text` as valid UTF-8 without NUL: every NUL and every lone surrogate becomes U+FFFD, everything
@@ -10,7 +10,7 @@ const UNSAFE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  * PostgreSQL never refuses a write-back for its characters.
  */
 export function sanitizeText(text: string): string {
-  return text.replace(UNSAFE, REPLACEMENT_CHARACTER);
+  return text.replace(LONE_SURROGATE, REPLACEMENT_CHARACTER).replaceAll('\u0000', REPLACEMENT_CHARACTER);
 }
 
 /**
