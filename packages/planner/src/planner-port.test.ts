@@ -44,4 +44,10 @@ describe('createPlannerPort', () => {
     expect(outcome.ok).toBe(false);
     expect(outcome).toMatchObject({ reason: expect.stringMatching(/^llm-error: \w/) });
   });
+
+  it('answers a failed plan with its tokens when the answer was cut off at the length limit', async () => {
+    llm.enqueue(fakeReplies.text('Ich plane die Wo', { finishReason: 'length', usage: { prompt_tokens: 90, completion_tokens: 10 } }));
+    const port = createPlannerPort(createPlanner({}, { llm: { baseUrl: llm.url, apiKey: 'k', maxRetries: 0 } }));
+    expect(await port.plan(request)).toEqual({ ok: false, reason: 'llm-truncated', usage: { promptTokens: 90, completionTokens: 10, totalTokens: 100 } });
+  });
 });
