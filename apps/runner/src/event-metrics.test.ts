@@ -111,6 +111,9 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_grant_scope_violations_total', { table: 'journalEntries' })).toBe(1);
     expect(await value('mana_ai_grant_skips_total', { reason: 'expired' })).toBe(1);
     expect(await value('mana_ai_snapshot_bad_rows_total')).toBe(1);
+    expect(await value('mana_ai_mission_entries_skipped_total', { field: 'inputs', reason: 'field-type' })).toBe(0);
+    emit('entry.skipped', { userId: 'u-1', missionId: 'm-1', field: 'iterations', index: 0, reason: 'not-object' });
+    expect(await value('mana_ai_mission_entries_skipped_total', { field: 'iterations', reason: 'not-object' })).toBe(1);
   });
 
   it('labels metrics with a fixed set of values when users choose tables, agent ids and policy words', async () => {
@@ -195,6 +198,7 @@ describe('observeEvents', () => {
       'mana_ai_grant_scope_violations_total',
       'mana_ai_grant_skips_total',
       'mana_ai_inputs_dropped_total',
+      'mana_ai_mission_entries_skipped_total',
       'mana_ai_agent_decisions_total',
       'mana_ai_tokens_used_total',
       'mana_ai_tool_calls_total',

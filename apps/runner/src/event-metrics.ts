@@ -85,6 +85,7 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
     events.on('mission.error', () => metrics.missionErrors.inc()),
     events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentLabel(agentId) }, tokens)),
     events.on('row.skipped', () => metrics.snapshotBadRows.inc()),
+    events.on('entry.skipped', ({ field, reason }) => metrics.missionEntriesSkipped.inc({ field, reason })),
     events.on('planner.llm-call.finished', ({ durationMs }) => metrics.plannerRequestDuration.observe(durationMs / 1000)),
     events.on('planner.provider-error', ({ provider, kind, durationMs }) => {
       metrics.plannerRequestDuration.observe(durationMs / 1000);

@@ -86,7 +86,11 @@ export async function claimDueMissions(
   }
   const claimed = claimedRows
     .map((row) => ({
-      mission: toMission(row.user_id, { ...row.record, id: row.mission_id }),
+      mission: toMission(row.user_id, { ...row.record, id: row.mission_id }, (entry) => {
+        const skipped = { userId: row.user_id, missionId: row.mission_id, ...entry };
+        context.logger.warn(skipped, 'malformed mission entry skipped');
+        context.events.emit('entry.skipped', skipped);
+      }),
       dueSlot: row.due_slot,
       owner: options.owner,
       leaseUntil: row.lease_until,

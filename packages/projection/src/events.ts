@@ -1,4 +1,5 @@
 import type { BadRowReason } from './lww.js';
+import type { MalformedEntry } from './records.js';
 
 /** A position in the log: `created_at` (UTC, microseconds) and the row id. */
 export interface FeedCursor {
@@ -48,6 +49,15 @@ export interface RowSkippedEvent {
   reason: BadRowReason;
 }
 
+/**
+ * Payload of `entry.skipped`: an entry of a claimed mission's `inputs` or `iterations` left out as
+ * malformed (the mission runs without it). Ids, positions and key names only, never content.
+ */
+export interface EntrySkippedEvent extends MalformedEntry {
+  userId: string;
+  missionId: string;
+}
+
 /** Payload of `missions.claimed`. */
 export interface MissionsClaimedEvent {
   owner: string;
@@ -89,6 +99,7 @@ export interface ProjectionEvents {
   'refresh.progress': RefreshProgressEvent;
   'refresh.done': RefreshResult;
   'row.skipped': RowSkippedEvent;
+  'entry.skipped': EntrySkippedEvent;
   'missions.claimed': MissionsClaimedEvent;
   'missions.released': MissionsReleasedEvent;
   'missions.renewed': MissionsRenewedEvent;

@@ -2,6 +2,7 @@ export { type ApplyMigrationsOptions, MIGRATION_LOCK_KEY, type MigrationReport, 
 export type { ClaimOptions, ClaimedMission, LeaseStats, MissionKey, RenewOptions } from './claims.js';
 export { type ProjectionErrorCode, ProjectionError } from './errors.js';
 export type {
+  EntrySkippedEvent,
   FeedCursor,
   IterationWrittenEvent,
   MissionsClaimedEvent,
@@ -37,7 +38,16 @@ export {
   createProjection,
 } from './projection.js';
 export type { MissionOverview } from './read-model.js';
-export { canonicalInstant, toAgent, toMission } from './records.js';
+export {
+  MALFORMED_ENTRY_REASONS,
+  MISSION_ENTRY_FIELDS,
+  type MalformedEntry,
+  type MalformedEntryReason,
+  type MissionEntryField,
+  canonicalInstant,
+  toAgent,
+  toMission,
+} from './records.js';
 export { REFRESH_LOCK_KEY, type RefreshOptions, SNAPSHOT_CURSOR } from './refresh.js';
 export type { ReplayRecord } from './replay.js';
 export { CHANGE_TRIGGER, CHANGES_CHANNEL, DUE_CHANNEL, type ProjectionSignal, type ProjectionWatch } from './signals.js';

@@ -107,3 +107,39 @@ describe('nextRunAtAfterRun', () => {
     expect(nextRunAtAfterRun({ cadence, timezone: 'UTC' }, now, 'Europe/Berlin')).toBe('2026-04-21T08:00:00.000Z');
   });
 });
+
+describe('toMission with malformed entries', () => {
+  const input = { module: 'notes', table: 'notes', id: 'n1' };
+  const iteration = { id: 'it-1', startedAt: '2026-04-20T08:00:00.000Z', plan: [{ id: 's1', summary: 'x', status: 'approved' }], overallStatus: 'approved' };
+
+  it('leaves out each bad entry of inputs and iterations and reports where and why when a device wrote them', () => {
+    const reported: unknown[] = [];
+    const mission = toMission(
+      'u1',
+      {
+        id: 'm1',
+        inputs: [null, input, [input], { ...input, id: 7 }],
+        iterations: [null, { ...iteration, startedAt: { toString: 'x' } }, { ...iteration, plan: [null] }, { ...iteration, summary: null }, iteration],
+      },
+      (entry) => reported.push(entry),
+    );
+    expect(mission.inputs).toEqual([input]);
+    expect(mission.iterations).toEqual([{ ...iteration, summary: null }, iteration]);
+    expect(reported).toEqual([
+      { field: 'inputs', index: 0, reason: 'not-object' },
+      { field: 'inputs', index: 2, reason: 'not-object' },
+      { field: 'inputs', index: 3, reason: 'field-type', key: 'id' },
+      { field: 'iterations', index: 0, reason: 'not-object' },
+      { field: 'iterations', index: 1, reason: 'field-type', key: 'startedAt' },
+      { field: 'iterations', index: 2, reason: 'field-type', key: 'plan' },
+    ]);
+  });
+
+  it('reports nothing when every entry is well formed', () => {
+    const reported: unknown[] = [];
+    toMission('u1', { id: 'm1', inputs: [input], iterations: [iteration, { id: 'it-2', startedAt: '2026-04-21T08:00:00.000Z', overallStatus: 'running' }] }, (entry) =>
+      reported.push(entry),
+    );
+    expect(reported).toEqual([]);
+  });
+});

@@ -1,5 +1,6 @@
 import { AGENT_DECISIONS, SKIP_REASONS } from '@mana-ai/core';
 import type { GrantUnwrapFailureReason } from '@mana-ai/crypto';
+import { MALFORMED_ENTRY_REASONS, MISSION_ENTRY_FIELDS } from '@mana-ai/projection';
 import { INPUT_TABLES, type InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -67,6 +68,8 @@ export interface RunnerMetrics {
   snapshotRowsApplied: Counter;
   /** `mana_ai_snapshot_bad_rows_total`: log rows the projection skipped as malformed. */
   snapshotBadRows: Counter;
+  /** `mana_ai_mission_entries_skipped_total{field,reason}`: malformed `inputs`/`iterations` entries left out of claimed missions. */
+  missionEntriesSkipped: Counter<'field' | 'reason'>;
   /** `mana_ai_decrypts_total{table}`: decrypted fields. */
   decrypts: Counter<'table'>;
   /** `mana_ai_grant_scope_violations_total{table}`. */
@@ -165,6 +168,10 @@ export function createRunnerMetrics(): RunnerMetrics {
     snapshotsUpdated: counter('mana_ai_snapshots_updated_total', 'Mission snapshots updated by the refresh.'),
     snapshotRowsApplied: counter('mana_ai_snapshot_rows_applied_total', 'Log rows applied to snapshots.'),
     snapshotBadRows: counter('mana_ai_snapshot_bad_rows_total', 'Log rows skipped by the refresh as malformed.'),
+    missionEntriesSkipped: initialised(
+      counter('mana_ai_mission_entries_skipped_total', 'Malformed entries of a claimed mission\'s inputs or iterations left out of its run, by field and reason.', ['field', 'reason']),
+      MISSION_ENTRY_FIELDS.flatMap((field) => MALFORMED_ENTRY_REASONS.map((reason) => ({ field, reason }))),
+    ),
     decrypts: initialised(
       counter('mana_ai_decrypts_total', 'Fields decrypted for planning, by table.', ['table']),
       TABLES.map((table) => ({ table })),
