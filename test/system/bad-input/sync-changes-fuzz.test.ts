@@ -152,7 +152,8 @@ describe('snapshot refresh under fuzzed sync_changes rows', () => {
     expect(result).toMatchObject({ completed: true, rowsRead: 4, badRows: 0 });
     const [huge] = await projection.listUserMissions('u-huge');
     expect(huge?.mission.inputs).toHaveLength(100_000);
-    expect(huge?.mission.iterations).toHaveLength(100_000);
+    // Numbers are no iterations: each is left out as malformed (the stored record keeps them).
+    expect(huge?.mission.iterations).toEqual([]);
     expect((await projection.loadAgents('u-huge')).map((agent) => agent.name)).toEqual(['Tief']);
     const claimed = await projection.claimDue({ owner: 'huge', limit: 10_000 });
     expect(claimed.map((claim) => claim.mission.id)).toEqual(expect.arrayContaining(['m-after', 'm-huge']));
