@@ -63,8 +63,11 @@ describe('grants bound to a mission', () => {
     expect(subject.decryptCalls()).toBe(before);
     expect(subject.events).toContainEqual({ name: 'grant.skipped', payload: { missionId: MISSION_B, reason: 'mission-mismatch' } });
     expect(subject.events.some((event) => event.name === 'decrypt.succeeded')).toBe(false);
-    // Without a usable grant the encrypted resolvers do not touch the record (README, step 1).
-    expect(await auditRows()).toEqual([]);
+    // The attempt is audited for each encrypted input asked for, so the user's audit tab shows it; nothing is read.
+    const rows = await auditRows();
+    const row = (table: string, record: string) => ({ user_id: USER, mission_id: MISSION_B, table_name: table, record_id: record, status: 'scope-violation', reason: 'mission-mismatch' });
+    expect(rows).toHaveLength(2);
+    expect(rows).toEqual(expect.arrayContaining([row('notes', 'n1'), row('tasks', 't1')]));
   });
 
   it('skips an expired grant with expired and never decrypts', async () => {
