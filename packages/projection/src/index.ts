@@ -14,20 +14,8 @@ export type {
   RowSkippedEvent,
 } from './events.js';
 export { ITERATION_ID_NAMESPACE, deriveIterationId } from './iteration-id.js';
-export {
-  type BadRowListener,
-  type BadRowReason,
-  type ChangeRow,
-  FIELD_META_KEY,
-  type MergeState,
-  type MergeVariant,
-  applyChange,
-  createMergeState,
-  finishMerge,
-  mergeChanges,
-  mergeStateFromSnapshot,
-  snapshotRecord,
-} from './lww.js';
+// The LWW merge, exported once in the browser-safe `./merge` entry point.
+export * from './merge.js';
 export { migrations } from './migrations.js';
 export { type MissionStoreOptions, createMissionStore } from './mission-store.js';
 export {
