@@ -103,14 +103,23 @@ describe('grants bound to a mission', () => {
     const inputs: MissionInputRef[] = [TASK, { module: 'notes', table: 'notes', id: 'n-not-granted' }];
     expect(await subject.resolvers.resolve({ userId: USER, missionId: MISSION_A, iterationId: 'it-s', grant: fixture.grant, inputs })).toEqual([]);
     expect(subject.decryptCalls()).toBe(before);
-    expect(await auditRows()).toEqual([
-      { user_id: USER, mission_id: MISSION_A, table_name: 'tasks', record_id: 't1', status: 'scope-violation', reason: 'table-not-in-grant' },
-      { user_id: USER, mission_id: MISSION_A, table_name: 'notes', record_id: 'n-not-granted', status: 'scope-violation', reason: 'record-not-in-grant-allowlist' },
-    ]);
-    expect(subject.events.filter((event) => event.name === 'grant.scope-violation').map((event) => event.payload)).toEqual([
-      { missionId: MISSION_A, table: 'tasks', reason: 'table-not-in-grant' },
-      { missionId: MISSION_A, table: 'notes', reason: 'record-not-in-grant-allowlist' },
-    ]);
+    // Inputs resolve concurrently (a few at a time): rows and events in any order.
+    const rows = await auditRows();
+    expect(rows).toHaveLength(2);
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { user_id: USER, mission_id: MISSION_A, table_name: 'tasks', record_id: 't1', status: 'scope-violation', reason: 'table-not-in-grant' },
+        { user_id: USER, mission_id: MISSION_A, table_name: 'notes', record_id: 'n-not-granted', status: 'scope-violation', reason: 'record-not-in-grant-allowlist' },
+      ]),
+    );
+    const violations = subject.events.filter((event) => event.name === 'grant.scope-violation').map((event) => event.payload);
+    expect(violations).toHaveLength(2);
+    expect(violations).toEqual(
+      expect.arrayContaining([
+        { missionId: MISSION_A, table: 'tasks', reason: 'table-not-in-grant' },
+        { missionId: MISSION_A, table: 'notes', reason: 'record-not-in-grant-allowlist' },
+      ]),
+    );
   });
 
   it('decrypts nothing of another user even when the grant and record ids match', async () => {
