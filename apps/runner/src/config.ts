@@ -439,7 +439,7 @@ const specs: { [K in keyof RunnerConfig]: VariableSpec<RunnerConfig[K]> } = {
     name: 'MANA_LLM_MAX_RESPONSE_BYTES',
     default: String(OPENAI_ADAPTER_DEFAULTS.maxResponseBytes),
     description:
-      'Largest LLM answer body read, in bytes; reading stops there and the plan fails with provider error kind too-large (the answer is not stored).',
+      'Largest LLM answer body read, in bytes; reading stops there and the plan fails with provider error kind too-large (the answer is not stored; a token per 4 bytes received counts against the agent budget).',
     expected: 'an integer from 1024 to 104857600',
     schema: integer(1024, 104_857_600),
   },

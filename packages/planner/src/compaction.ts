@@ -73,6 +73,18 @@ export function estimateUsage(request: Pick<LlmCompletionRequest, 'messages' | '
   return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
 }
 
+/**
+ * The usage charged for an answer cut off at the adapter's `maxResponseBytes` (kind `too-large`):
+ * {@link estimateTokens} of the request as prompt tokens, and for the answer a token per 4 of the
+ * bytes that arrived (`ProviderCallError.receivedBytes`), the rule of {@link estimateUsage} with
+ * bytes for characters. A provider that keeps answering huge bodies still fills the budget.
+ */
+export function estimateCutAnswerUsage(request: Pick<LlmCompletionRequest, 'messages' | 'tools'>, receivedBytes: number): TokenUsage {
+  const promptTokens = estimateTokens(request.messages, request.tools);
+  const completionTokens = Math.ceil(Math.max(receivedBytes, 0) / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE;
+  return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens };
+}
+
 // The tool list of a run is one array for all its rounds (and the catalog's for all runs of an
 // agent): its serialised length is measured once, not every round.
 const toolLengths = new WeakMap<readonly FunctionToolSpec[], number>();

@@ -61,6 +61,8 @@ export interface ProviderCallErrorOptions extends ManaAiErrorOptions {
   attempts: number;
   /** Seconds the provider asked to wait (`retry-after`), when given. */
   retryAfterSeconds?: number;
+  /** Kind `too-large`: bytes of the answer that arrived before reading stopped (see {@link ProviderCallError.receivedBytes}). */
+  receivedBytes?: number;
 }
 
 /** A failed LLM provider call, classified by `kind` (code `PLANNER_PROVIDER_ERROR`). */
@@ -73,6 +75,11 @@ export class ProviderCallError extends PlannerError {
   readonly provider: string;
   /** How many attempts were made, retries included. */
   readonly attempts: number;
+  /**
+   * Kind `too-large`: bytes of the answer's body that arrived before reading stopped at the cap (the
+   * cap itself when the declared length alone exceeded it); the planner charges an estimate for them.
+   */
+  readonly receivedBytes: number | undefined;
 
   constructor(kind: ProviderErrorKind, message: string, options: ProviderCallErrorOptions) {
     super('PLANNER_PROVIDER_ERROR', message, {
@@ -85,6 +92,7 @@ export class ProviderCallError extends PlannerError {
     this.status = options.status;
     this.provider = options.provider;
     this.attempts = options.attempts;
+    this.receivedBytes = options.receivedBytes;
   }
 }
 

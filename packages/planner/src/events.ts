@@ -125,7 +125,7 @@ export type PlannerEvents = {
     reason: LlmOutputLimitReason;
     /** The configured bound (calls, bytes, characters). */
     limit?: number;
-    /** What the answer had (calls in the plan with this answer's, argument bytes; the estimated tokens for `usage-missing`). */
+    /** What the answer had (calls in the plan with this answer's, argument bytes; the estimated tokens for `usage-missing`; the bytes that arrived for `response-too-large`). */
     actual?: number;
   };
   /** A reminder was added to a request. */

@@ -20,6 +20,7 @@ export {
   DEFAULT_COMPACT_TEMPERATURE,
   DEFAULT_COMPACT_THRESHOLD,
   compactHistory,
+  estimateCutAnswerUsage,
   estimateTokens,
   estimateUsage,
   parseCompactSummary,

@@ -1,6 +1,7 @@
 import { createEventBus } from '@mana-ai/core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createToolCatalog } from './catalog.js';
+import { estimateTokens } from './compaction.js';
 import type { PlannerEvents } from './events.js';
 import type { LlmAdapter } from './llm.js';
 import { type PlannerLoopInput, runPlannerLoop } from './loop.js';
@@ -223,12 +224,20 @@ describe('runPlannerLoop', () => {
     expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ reason: 'usage-missing', actual: result.usage.totalTokens })]);
   });
 
-  it('emits response-too-large when the answer body exceeds the adapter cap', async () => {
+  it('emits response-too-large and charges an estimate for the bytes received when the answer body exceeds the adapter cap', async () => {
     const small = createOpenAiCompatibleAdapter({}, { baseUrl: llm.url, maxRetries: 0, maxResponseBytes: 1000 });
-    llm.enqueue(fakeReplies.large(5000));
+    llm.enqueue(fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'a' } }], usage(30, 3)), fakeReplies.large(5000, { chunkBytes: 600 }));
     const result = await runPlannerLoop({ adapter: small, events }, { systemPrompt: 's', userPrompt: 'u', toolSet });
-    expect(result).toMatchObject({ stopReason: 'llm-error', error: { kind: 'too-large' }, executedCalls: [] });
-    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ reason: 'response-too-large' })]);
+    expect(result).toMatchObject({ rounds: 2, stopReason: 'llm-error', error: { kind: 'too-large' }, executedCalls: [{ round: 1 }] });
+    const received = result.error!.receivedBytes!;
+    expect(received).toBeGreaterThan(1000);
+    expect(received).toBeLessThanOrEqual(5000);
+    // The first answer's reported tokens, then the second request's estimate and a token per 4 bytes received (+4 for the message).
+    const promptTokens = 30 + estimateTokens(result.messages, toolSet.functionSchemas);
+    const completionTokens = 3 + Math.ceil(received / 4) + 4;
+    expect(result.usage).toEqual({ promptTokens, completionTokens, totalTokens: promptTokens + completionTokens });
+    expect(ofKind('planner.llm-output.limited')).toEqual([expect.objectContaining({ round: 2, reason: 'response-too-large', actual: received })]);
+    expect(ofKind('planner.run.finished')[0]).toMatchObject({ stopReason: 'llm-error', usage: { totalTokens: promptTokens + completionTokens } });
   });
 
   it('rejects limits that are not positive integers', async () => {

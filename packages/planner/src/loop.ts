@@ -1,6 +1,6 @@
 import { type AiPolicy, type Clock, type EventChannel, type Logger, type TokenUsage, cutText, noopLogger, systemClock } from '@mana-ai/core';
 import type { PlannerLocale } from './catalog-types.js';
-import { type CompactionOptions, DEFAULT_COMPACT_THRESHOLD, compactHistory, estimateTokens, estimateUsage } from './compaction.js';
+import { type CompactionOptions, DEFAULT_COMPACT_THRESHOLD, compactHistory, estimateCutAnswerUsage, estimateTokens, estimateUsage } from './compaction.js';
 import { PlannerError, type ProviderCallError, isProviderCallError } from './errors.js';
 import type { LlmCallPurpose, LlmOutputLimitReason, LoopStopReason, PlannerEventContext, PlannerEvents } from './events.js';
 import { POLICY_MODES, type PolicyMode, detectInjectionMarker } from './injection.js';
@@ -97,7 +97,7 @@ export interface PlannerLoopResult {
  * against the offered tools and their JSON schemas (an invalid call gets an error tool result and is
  * not recorded), `enforce` rejects calls with injection markers, compaction triggers on the current
  * context size and keeps tool-call pairs together, and usage sums every call (an answer without
- * usage is charged {@link estimateUsage}). What an LLM answers is bounded (DESIGN §6): tool calls per
+ * usage is charged {@link estimateUsage}, one cut at the adapter's size cap {@link estimateCutAnswerUsage}). What an LLM answers is bounded (DESIGN §6): tool calls per
  * run, argument size, summary length; an answer cut off by the provider (`finish_reason: length`)
  * ends the run with `stopReason: 'truncated'` and no plan. Each limit emits
  * `planner.llm-output.limited` and logs a warning. A provider failure ends the run with
@@ -172,7 +172,12 @@ export async function runPlannerLoop(deps: PlannerLoopDeps, input: PlannerLoopIn
       return response;
     } catch (thrown) {
       if (!isProviderCallError(thrown)) throw thrown;
-      if (thrown.kind === 'too-large') limited(rounds, 'response-too-large');
+      if (thrown.kind === 'too-large') {
+        // The provider produced (and sent) at least this much: charged, or huge answers cost nothing.
+        const receivedBytes = thrown.receivedBytes ?? 0;
+        usage = addUsage(usage, estimateCutAnswerUsage(request, receivedBytes));
+        limited(rounds, 'response-too-large', { actual: receivedBytes });
+      }
       deps.events?.emit('planner.provider-error', {
         context,
         purpose,

@@ -243,7 +243,11 @@ describe('createOpenAiCompatibleAdapter', () => {
     llm.enqueue(fakeReplies.large(5000, { chunkBytes: 700 }), fakeReplies.large(5001, { chunkBytes: 700 }));
     const response = await adapter({ maxResponseBytes: 5000 }).complete(request);
     expect(response.content).toMatch(/^x+$/);
-    expect(await failure(adapter({ maxResponseBytes: 5000 }).complete(request))).toMatchObject({ kind: 'too-large', attempts: 1, retryable: false });
+    const error = await failure(adapter({ maxResponseBytes: 5000 }).complete(request));
+    expect(error).toMatchObject({ kind: 'too-large', attempts: 1, retryable: false });
+    // What arrived before the cut: past the cap, within the one body sent.
+    expect(error.receivedBytes).toBeGreaterThan(5000);
+    expect(error.receivedBytes).toBeLessThanOrEqual(5001);
   });
 
   it('fails with kind too-large quickly, without reading it all, when the provider streams a 50 MB answer', async () => {
@@ -265,7 +269,8 @@ describe('createOpenAiCompatibleAdapter', () => {
 
   it('fails with kind too-large before reading the body when content-length exceeds the cap', async () => {
     llm.script({ reply: fakeReplies.large(50 * 1024 * 1024, { declareLength: true }) });
-    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'too-large', attempts: 1 });
+    // Nothing read: the body counts as the cap (it is known to be at least that long).
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'too-large', attempts: 1, receivedBytes: OPENAI_ADAPTER_DEFAULTS.maxResponseBytes });
     await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
     expect(llm.requests[0]!.bytesSent).toBeLessThan(16 * 1024 * 1024);
   });

@@ -3,7 +3,7 @@ import { PlannerError, ProviderCallError, type ProviderErrorKind, RETRYABLE_PROV
 import type { PlannerEvents } from './events.js';
 import type { LlmAdapter, LlmCompletionRequest, LlmCompletionResponse } from './llm.js';
 import { fromWireCompletion, parseRetryAfter, providerDetailKind, toWireBody } from './openai-wire.js';
-import { readBodyUpTo } from './read-body.js';
+import { type BodyRead, readBodyUpTo } from './read-body.js';
 
 /** How the adapter sends the API key. */
 export type AuthHeaderStyle = 'bearer' | 'x-api-key';
@@ -67,14 +67,18 @@ export const OPENAI_ADAPTER_DEFAULTS = {
 
 /** A failed attempt, before it becomes a {@link ProviderCallError} (or is retried). */
 class AttemptFailure extends Error {
+  /** Kind `too-large`: bytes that arrived before reading stopped. */
+  readonly receivedBytes: number | undefined;
+
   constructor(
     readonly kind: ProviderErrorKind,
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; receivedBytes?: number },
   ) {
     super(message, options);
+    this.receivedBytes = options?.receivedBytes;
   }
 }
 
@@ -150,6 +154,7 @@ export function createOpenAiCompatibleAdapter(deps: OpenAiCompatibleAdapterDeps,
               ...(error.cause === undefined ? {} : { cause: error.cause }),
               ...(error.status === undefined ? {} : { status: error.status }),
               ...(error.retryAfterMs === undefined ? {} : { retryAfterSeconds: error.retryAfterMs / 1000 }),
+              ...(error.receivedBytes === undefined ? {} : { receivedBytes: error.receivedBytes }),
             });
           }
           const backoff = settings.retryBaseDelayMs * 2 ** (attemptNumber - 1) * (0.5 + random() / 2);
@@ -208,7 +213,7 @@ function requestHeaders(settings: Settings): Record<string, string> {
 async function statusFailure(response: Response, maxBytes: number): Promise<AttemptFailure> {
   const status = response.status;
   // The body only refines the kind: one that cannot be read (or is too large) leaves the status to decide.
-  const text = await readBodyUpTo(response, maxBytes).catch(() => undefined);
+  const text = (await readBodyUpTo(response, maxBytes).catch(() => undefined))?.text;
   let detailKind: string | undefined;
   try {
     detailKind = text === undefined ? undefined : providerDetailKind(JSON.parse(text));
@@ -226,20 +231,20 @@ async function statusFailure(response: Response, maxBytes: number): Promise<Atte
 }
 
 async function readCompletion(response: Response, maxBytes: number, timedOut: () => boolean): Promise<LlmCompletionResponse> {
-  let text: string | undefined;
+  let read: BodyRead;
   try {
-    text = await readBodyUpTo(response, maxBytes);
+    read = await readBodyUpTo(response, maxBytes);
   } catch (cause) {
     throw timedOut()
       ? new AttemptFailure('timeout', 'LLM provider did not answer in time', undefined, undefined, { cause })
       : new AttemptFailure('bad-response', 'LLM provider answer could not be read', undefined, undefined, { cause });
   }
-  if (text === undefined) {
-    throw new AttemptFailure('too-large', `LLM provider answer exceeds ${maxBytes} bytes`, response.status);
+  if (read.text === undefined) {
+    throw new AttemptFailure('too-large', `LLM provider answer exceeds ${maxBytes} bytes`, response.status, undefined, { receivedBytes: read.receivedBytes });
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(read.text);
   } catch {
     throw new AttemptFailure('bad-response', 'LLM provider answered with malformed JSON');
   }

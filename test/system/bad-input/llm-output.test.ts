@@ -15,6 +15,8 @@ const NUL = '\u0000';
 const LONE_HIGH = '\uD83D';
 const LONE_LOW = '\uDE00';
 const WRITE_FAIL_TOKENS = 430;
+/** `MANA_LLM_MAX_RESPONSE_BYTES`' default: an answer cut there is charged at least a token per 4 of its bytes. */
+const RESPONSE_CAP_BYTES = 1024 * 1024;
 
 /** One mission per way an LLM answer can go wrong; the fake LLM tells them apart by objective. */
 const SCENARIOS = {
@@ -87,14 +89,18 @@ describe('LLM output against the real runner (DESIGN §6)', () => {
     );
 
     webapp = createWebappClient(db.sql, { userId: USER });
-    const budgetAgent = await writeAgent(webapp, { name: 'Sparsam', maxTokensPerDay: 100 });
+    const budgetAgents: Partial<Record<Scenario, string>> = {
+      writeFails: await writeAgent(webapp, { name: 'Sparsam', maxTokensPerDay: 100 }),
+      huge: await writeAgent(webapp, { name: 'Gross', maxTokensPerDay: 1000 }),
+    };
     for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+      const agentId = budgetAgents[scenario];
       missionIds[scenario] = await writeMission(webapp, {
         title: `Mission ${scenario}`,
         objective: SCENARIOS[scenario],
         cadence: CADENCE,
         nextRunAt: DUE_AT,
-        ...(scenario === 'writeFails' ? { agentId: budgetAgent } : {}),
+        ...(agentId ? { agentId } : {}),
       });
     }
     // The database refuses this one mission's write-back (as it refused NULs before they were sanitised).
@@ -123,10 +129,11 @@ describe('LLM output against the real runner (DESIGN §6)', () => {
       SELECT record_id, data FROM sync_changes WHERE client_id = 'mana-ai-runner' AND table_name = 'aiMissions'`;
     metrics = await (await fetch(`${runner.baseUrl}/metrics`)).text();
     for (const scenario of Object.keys(SCENARIOS) as Scenario[]) tokensAfterFirst[scenario] = await tokensRecorded(scenario);
-    // Wait (on the database's clock) until the failed write-back's lease is handed back, then pass again.
+    // Wait (on the database's clock) until the failed missions' leases are handed back, then pass again.
     for (let tries = 0; tries < 100; tries++) {
       const [lease] = await db.sql<{ free: boolean }[]>`
-        SELECT coalesce(lease_until <= now(), true) AS free FROM mana_ai.mission_snapshots WHERE mission_id = ${missionIds.writeFails}`;
+        SELECT bool_and(coalesce(lease_until <= now(), true)) AS free FROM mana_ai.mission_snapshots
+        WHERE mission_id IN ${db.sql([missionIds.writeFails, missionIds.huge])}`;
       if (lease?.free) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -152,6 +159,11 @@ describe('LLM output against the real runner (DESIGN §6)', () => {
     expect(metricValue(metrics, 'mana_ai_provider_errors_total', { kind: 'too-large' })).toBe(1);
     expect(metricValue(metrics, 'mana_ai_llm_output_limited_total', { reason: 'response-too-large' })).toBe(1);
     expect(runner.output()).toContain('planner limited the LLM output');
+  });
+
+  it('charges a cut 50 MB answer an estimate of its bytes received, so the agent budget stops the next run', () => {
+    expect(tokensAfterFirst.huge).toBeGreaterThan(RESPONSE_CAP_BYTES / 4);
+    expect(requestsFor('huge')).toHaveLength(1);
   });
 
   it('writes the first 50 of 500 tool calls as the plan and asks the LLM nothing more', () => {
@@ -186,7 +198,7 @@ describe('LLM output against the real runner (DESIGN §6)', () => {
   it('records the tokens of a failed write-back, so the agent budget stops the next run', () => {
     expect(rowOf('writeFails')).toBeUndefined();
     expect(tokensAfterFirst.writeFails).toBe(WRITE_FAIL_TOKENS);
-    expect(secondTick.skipped).toMatchObject({ 'agent-budget': 1 });
+    expect(secondTick.skipped).toMatchObject({ 'agent-budget': 2 });
     expect(requestsFor('writeFails')).toHaveLength(writeFailRequestsAfterFirst);
   });
 });
