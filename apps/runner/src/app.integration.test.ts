@@ -129,6 +129,11 @@ describe('GET /metrics', () => {
       'mana_ai_lease_renewals_total{outcome="lost",service="mana-ai"} 0',
       'mana_ai_grant_scope_violations_total{table="other",service="mana-ai"} 0',
       'mana_ai_grant_scope_violations_total{table="notes",service="mana-ai"} 0',
+      'mana_ai_provider_errors_total{provider="mana",kind="too-large",service="mana-ai"} 0',
+      'mana_ai_provider_errors_total{provider="mana",kind="unreachable",service="mana-ai"} 0',
+      'mana_ai_research_jobs_submitted_total{provider="gemini-deep-research-max",service="mana-ai"} 0',
+      'mana_ai_research_jobs_completed_total{provider="openai-deep-research",service="mana-ai"} 0',
+      'mana_ai_research_jobs_failed_total{provider="other",service="mana-ai"} 0',
     ]) {
       expect(body.split('\n'), sample).toContain(sample);
     }

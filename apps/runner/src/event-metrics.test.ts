@@ -85,6 +85,24 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_llm_output_limited_total', { reason: 'usage-missing' })).toBe(0);
   });
 
+  it('starts the provider errors of the instance\'s LLM provider and the research counters at 0, an unknown research provider as other', async () => {
+    const bus = createEventBus<ManaAiEvents>();
+    const metrics = createRunnerMetrics();
+    observeEvents(bus, metrics, createManualClock('2026-04-21T06:00:00.000Z'), { llmProvider: 'mana' });
+    const series = async (name: string) =>
+      (await metrics.registry.getSingleMetric(name)?.get())?.values.map((sample) => [JSON.stringify(sample.labels), sample.value]) ?? [];
+    expect((await series('mana_ai_provider_errors_total')).sort()).toEqual(
+      ['auth', 'bad-response', 'rate-limit', 'rejected', 'server', 'timeout', 'too-large', 'unreachable'].map((kind) => [JSON.stringify({ provider: 'mana', kind }), 0]).sort(),
+    );
+    const providers = ['openai-deep-research', 'gemini-deep-research', 'gemini-deep-research-max', 'other'];
+    for (const name of ['mana_ai_research_jobs_submitted_total', 'mana_ai_research_jobs_completed_total', 'mana_ai_research_jobs_failed_total']) {
+      expect((await series(name)).sort(), name).toEqual(providers.map((provider) => [JSON.stringify({ provider }), 0]).sort());
+    }
+    bus.emit('research.failed', { missionId: 'm-1', userId: 'u-1', provider: 'research-answered-this', taskId: 't-1', reason: 'failed' });
+    expect(await series('mana_ai_research_jobs_failed_total')).toContainEqual([JSON.stringify({ provider: 'other' }), 1]);
+    expect(await series('mana_ai_research_jobs_failed_total')).toHaveLength(4);
+  });
+
   it('maps tool calls, reminders, compactions, research and decrypt events to their metrics', async () => {
     const { emit, value } = setup();
     emit('planner.tool-call.recorded', { context, round: 1, tool: 'create_task', module: 'todo', policy: 'propose' });

@@ -7,7 +7,9 @@ import {
   type PolicyDecision,
   describeError,
 } from '@mana-ai/core';
+import { PROVIDER_ERROR_KINDS } from '@mana-ai/planner';
 import type { Projection } from '@mana-ai/projection';
+import { DEEP_RESEARCH_PROVIDERS } from '@mana-ai/research';
 import { INPUT_TABLES } from '@mana-ai/resolvers';
 import type { RunnerMetrics } from './plugins/metrics.js';
 
@@ -25,6 +27,7 @@ export const OTHER_LABEL = 'other';
 
 const KNOWN_TABLES: ReadonlySet<string> = new Set(INPUT_TABLES);
 const POLICY_DECISIONS: ReadonlySet<string> = new Set<PolicyDecision>(['auto', 'propose', 'deny']);
+const RESEARCH_PROVIDERS: ReadonlySet<string> = new Set(DEEP_RESEARCH_PROVIDERS);
 
 /** The `table` label of a mission input's table: a built-in input table, else `other`. */
 export function tableLabel(table: string): string {
@@ -45,12 +48,25 @@ export function policyLabel(policy: string): string {
   return POLICY_DECISIONS.has(policy) ? policy : OTHER_LABEL;
 }
 
+/** The research counters' `provider` label: a provider mana-research accepts, else `other` (the id comes from its answers). */
+export function researchProviderLabel(provider: string): string {
+  return RESEARCH_PROVIDERS.has(provider) ? provider : OTHER_LABEL;
+}
+
+/** What {@link observeEvents} needs besides the events. */
+export interface ObserveEventsOptions {
+  /** This instance's LLM provider label (the planner adapter's `provider`): its `mana_ai_provider_errors_total` series start at 0. */
+  llmProvider?: string;
+}
+
 /**
  * Feeds the metrics of docs/wire-contract.md#metrics (and the runner's own) from package events. Returns the
- * function that unsubscribes. No label takes a value a user chose (DESIGN §6): tables, agent ids and
- * policy words are mapped to a fixed set first.
+ * function that unsubscribes. No label takes a value a user chose (DESIGN §6): tables, agent ids,
+ * policy words and research providers are mapped to a fixed set first.
  */
-export function observeEvents(events: EventChannel<RunnerEvents>, metrics: RunnerMetrics, clock: Clock): () => void {
+export function observeEvents(events: EventChannel<RunnerEvents>, metrics: RunnerMetrics, clock: Clock, options: ObserveEventsOptions = {}): () => void {
+  const { llmProvider } = options;
+  if (llmProvider !== undefined) for (const kind of PROVIDER_ERROR_KINDS) metrics.providerErrors.inc({ provider: llmProvider, kind }, 0);
   const subscriptions = [
     events.on('tick.started', () => metrics.ticks.inc()),
     events.on('tick.refreshed', (refresh) => {
@@ -99,9 +115,9 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
       metrics.compactionsTriggered.inc();
       metrics.compactedTurns.observe(compactedTurns);
     }),
-    events.on('research.submitted', ({ provider }) => metrics.researchSubmitted.inc({ provider })),
-    events.on('research.completed', ({ provider }) => metrics.researchCompleted.inc({ provider })),
-    events.on('research.failed', ({ provider }) => metrics.researchFailed.inc({ provider })),
+    events.on('research.submitted', ({ provider }) => metrics.researchSubmitted.inc({ provider: researchProviderLabel(provider) })),
+    events.on('research.completed', ({ provider }) => metrics.researchCompleted.inc({ provider: researchProviderLabel(provider) })),
+    events.on('research.failed', ({ provider }) => metrics.researchFailed.inc({ provider: researchProviderLabel(provider) })),
     events.on('research.pending-skip', () => metrics.researchPendingSkips.inc()),
     events.on('decrypt.succeeded', ({ table, fields }) => metrics.decrypts.inc({ table: tableLabel(table) }, fields)),
     events.on('grant.scope-violation', ({ table }) => metrics.grantScopeViolations.inc({ table: tableLabel(table) })),

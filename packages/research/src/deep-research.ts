@@ -4,8 +4,11 @@ import { type FetchLike, isRecord, malformed, positive, requestJson, trimBaseUrl
 import { RESEARCH_FOOTER, WEB_RESEARCH_INPUT_ID, WEB_RESEARCH_MODULE, WEB_RESEARCH_TABLE } from './shallow-research.js';
 import { shortTitle } from './trigger.js';
 
+/** Every deep-research provider mana-research accepts, e.g. to initialise labelled counters at 0. */
+export const DEEP_RESEARCH_PROVIDERS = Object.freeze(['openai-deep-research', 'gemini-deep-research', 'gemini-deep-research-max'] as const);
+
 /** Deep-research providers mana-research accepts. */
-export type DeepResearchProvider = 'openai-deep-research' | 'gemini-deep-research' | 'gemini-deep-research-max';
+export type DeepResearchProvider = (typeof DEEP_RESEARCH_PROVIDERS)[number];
 
 /** The provider mana-ai submits to (docs/wire-contract.md#deep-research). */
 export const DEFAULT_DEEP_RESEARCH_PROVIDER: DeepResearchProvider = 'gemini-deep-research-max';

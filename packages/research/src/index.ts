@@ -1,5 +1,6 @@
 export {
   DEEP_RESEARCH_DEFAULTS,
+  DEEP_RESEARCH_PROVIDERS,
   DEFAULT_DEEP_RESEARCH_PROVIDER,
   type DeepResearchAnswer,
   type DeepResearchCitation,

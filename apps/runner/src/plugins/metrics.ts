@@ -5,6 +5,7 @@ import { INPUT_TABLES, type InputsDroppedReason } from '@mana-ai/resolvers';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { LLM_OUTPUT_LIMIT_REASONS } from '@mana-ai/planner';
+import { DEEP_RESEARCH_PROVIDERS } from '@mana-ai/research';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { OTHER_LABEL } from '../event-metrics.js';
 
@@ -24,6 +25,7 @@ const INPUTS_DROPPED_REASONS = everyValueOf<InputsDroppedReason>()(['max-inputs-
 // The resolvers add `unwrap-error` for an unwrap that threw.
 const GRANT_SKIP_REASONS = [...everyValueOf<GrantUnwrapFailureReason>()(['not-configured', 'expired', 'malformed', 'wrap-rejected']), 'unwrap-error'];
 const TABLES = [...INPUT_TABLES, OTHER_LABEL];
+const RESEARCH_PROVIDERS = [...DEEP_RESEARCH_PROVIDERS, OTHER_LABEL];
 const TICK_STAGES = ['refresh', 'claim'];
 const LEASE_OUTCOMES = ['renewed', 'lost', 'failed'];
 
@@ -159,9 +161,18 @@ export function createRunnerMetrics(): RunnerMetrics {
     plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
     parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
     missionErrors: counter('mana_ai_mission_errors_total', 'Mission runs that threw.'),
-    researchSubmitted: counter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.', ['provider']),
-    researchCompleted: counter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.', ['provider']),
-    researchFailed: counter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.', ['provider']),
+    researchSubmitted: initialised(
+      counter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.', ['provider']),
+      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
+    ),
+    researchCompleted: initialised(
+      counter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.', ['provider']),
+      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
+    ),
+    researchFailed: initialised(
+      counter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.', ['provider']),
+      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
+    ),
     researchPendingSkips: counter('mana_ai_research_jobs_pending_skips_total', 'Missions skipped while their deep-research job runs.'),
     plannerRequestDuration: histogram('mana_ai_planner_request_duration_seconds', 'Duration of LLM requests of the planner in seconds (answered or failed, retries included).', [0.25, 0.5, 1, 2, 5, 10, 30, 60]),
     snapshotsNew: counter('mana_ai_snapshots_new_total', 'Mission snapshots created by the refresh.'),

@@ -43,7 +43,7 @@ async function pipelinePlugin(app: FastifyInstance, options: PipelinePluginOptio
     options.config,
     options.owner,
   );
-  const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock);
+  const stopObserving = observeEvents(manaCore.events, app.metrics, manaCore.clock, { llmProvider: app.manaPlanner.adapter.provider });
   const stopSampling = sampleGauges({ projection, metrics: app.metrics, events: manaCore.events, clock: manaCore.clock, logger });
   const stopPruning = pruneTokenUsagePeriodically(projection, logger);
   app.decorate('pipeline', { dispatcher, owner: options.owner });
