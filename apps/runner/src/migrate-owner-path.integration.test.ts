@@ -122,6 +122,8 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'release_mission_leases', owner: 'mana_ai_feed', definer: true },
       { name: 'renew_mission_leases', owner: 'mana_ai_feed', definer: true },
       { name: 'sync_mission_lanes', owner: 'mana_ai_feed', definer: true },
+      { name: 'write_back_read', owner: owner.name, definer: false },
+      { name: 'write_back_write', owner: owner.name, definer: false },
     ]);
     // The owner path installs the change trigger that wakes the dispatchers.
     const triggers = await ownerSql<{ name: string }[]>`

@@ -1,5 +1,5 @@
 import { type AiActor, type MissionCadence, type MissionIteration, buildServerIteration, makeAgentActor, nextRunAfter } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
@@ -316,6 +316,66 @@ describe('writeIteration', () => {
     const [overview] = await projection.listUserMissions('u-1');
     expect(overview?.lease).toEqual({ owner: 'i-1', until: claim.leaseUntil });
     expect(await projection.listUserMissions('u-2')).toEqual([]);
+  });
+
+  it('writes in two statements: one read and one conditional write, no explicit transaction', async () => {
+    const statements: string[] = [];
+    const counted = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
+    await counted`SELECT 1`;
+    const claim = await claimOne();
+    statements.length = 0;
+    const result = await write(claim, { tokenUsage: { agentId: 'a-1', tokens: 10 } }, createProjection({ sql: counted }));
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: true });
+    expect(statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim())).toEqual(['write_back_read', 'write_back_write']);
+    expect(await projection.tokenUsageLast24h('u-1', 'a-1')).toBe(10);
+    const [lease] = await db.sql<{ owner: string | null }[]>`SELECT lease_owner AS owner FROM mana_ai.mission_snapshots`;
+    expect(lease?.owner).toBeNull();
+  });
+
+  // The user's "run now" lands after the write-back read the mission and before it writes: the
+  // write finds the mission changed, reads and merges again, and keeps the user's nextRunAt.
+  it.each([
+    ['in the log only', false],
+    ['in the log and in the snapshot', true],
+  ])('reads again when a user edit lands between its read and its write (%s)', async (_case, refreshed) => {
+    const claim = await claimOne();
+    // The runner's client, paused before the first conditional write until `resume`.
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    let paused!: () => void;
+    const reachedWrite = new Promise<void>((resolve) => {
+      paused = resolve;
+    });
+    let writes = 0;
+    const gated = new Proxy(runner, {
+      apply(target, thisArg, args: Parameters<Sql>) {
+        const [strings] = args as unknown as [TemplateStringsArray];
+        if (!strings.join('').includes('write_back_write') || writes++ > 0) return Reflect.apply(target, thisArg, args);
+        paused();
+        return resumed.then(() => Reflect.apply(target, thisArg, args));
+      },
+    });
+    const writing = write(claim, {}, createProjection({ sql: gated }));
+    await reachedWrite;
+    const runNow = isoAt(t0);
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { nextRunAt: runNow }, fieldMeta: { nextRunAt: isoAt(t0, 1) } },
+    ]);
+    if (refreshed) expect((await projection.refresh()).rowsRead).toBe(1);
+    resume();
+    const result = await writing;
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: false, nextRunAt: runNow });
+    const rows = await db.sql<{ keys: string[] }[]>`
+      SELECT ARRAY(SELECT jsonb_object_keys(data) ORDER BY 1) AS keys FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(rows).toEqual([{ keys: ['iterations'] }]);
+    await projection.refresh();
+    const [snapshot] = await db.sql<{ next: Date; ids: string[] }[]>`
+      SELECT next_run_at AS next, jsonb_path_query_array(record, '$.iterations[*].id') AS ids FROM mana_ai.mission_snapshots`;
+    expect(snapshot?.next.toISOString()).toBe(runNow);
+    expect(snapshot?.ids).toEqual(['old', result.iterationId]);
+    expect(writes).toBe(2);
   });
 
   it('fails with PROJECTION_MISSION_NOT_FOUND when the mission was deleted meanwhile', async () => {
