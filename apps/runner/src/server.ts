@@ -5,6 +5,7 @@ import { buildApp, defaultInstanceId } from './app.js';
 import { prepareDatabase } from './boot.js';
 import type { RunnerConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
+import { createHttpFetch } from './http-fetch.js';
 import { createLogger } from './logger.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -112,19 +113,21 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
   warnAboutConfig(settings, logger);
   let database: Database | undefined;
   let app: FastifyInstance | undefined;
+  const http = createHttpFetch();
   let address: string;
   try {
     database = await openDatabase(settings, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
     const report = await prepareDatabase(database, { logger, timeoutMs: settings.bootTimeoutMs, signal: boot.signal });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
     boot.signal.throwIfAborted();
-    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, settings);
+    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, fetch: http.fetch, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, settings);
     address = await app.listen({ port: settings.port, host: settings.host });
   } catch (error) {
     const opened = { app, database };
     const closeOpened = async () => {
       await opened.app?.close();
       await opened.database?.close();
+      http.close();
       releaseSignals();
     };
     if (received && boot.signal.aborted && error === boot.signal.reason) {
@@ -145,6 +148,7 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
         await booted.app.close();
       } finally {
         await booted.database.close();
+        http.close();
         releaseSignals();
       }
     })());

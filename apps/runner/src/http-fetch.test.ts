@@ -1,0 +1,157 @@
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ProviderCallError, createOpenAiCompatibleAdapter } from '@mana-ai/planner';
+import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type HttpFetch, createHttpFetch } from './http-fetch.js';
+
+const request = { messages: [{ role: 'user' as const, content: 'Plane meine Woche' }], tools: [] };
+
+async function failure(promise: Promise<unknown>): Promise<ProviderCallError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProviderCallError);
+    return error as ProviderCallError;
+  }
+  throw new Error('expected a ProviderCallError');
+}
+
+/** A plain server answering every request with `handler`, remembering the client port of each. */
+async function startServer(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string; ports: number[] }> {
+  const ports: number[] = [];
+  const server = createServer((incoming, outgoing) => {
+    ports.push(incoming.socket.remotePort ?? 0);
+    handler?.(incoming, outgoing);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ports };
+}
+
+describe('createHttpFetch', () => {
+  let llm: FakeLlmServer;
+  let http: HttpFetch;
+  beforeEach(async () => {
+    llm = await createFakeLlmServer();
+    http = createHttpFetch();
+  });
+  afterEach(async () => {
+    http.close();
+    await llm.close();
+  });
+  const adapter = (options: { timeoutMs?: number; maxRetries?: number; maxResponseBytes?: number } = {}) =>
+    createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async () => {} }, { baseUrl: llm.url, apiKey: 'k-1', ...options });
+
+  it('carries the planner adapter’s request and answer, headers and body, when the LLM answers', async () => {
+    llm.enqueue(fakeReplies.toolCalls([{ id: 'call_1', name: 'create_task', arguments: { title: 'Einkaufen' } }], { usage: { prompt_tokens: 9, completion_tokens: 3 } }));
+    const response = await adapter().complete(request);
+    expect(response).toEqual({
+      content: null,
+      toolCalls: [{ id: 'call_1', name: 'create_task', arguments: { title: 'Einkaufen' } }],
+      finishReason: 'tool_calls',
+      usage: { promptTokens: 9, completionTokens: 3, totalTokens: 12 },
+    });
+    const sent = llm.requests[0]!;
+    expect(sent.method).toBe('POST');
+    expect(sent.path).toBe('/v1/chat/completions');
+    expect(sent.headers).toMatchObject({ authorization: 'Bearer k-1', 'content-type': 'application/json' });
+    expect(sent.body?.messages).toEqual([{ role: 'user', content: 'Plane meine Woche' }]);
+  });
+
+  it('reads status and retry-after of an error answer, so a 429 is retried after the delay it names', async () => {
+    const delays: number[] = [];
+    llm.enqueue(fakeReplies.error(429, { headers: { 'retry-after-ms': '250' } }), fakeReplies.text('ok'));
+    const response = await createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async (ms) => void delays.push(ms) }, { baseUrl: llm.url }).complete(request);
+    expect(response.content).toBe('ok');
+    expect(delays).toEqual([250]);
+  });
+
+  it('cuts a streamed 50 MB answer where it crosses the response-size bound and drops the connection', async () => {
+    const total = 50 * 1024 * 1024;
+    llm.script({ reply: fakeReplies.large(total) });
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'too-large', status: 200, attempts: 1 });
+    // What the server wrote is the cap plus what the socket buffers held, nowhere near 50 MB.
+    expect(llm.requests[0]!.bytesSent).toBeLessThan(16 * 1024 * 1024);
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+  });
+
+  it('fails with kind too-large before reading a body whose content-length exceeds the bound', async () => {
+    llm.script({ reply: fakeReplies.large(50 * 1024 * 1024, { declareLength: true }) });
+    expect(await failure(adapter().complete(request))).toMatchObject({ kind: 'too-large', attempts: 1 });
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+  });
+
+  it('fails with kind timeout when the LLM never answers, and when its body arrives too late', async () => {
+    llm.enqueue(fakeReplies.hang(), fakeReplies.slowBody(1000, fakeReplies.text('late')));
+    expect(await failure(adapter({ timeoutMs: 150, maxRetries: 0 }).complete(request))).toMatchObject({ kind: 'timeout', attempts: 1 });
+    expect(await failure(adapter({ timeoutMs: 150, maxRetries: 0 }).complete(request))).toMatchObject({ kind: 'timeout', attempts: 1 });
+  });
+
+  it('fails with kind timeout and drops the connection when the body trickles in past the timeout', async () => {
+    llm.script({ reply: fakeReplies.large(4000, { chunkBytes: 100, intervalMs: 25 }) });
+    expect(await failure(adapter({ timeoutMs: 200, maxRetries: 0 }).complete(request))).toMatchObject({ kind: 'timeout', attempts: 1 });
+    await vi.waitFor(() => expect(llm.requests[0]!.closedEarly).toBe(true), { timeout: 5000 });
+  });
+
+  it('rethrows the caller’s abort reason when the caller aborts during a call', async () => {
+    llm.script({ reply: fakeReplies.hang() });
+    const controller = new AbortController();
+    const reason = new Error('shutdown');
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(adapter({ timeoutMs: 10_000 }).complete({ ...request, signal: controller.signal })).rejects.toBe(reason);
+  });
+
+  it('fails with kind unreachable when nothing listens', async () => {
+    const url = llm.url;
+    await llm.close();
+    const error = await failure(createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async () => {} }, { baseUrl: url, maxRetries: 1 }).complete(request));
+    expect(error).toMatchObject({ kind: 'unreachable', attempts: 2 });
+    llm = await createFakeLlmServer();
+  });
+
+  it('sends consecutive calls over one kept-alive connection', async () => {
+    const { server, url, ports } = await startServer((_incoming, outgoing) => outgoing.end('{"ok":true}'));
+    try {
+      for (let index = 0; index < 3; index++) {
+        expect(await (await http.fetch(`${url}/x`, { method: 'POST', body: 'a' })).json()).toEqual({ ok: true });
+      }
+      expect(new Set(ports).size).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('follows a redirect like fetch does, re-sending the body', async () => {
+    const bodies: string[] = [];
+    const { server, url } = await startServer((incoming, outgoing) => {
+      let body = '';
+      incoming.on('data', (chunk) => (body += chunk));
+      incoming.on('end', () => {
+        bodies.push(`${incoming.url} ${body}`);
+        if (incoming.url === '/old') outgoing.writeHead(307, { location: '/new' }).end();
+        else outgoing.end('moved');
+      });
+    });
+    try {
+      const response = await http.fetch(`${url}/old`, { method: 'POST', body: 'payload' });
+      expect([response.status, await response.text()]).toEqual([200, 'moved']);
+      expect(bodies).toEqual(['/old payload', '/old payload', '/new payload']);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('answers 204 with an empty body and takes a Request or Headers like fetch', async () => {
+    const { server, url } = await startServer((incoming, outgoing) => {
+      outgoing.writeHead(incoming.headers['x-empty'] ? 204 : 200).end(incoming.headers['x-empty'] ? undefined : 'full');
+    });
+    try {
+      const empty = await http.fetch(`${url}/`, { headers: new Headers({ 'x-empty': '1' }) });
+      expect([empty.status, await empty.text()]).toEqual([204, '']);
+      const viaRequest = await http.fetch(new Request(`${url}/`));
+      expect([viaRequest.status, await viaRequest.text()]).toEqual([200, 'full']);
+    } finally {
+      server.close();
+    }
+  });
+});
