@@ -57,7 +57,11 @@ export interface MissionStorePort {
   tokensUsedLast24h(userId: string, agentId: string): Promise<number>;
   /** Writes the iteration and the advanced `nextRunAt`, records usage, releases the lease. */
   writeIteration(claim: MissionClaim, request: WriteBackRequest): Promise<{ written: boolean }>;
-  /** Records token usage of a run that wrote nothing (failed loops count against the budget). */
+  /**
+   * Records token usage of a run that wrote nothing (failed loops count against the budget). Also
+   * called after a failed `writeIteration`, which may have committed with the usage before its
+   * answer was lost: a store must then not record it again (the claim's `iterationId` is in the log).
+   */
   recordTokenUsage(claim: MissionClaim, agentId: string, tokensUsed: number): Promise<void>;
   /**
    * Ends the lease of a run that wrote nothing. With `retryAfterMs` the mission stays leased to this

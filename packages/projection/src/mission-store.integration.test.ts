@@ -1,6 +1,7 @@
+import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
 import { type TestDatabase, agentRecord, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
 import { deriveIterationId } from './iteration-id.js';
 import { createMissionStore } from './mission-store.js';
@@ -17,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors`;
+  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors, mana_ai.token_usage`;
   projection = createProjection({ sql: runner }, { leaseMs: 60_000 });
   await insertChanges(db.sql, [
     { userId: 'u-1', recordId: 'a-1', table: 'agents', data: agentRecord('a-1') },
@@ -68,4 +69,76 @@ describe('createMissionStore', () => {
     expect(row?.lease_owner).toBe('i-1');
     expect(row?.held_s).toBeGreaterThan(3000);
   });
+
+  describe('token usage of a run whose write-back failed', () => {
+    /** Claims `with-agent` and builds its write-back the way core's mission run does. */
+    async function claimAndBuild(store: ReturnType<typeof createMissionStore>) {
+      await store.refresh();
+      const claim = (await store.claimDue({ limit: 10 })).find((each) => each.mission.id === 'with-agent')!;
+      const now = new Date().toISOString();
+      const request = {
+        iteration: buildServerIteration({ iterationId: claim.iterationId, calls: [], summary: 'Fertig.', startedAt: now, finishedAt: now }),
+        actor: makeAgentActor({ agentId: 'a-1', displayName: 'Agent a-1', missionId: claim.mission.id, iterationId: claim.iterationId, rationale: '' }),
+        tokensUsed: 500,
+      };
+      return { claim, request };
+    }
+
+    it('is not recorded again when the write-back committed and only its answer was lost', async () => {
+      const store = createMissionStore(projection, { owner: 'i-1' });
+      const { claim, request } = await claimAndBuild(store);
+      expect(await store.writeIteration(claim, request)).toEqual({ written: true });
+      // What the mission run does when writeIteration threw: record the run's tokens on their own.
+      await store.recordTokenUsage(claim, 'a-1', 500);
+      expect(await store.tokensUsedLast24h('u-1', 'a-1')).toBe(500);
+    });
+
+    it('is recorded for every run whose iteration was not written (failed plans and their retries)', async () => {
+      const store = createMissionStore(projection, { owner: 'i-1' });
+      const { claim } = await claimAndBuild(store);
+      await store.recordTokenUsage(claim, 'a-1', 300);
+      await store.recordTokenUsage(claim, 'a-1', 200);
+      expect(await store.tokensUsedLast24h('u-1', 'a-1')).toBe(500);
+    });
+
+    it('waits for a write-back of the mission still in flight and then does not record its tokens again', async () => {
+      const store = createMissionStore(projection, { owner: 'i-1' });
+      const { claim, request } = await claimAndBuild(store);
+      // The write-back stops inside its transaction (holding the mission's write lock) until the test lets it go.
+      const gate = await db.sql.reserve();
+      await gate`SELECT pg_advisory_lock(4242)`;
+      await db.sql.unsafe(`
+        CREATE FUNCTION public.hold_write_back() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$;
+        CREATE TRIGGER hold_write_back BEFORE INSERT ON sync_changes FOR EACH ROW
+          WHEN (NEW.client_id = 'mana-ai-runner') EXECUTE FUNCTION public.hold_write_back();`);
+      try {
+        const writing = store.writeIteration(claim, request);
+        await waitForAdvisoryWaiters(1);
+        let recorded = false;
+        const recording = store.recordTokenUsage(claim, 'a-1', 500).then(() => {
+          recorded = true;
+        });
+        // Either it waits for the write-back's lock, or (without that lock) it has already recorded.
+        await vi.waitFor(async () => expect(recorded || (await advisoryWaiters()) === 2).toBe(true));
+        await gate`SELECT pg_advisory_unlock(4242)`;
+        await Promise.all([writing, recording]);
+        expect(await store.tokensUsedLast24h('u-1', 'a-1')).toBe(500);
+      } finally {
+        gate.release();
+        await db.sql.unsafe('DROP TRIGGER hold_write_back ON sync_changes; DROP FUNCTION public.hold_write_back();');
+      }
+    });
+  });
 });
+
+/** Sessions of this database waiting for an advisory lock. */
+async function advisoryWaiters(): Promise<number> {
+  const [row] = await db.sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  return row?.n ?? 0;
+}
+
+async function waitForAdvisoryWaiters(count: number): Promise<void> {
+  await vi.waitFor(async () => expect(await advisoryWaiters()).toBe(count), { timeout: 10_000 });
+}

@@ -80,7 +80,14 @@ export function createMissionStore(projection: Projection, options: MissionStore
       return { written: !result.duplicate };
     },
     async recordTokenUsage(claim, agentId, tokensUsed) {
-      await projection.recordTokenUsage({ userId: claim.mission.userId, agentId, missionId: claim.mission.id, tokens: tokensUsed });
+      // With the claim's iteration: a write-back of it that committed (its answer lost) recorded this spend already.
+      await projection.recordTokenUsage({
+        userId: claim.mission.userId,
+        agentId,
+        missionId: claim.mission.id,
+        tokens: tokensUsed,
+        iterationId: claim.iterationId,
+      });
     },
     async release(claim, releaseOptions) {
       if (releaseOptions?.retryAfterMs === undefined) await projection.release(owner, keysOf([claim]));
