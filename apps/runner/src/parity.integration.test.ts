@@ -2,85 +2,32 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createManualClock, noopLogger } from '@mana-ai/core';
-import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
+import { fakeReplies } from '@mana-ai/planner/testing';
 import { type FakeResearchServer, startFakeResearchServer } from '@mana-ai/research/testing';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
-import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, exportJWK, exportPKCS8, generateKeyPair, jwtVerify } from 'jose';
 import { pino } from 'pino';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AppConfig, buildApp } from './app.js';
+import { HARNESS_NOW, useInProcessApps } from '../test/in-process-app.js';
+import { buildApp } from './app.js';
 import { pruneTokenUsagePeriodically } from './plugins/pipeline.js';
 import { JWT_ALGORITHMS } from './routes/ai-audit.js';
-import { type MissionSeed, createWebappClient, writeMission } from './demo/seed.js';
 
 const SERVICE_KEY = 'parity-test-key';
-const NOW = '2026-04-21T07:00:00.000Z';
-const headers = { 'x-service-key': SERVICE_KEY };
 
-let db: TestDatabase;
-let llm: FakeLlmServer;
 let research: FakeResearchServer;
-const apps: FastifyInstance[] = [];
+const suite = useInProcessApps({ serviceKey: SERVICE_KEY, instanceId: 'parity-test', config: () => ({ apiUrl: research.url }) });
+const { app, webapp, insertMission, tick } = suite;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  llm = await createFakeLlmServer();
   research = await startFakeResearchServer();
 });
 afterAll(async () => {
   await research?.close();
-  await llm?.close();
-  await db?.drop();
 });
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close();
-  llm.reset();
+afterEach(() => {
   research.requests.length = 0;
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones,
-    mana_ai.projection_cursors, mana_ai.token_usage`;
 });
-
-async function app(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
-  const instance = buildApp(
-    { sql: db.sql as unknown as Sql, logger: pino({ level: 'silent' }), clock: createManualClock(NOW) },
-    {
-      serviceKey: SERVICE_KEY,
-      tickIntervalMs: 60_000,
-      tickEnabled: false,
-      shutdownTimeoutMs: 5_000,
-      llmUrl: llm.url,
-      llmMaxRetries: 0,
-      instanceId: 'parity-test',
-      apiAuth: 'none',
-      apiUrl: research.url,
-      ...config,
-    },
-  );
-  apps.push(instance);
-  await instance.ready();
-  return instance;
-}
-
-const webapp = (userId: string) => createWebappClient(db.sql as unknown as Sql, { userId, clock: createManualClock('2026-04-20T08:00:00.000Z') });
-
-async function insertMission(userId: string, id: string, overrides: Partial<MissionSeed> = {}): Promise<void> {
-  await writeMission(webapp(userId), {
-    id,
-    title: `Mission ${id}`,
-    objective: `Objective of ${id}`,
-    cadence: { kind: 'interval', everyMinutes: 60 },
-    nextRunAt: '2026-04-21T06:00:00.000Z',
-    ...overrides,
-  });
-}
-
-async function tick(instance: FastifyInstance) {
-  const response = await instance.inject({ method: 'POST', url: '/internal/tick', headers });
-  expect(response.statusCode).toBe(200);
-  return response.json();
-}
 
 describe('goals input', () => {
   it('reaches the prompt from the goals app by default when the webapp wrote the goal and then updated its progress', async () => {
@@ -96,10 +43,10 @@ describe('goals input', () => {
     });
     await client.update('goals', 'companionGoals', 'g1', { currentValue: 7 });
     await insertMission('u-goals', 'run', { inputs: [{ module: 'goals', table: 'companionGoals', id: 'g1' }] });
-    llm.script({ reply: fakeReplies.text('Weiter so.') });
+    suite.llm.script({ reply: fakeReplies.text('Weiter so.') });
     const stats = await tick(await app());
     expect(stats).toMatchObject({ plansWrittenBack: 1 });
-    const prompt = llm.requests[0]!.rawBody;
+    const prompt = suite.llm.requests[0]!.rawBody;
     expect(prompt).toContain('10 km pro Woche laufen');
     expect(prompt).toContain('Fortschritt: 7 / 10 (week)');
   });
@@ -109,9 +56,9 @@ describe('goals input', () => {
     await client.insert('goals', 'companionGoals', { id: 'g1', title: 'Im goals-App', currentValue: 1, target: { value: 2 }, period: 'day' });
     await client.insert('companion', 'companionGoals', { id: 'g1', title: 'Im companion-App', currentValue: 5, target: { value: 6 }, period: 'month' });
     await insertMission('u-goals-2', 'run', { inputs: [{ module: 'goals', table: 'companionGoals', id: 'g1' }] });
-    llm.script({ reply: fakeReplies.text('Ok.') });
+    suite.llm.script({ reply: fakeReplies.text('Ok.') });
     await tick(await app({ goalsAppId: 'companion' }));
-    const prompt = llm.requests[0]!.rawBody;
+    const prompt = suite.llm.requests[0]!.rawBody;
     expect(prompt).toContain('Fortschritt: 5 / 6 (month)');
     expect(prompt).not.toContain('Im goals-App');
   });
@@ -120,7 +67,7 @@ describe('goals input', () => {
 describe('compaction', () => {
   it('compacts with MANA_AI_COMPACT_MODEL when the context reaches the threshold of MANA_AI_COMPACT_MAX_CTX', async () => {
     await insertMission('u-compact', 'long');
-    llm.script(
+    suite.llm.script(
       { when: { hasTools: false }, reply: fakeReplies.text('## Goal\nTasks\n## Decisions\n- drei\n## Tools Called\n- create_task\n## Current Progress\nweiter') },
       { when: { hasTools: true }, reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'Schritt' } }]), times: 3 },
       { when: { hasTools: true }, reply: fakeReplies.text('Fertig.') },
@@ -128,22 +75,22 @@ describe('compaction', () => {
     // Far below the size of one request (the tool list alone), so the first history that can be folded is.
     const stats = await tick(await app({ compactMaxContext: 1000, compactModel: 'small/compactor', maxRounds: 6 }));
     expect(stats).toMatchObject({ plansWrittenBack: 1 });
-    const compactions = llm.requests.filter((request) => (request.body?.tools ?? []).length === 0);
+    const compactions = suite.llm.requests.filter((request) => (request.body?.tools ?? []).length === 0);
     expect(compactions).toHaveLength(1);
     expect(compactions[0]!.body?.model).toBe('small/compactor');
-    const planning = llm.requests.filter((request) => (request.body?.tools ?? []).length > 0);
+    const planning = suite.llm.requests.filter((request) => (request.body?.tools ?? []).length > 0);
     expect(planning.every((request) => request.body?.model === 'mana/reasoning')).toBe(true);
     expect(planning.at(-1)!.rawBody).toContain('compact-summary');
   });
 
   it('never compacts when MANA_AI_COMPACT_MAX_CTX is 0', async () => {
     await insertMission('u-compact', 'long');
-    llm.script(
+    suite.llm.script(
       { when: { hasTools: true }, reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'Schritt' } }]), times: 3 },
       { when: { hasTools: true }, reply: fakeReplies.text('Fertig.') },
     );
     await tick(await app({ compactMaxContext: 0, maxRounds: 6 }));
-    expect(llm.requests.filter((request) => (request.body?.tools ?? []).length === 0)).toHaveLength(0);
+    expect(suite.llm.requests.filter((request) => (request.body?.tools ?? []).length === 0)).toHaveLength(0);
   });
 });
 
@@ -154,14 +101,14 @@ describe('external tool catalog', () => {
       const path = join(directory, 'catalog.json');
       writeFileSync(path, JSON.stringify({ tools: [{ name: 'create_task', module: 'todo', defaultPolicy: 'propose', parameters: [{ name: 'title', type: 'string', required: true }] }] }));
       await insertMission('u-catalog', 'one');
-      llm.script({ reply: fakeReplies.text('Ok.') });
+      suite.llm.script({ reply: fakeReplies.text('Ok.') });
       await tick(await app({ toolCatalogPath: path }));
-      expect(llm.requests[0]!.body?.tools?.map((tool) => tool.function.name)).toEqual(['create_task']);
+      expect(suite.llm.requests[0]!.body?.tools?.map((tool) => tool.function.name)).toEqual(['create_task']);
 
       writeFileSync(path, '{ not json');
       const build = () =>
         buildApp(
-          { sql: db.sql as unknown as Sql, logger: pino({ level: 'silent' }), clock: createManualClock(0) },
+          { sql: suite.db.sql as unknown as Sql, logger: pino({ level: 'silent' }), clock: createManualClock(0) },
           { serviceKey: SERVICE_KEY, tickIntervalMs: 60_000, tickEnabled: false, shutdownTimeoutMs: 1000, toolCatalogPath: path },
         );
       expect(build).toThrow(expect.objectContaining({ code: 'RUNNER_CONFIG_INVALID', issues: [{ variable: 'MANA_AI_TOOL_CATALOG_PATH', expected: 'a path to a readable JSON file' }] }));
@@ -176,7 +123,7 @@ describe('shallow research auth', () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const jwks = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: 'runner-1', alg: 'ES256' }] });
     await insertMission('u-news', 'news', { objective: 'Recherchiere aktuelle News zu Solarenergie' });
-    llm.script({ reply: fakeReplies.text('Ok.') });
+    suite.llm.script({ reply: fakeReplies.text('Ok.') });
     const stats = await tick(
       await app({
         apiAuth: 'jwt',
@@ -197,21 +144,21 @@ describe('shallow research auth', () => {
         audience: 'mana',
         algorithms: [...JWT_ALGORITHMS],
         // Signed on the app's (manual) clock.
-        currentDate: new Date(NOW),
+        currentDate: new Date(HARNESS_NOW),
       });
       expect(protectedHeader.kid).toBe('runner-1');
       expect(payload).toMatchObject({ sub: 'u-news', tier: 'beta' });
       expect(call.headers['x-service-key']).toBeUndefined();
     }
     // The research results reached the prompt.
-    expect(llm.requests[0]!.rawBody).toContain('Erster Artikel');
+    expect(suite.llm.requests[0]!.rawBody).toContain('Erster Artikel');
   });
 });
 
 describe('token ledger retention', () => {
   it('deletes rows older than 48 hours on its beat and keeps the budget window, logging the count', async () => {
     const instance = await app();
-    await db.sql`
+    await suite.db.sql`
       INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
       VALUES ('u-ledger', 'a-1', 'm-1', 100, now() - interval '3 days'), ('u-ledger', 'a-1', 'm-1', 7, now() - interval '1 hour')`;
     const lines: unknown[] = [];
@@ -224,7 +171,7 @@ describe('token ledger retention', () => {
       stop();
     }
     expect(lines[0]).toEqual({ deleted: 1 });
-    const rows = await db.sql<{ tokens_used: number }[]>`SELECT tokens_used FROM mana_ai.token_usage WHERE user_id = 'u-ledger'`;
+    const rows = await suite.db.sql<{ tokens_used: number }[]>`SELECT tokens_used FROM mana_ai.token_usage WHERE user_id = 'u-ledger'`;
     expect(rows).toEqual([{ tokens_used: 7 }]);
     expect(await instance.manaProjection.tokenUsageLast24h('u-ledger', 'a-1')).toBe(7);
   });

@@ -1,75 +1,15 @@
-import { type MissionCadence, createManualClock, type ManualClock, nextRunAfter } from '@mana-ai/core';
-import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
-import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
+import { type MissionCadence, nextRunAfter } from '@mana-ai/core';
+import { fakeReplies } from '@mana-ai/planner/testing';
+import { openTransaction } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import type { Sql } from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type AppConfig, buildApp } from './app.js';
-import { type MissionSeed, createWebappClient, writeMission } from './demo/seed.js';
+import { describe, expect, it } from 'vitest';
+import { useInProcessApps } from '../test/in-process-app.js';
 
 const SERVICE_KEY = 'pipeline-test-key';
-const NOW = '2026-04-21T07:00:00.000Z';
 const headers = { 'x-service-key': SERVICE_KEY };
 
-let db: TestDatabase;
-let llm: FakeLlmServer;
-let clock: ManualClock;
-const apps: FastifyInstance[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  llm = await createFakeLlmServer();
-});
-afterAll(async () => {
-  await llm?.close();
-  await db?.drop();
-});
-afterEach(async () => {
-  for (const app of apps.splice(0)) await app.close();
-  llm.reset();
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones,
-    mana_ai.projection_cursors, mana_ai.token_usage`;
-});
-
-async function app(config: Partial<AppConfig> = {}): Promise<FastifyInstance> {
-  clock = createManualClock(NOW);
-  const instance = buildApp(
-    { sql: db.sql as unknown as Sql, logger: pino({ level: 'silent' }), clock },
-    {
-      serviceKey: SERVICE_KEY,
-      tickIntervalMs: 60_000,
-      tickEnabled: false,
-      shutdownTimeoutMs: 5_000,
-      llmUrl: llm.url,
-      llmMaxRetries: 0,
-      instanceId: 'pipeline-test',
-      apiAuth: 'none',
-      ...config,
-    },
-  );
-  apps.push(instance);
-  await instance.ready();
-  return instance;
-}
-
-async function insertMission(userId: string, id: string, overrides: Partial<MissionSeed> = {}): Promise<void> {
-  const webapp = createWebappClient(db.sql as unknown as Sql, { userId, clock: createManualClock('2026-04-20T08:00:00.000Z') });
-  await writeMission(webapp, {
-    id,
-    title: `Mission ${id}`,
-    objective: `Objective of ${id}`,
-    cadence: { kind: 'interval', everyMinutes: 60 },
-    nextRunAt: '2026-04-21T06:00:00.000Z',
-    ...overrides,
-  });
-}
-
-async function tick(instance: FastifyInstance) {
-  const response = await instance.inject({ method: 'POST', url: '/internal/tick', headers });
-  expect(response.statusCode).toBe(200);
-  return response.json();
-}
+const suite = useInProcessApps({ serviceKey: SERVICE_KEY, instanceId: 'pipeline-test' });
+const { app, insertMission, tick } = suite;
 
 async function metric(instance: FastifyInstance, line: string): Promise<number | undefined> {
   const text = (await instance.inject({ method: 'GET', url: '/metrics' })).body;
@@ -82,7 +22,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     await insertMission('u-1', 'good');
     await insertMission('u-1', 'broken');
     await insertMission('u-1', 'sealed', { title: 'enc:1:AAAA.BBBB' });
-    llm.script(
+    suite.llm.script(
       { when: { lastUserMessage: 'Mission good', hasToolResult: false }, reply: fakeReplies.toolCalls([{ name: 'create_task', arguments: { title: 'Einkaufen' } }]) },
       { when: { lastUserMessage: 'Mission good', hasToolResult: true }, reply: fakeReplies.text('Ich habe einen Task angelegt.') },
       { when: { lastUserMessage: 'Mission broken' }, reply: fakeReplies.error(500) },
@@ -98,7 +38,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
       skipped: { 'ciphertext-mission': 1 },
     });
     // Ciphertext never reaches the LLM: only the good and the broken mission were sent.
-    expect(llm.requests.some((request) => request.rawBody.includes('enc:1:'))).toBe(false);
+    expect(suite.llm.requests.some((request) => request.rawBody.includes('enc:1:'))).toBe(false);
 
     const listed = await instance.inject({ method: 'GET', url: '/internal/missions/u-1', headers });
     expect(listed.statusCode).toBe(200);
@@ -106,7 +46,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
       listed.json().missions.map((mission: { id: string }) => [mission.id, mission]),
     );
     // The interval cadence advances from the database's now, not from the instance's (manual) clock.
-    const [row] = await db.sql<{ now: Date }[]>`SELECT now()`;
+    const [row] = await suite.db.sql<{ now: Date }[]>`SELECT now()`;
     const now = row!.now;
     expect(missions.get('good')).toMatchObject({ lease: null, iterationCount: 1 });
     expect(Math.abs(Date.parse(missions.get('good')!.nextRunAt) - (now.getTime() + 3_600_000))).toBeLessThan(60_000);
@@ -125,22 +65,22 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(await metric(instance, 'mana_ai_expired_leases{service="mana-ai"}')).toBe(0);
 
     // The failed mission stays due and is retried by the next tick; the planned one is not due.
-    llm.reset();
-    llm.script({ when: { lastUserMessage: 'Mission broken' }, reply: fakeReplies.text('Nichts zu tun.') });
+    suite.llm.reset();
+    suite.llm.script({ when: { lastUserMessage: 'Mission broken' }, reply: fakeReplies.text('Nichts zu tun.') });
     const second = await tick(instance);
     expect(second).toMatchObject({ dueMissionCount: 2, plansProduced: 1, plansWrittenBack: 1, parseFailures: 0 });
-    expect(llm.requests.every((request) => request.rawBody.includes('Mission broken'))).toBe(true);
+    expect(suite.llm.requests.every((request) => request.rawBody.includes('Mission broken'))).toBe(true);
   });
 
   it('plans a cron mission that has no nextRunAt at its first slot and writes the next slot in the mission zone', async () => {
     const cron: MissionCadence = { kind: 'cron', expression: '*/10 * * * *' };
     await insertMission('u-1', 'cron', { cadence: cron, nextRunAt: undefined, timezone: 'America/New_York' });
     // The mission was created 25 minutes ago (database time): its first slot has passed.
-    await db.sql`UPDATE sync_changes SET created_at = created_at - interval '25 minutes'`;
-    llm.script({ when: { lastUserMessage: 'Mission cron' }, reply: fakeReplies.text('Erledigt.') });
+    await suite.db.sql`UPDATE sync_changes SET created_at = created_at - interval '25 minutes'`;
+    suite.llm.script({ when: { lastUserMessage: 'Mission cron' }, reply: fakeReplies.text('Erledigt.') });
     const instance = await app();
     expect(await tick(instance)).toMatchObject({ dueMissionCount: 1, plansProduced: 1, plansWrittenBack: 1, errors: [] });
-    const [row] = await db.sql<{ next: string; stamp: string }[]>`
+    const [row] = await suite.db.sql<{ next: string; stamp: string }[]>`
       SELECT data->>'nextRunAt' AS next, field_meta->>'nextRunAt' AS stamp FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
     expect(row?.next).toBe(nextRunAfter(cron, Date.parse(row!.stamp), { timeZone: 'America/New_York' })?.toISOString());
     const listed = (await instance.inject({ method: 'GET', url: '/internal/missions/u-1', headers })).json();
@@ -154,16 +94,16 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(stats).toMatchObject({ dueMissionCount: 1, plansProduced: 0, plansWrittenBack: 0, parseFailures: 1, errors: [] });
     expect(await metric(instance, 'mana_ai_provider_errors_total{provider="mana",kind="unreachable",service="mana-ai"}')).toBe(1);
     expect((await instance.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
-    const [lease] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'lonely'`;
+    const [lease] = await suite.db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'lonely'`;
     expect(lease?.lease_owner).toBeNull();
   });
 
   it('aborts the LLM call and hands the lease back when shutdown abandons a tick', async () => {
     await insertMission('u-4', 'slow');
-    llm.script({ reply: { kind: 'hang' } });
+    suite.llm.script({ reply: { kind: 'hang' } });
     const instance = await app({ shutdownTimeoutMs: 200, llmTimeoutMs: 60_000 });
     const tickDone = instance.dispatcher.dispatcher.runPass();
-    await llm.waitForRequests(1);
+    await suite.llm.waitForRequests(1);
     const closing = performance.now();
     await instance.close();
     const stats = await tickDone;
@@ -172,24 +112,24 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     expect(stats).toMatchObject({ dueMissionCount: 1, plansWrittenBack: 0 });
     expect(stats.errors).toHaveLength(1);
     expect(stats.errors[0]).toMatch(/^mission=slow: /);
-    const [row] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'slow'`;
+    const [row] = await suite.db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'slow'`;
     expect(row?.lease_owner).toBeNull();
   });
 
   it('renews the lease of a mission whose LLM call outlasts a third of the lease, and counts the beats', async () => {
     await insertMission('u-6', 'long');
     // The call never answers: the lease can only move through the heartbeat.
-    llm.script({ reply: { kind: 'hang' } });
+    suite.llm.script({ reply: { kind: 'hang' } });
     const instance = await app({ leaseMs: 10_000, llmTimeoutMs: 60_000, shutdownTimeoutMs: 200 });
     const tickDone = instance.dispatcher.dispatcher.runPass();
-    await llm.waitForRequests(1);
+    await suite.llm.waitForRequests(1);
     const leaseUntil = async () => {
-      const [row] = await db.sql<{ until: Date }[]>`SELECT lease_until AS until FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
+      const [row] = await suite.db.sql<{ until: Date }[]>`SELECT lease_until AS until FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
       return row?.until?.toISOString();
     };
     // Leases run on the database's clock, whatever the instance's clock says (here: April).
     const ahead = async () => {
-      const [row] = await db.sql<{ ms: number }[]>`
+      const [row] = await suite.db.sql<{ ms: number }[]>`
         SELECT (extract(epoch FROM lease_until - now()) * 1000)::float8 AS ms FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
       return row!.ms;
     };
@@ -209,7 +149,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     await instance.close();
     const stats = await tickDone;
     expect(stats).toMatchObject({ dueMissionCount: 1, plansWrittenBack: 0 });
-    const [row] = await db.sql`SELECT lease_owner, lease_until FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
+    const [row] = await suite.db.sql`SELECT lease_owner, lease_until FROM mana_ai.mission_snapshots WHERE mission_id = 'long'`;
     expect(row).toEqual({ lease_owner: null, lease_until: null });
   }, 30_000);
 
@@ -227,7 +167,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
       return metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}');
     };
     expect(await metric(instance, 'mana_ai_feed_lag_seconds{service="mana-ai"}')).toBeLessThan(1);
-    const idle = await openTransaction(db.connect({ max: 1 }));
+    const idle = await openTransaction(suite.db.connect({ max: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const held = await lagAfter();
     await idle.end();
@@ -242,7 +182,7 @@ describe('the wired tick (in-process app, real Postgres, fake LLM)', () => {
     const claimed = await instance.manaProjection.claimDue({ owner: instance.pipeline.owner, limit: 10 });
     expect(claimed).toHaveLength(1);
     await instance.close();
-    const [row] = await db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'held'`;
+    const [row] = await suite.db.sql`SELECT lease_owner FROM mana_ai.mission_snapshots WHERE mission_id = 'held'`;
     expect(row?.lease_owner).toBeNull();
   });
 
