@@ -1,12 +1,8 @@
 import { createManualClock } from '@mana-ai/core';
-import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
-import type { Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../../apps/runner/src/app.js';
 import { createLogger } from '../../../apps/runner/src/logger.js';
-import { type TestDatabase, connectAsRunner, createTestDatabase, insertLogRows, missionRecord } from '../support/security-database.js';
-
-type App = ReturnType<typeof buildApp>;
+import { type InProcessRunner, startInProcessRunner } from '../support/in-process-runner.js';
+import { type TestDatabase, createTestDatabase, insertLogRows, missionRecord } from '../support/security-database.js';
 
 const SERVICE_KEY = 'malformed-entries-key';
 const USER = 'u-malformed';
@@ -25,47 +21,30 @@ const MISSIONS: Record<string, Record<string, unknown>> = {
 };
 
 let db: TestDatabase;
-let runner: Sql;
-let llm: FakeLlmServer;
-let app: App;
+let runner: InProcessRunner;
 const logLines: string[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  runner = await connectAsRunner(db);
   await insertLogRows(db.sql, [
     { userId: USER, recordId: 'g1', appId: 'goals', table: 'goals', dataJson: JSON.stringify({ title: 'Laufen', currentValue: 3, target: { value: 10 } }) },
     ...Object.entries(MISSIONS).map(([id, overrides]) => ({ userId: USER, recordId: id, dataJson: JSON.stringify(missionRecord(id, overrides)) })),
   ]);
-  llm = await createFakeLlmServer({ defaultReply: fakeReplies.text('Nichts zu tun.') });
-  app = buildApp(
-    { sql: runner, logger: createLogger({ level: 'warn', destination: { write: (line: string) => void logLines.push(line) } }), clock },
-    {
-      serviceKey: SERVICE_KEY,
-      tickIntervalMs: 60_000,
-      tickEnabled: false,
-      shutdownTimeoutMs: 5000,
-      llmUrl: llm.url,
-      llmMaxRetries: 0,
-      apiUrl: 'http://127.0.0.1:1',
-      researchUrl: 'http://127.0.0.1:1',
-      instanceId: 'malformed-entries',
-    },
-  );
-  await app.ready();
+  runner = await startInProcessRunner(db, {
+    serviceKey: SERVICE_KEY,
+    instanceId: 'malformed-entries',
+    clock,
+    logger: createLogger({ level: 'warn', destination: { write: (line: string) => void logLines.push(line) } }),
+  });
 });
 afterAll(async () => {
-  await app?.close();
-  await llm?.close();
-  await runner?.end();
+  await runner?.close();
   await db?.drop();
 });
 
 describe('missions whose inputs or iterations hold malformed entries', () => {
   it('plans every mission, skipping each bad entry with a reason, when a device wrote them', async () => {
-    const response = await app.inject({ method: 'POST', url: '/internal/tick', headers: { 'x-service-key': SERVICE_KEY } });
-    expect(response.statusCode).toBe(200);
-    const stats = response.json();
+    const stats = await runner.tick();
     expect(stats.errors).toEqual([]);
     expect(stats.plansWrittenBack).toBe(Object.keys(MISSIONS).length);
 
@@ -84,14 +63,14 @@ describe('missions whose inputs or iterations hold malformed entries', () => {
       ]),
     );
     expect(summary).toHaveLength(7);
-    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const metrics = (await runner.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^mana_ai_mission_entries_skipped_total\{field="inputs",reason="not-object"[^}]*\} 3$/m);
     expect(metrics).toMatch(/^mana_ai_mission_entries_skipped_total\{field="inputs",reason="field-type"[^}]*\} 1$/m);
     expect(metrics).toMatch(/^mana_ai_mission_entries_skipped_total\{field="iterations",reason="not-object"[^}]*\} 1$/m);
     expect(metrics).toMatch(/^mana_ai_mission_entries_skipped_total\{field="iterations",reason="field-type"[^}]*\} 2$/m);
 
     // The good entries beside the bad ones are used: the goal reaches the prompt, the old iteration too.
-    const prompts = llm.requests.map((request) => request.rawBody);
+    const prompts = runner.llm.requests.map((request) => request.rawBody);
     expect(prompts.filter((body) => body.includes('Fortschritt: 3 / 10'))).toHaveLength(3);
     expect(prompts.filter((body) => body.includes('Alte Runde'))).toHaveLength(4);
 
