@@ -27,8 +27,15 @@ export interface RefreshResult {
   /** True when the feed was drained up to its horizon. */
   completed: boolean;
   batches: number;
+  /** Feed rows the cursor passed, the runner's own already-applied ones included. */
   rowsRead: number;
+  /** Rows merged into snapshots. */
   rowsApplied: number;
+  /**
+   * Rows the runner itself wrote whose mission snapshot already held them (its write-back merged the
+   * row in the same transaction): passed without reading their data and not merged again.
+   */
+  rowsAlreadyApplied: number;
   /** Rows of tombstoned records (never replayed) and rows after a delete in the same batch. */
   rowsIgnored: number;
   badRows: number;
@@ -40,13 +47,19 @@ export interface RefreshResult {
   durationMs: number;
 }
 
+/**
+ * Why a row was skipped: a merge reason, or `empty-user-id` — a row whose `user_id` is empty belongs
+ * to no user and is never projected (no snapshot, never claimed).
+ */
+export type RowSkipReason = BadRowReason | 'empty-user-id';
+
 /** Payload of `row.skipped`: a row that could not be (fully) applied. Ids only, never content. */
 export interface RowSkippedEvent {
   changeId: string;
   table: string;
   userId: string;
   recordId: string;
-  reason: BadRowReason;
+  reason: RowSkipReason;
 }
 
 /**

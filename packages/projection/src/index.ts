@@ -11,6 +11,7 @@ export type {
   ProjectionEvents,
   RefreshProgressEvent,
   RefreshResult,
+  RowSkipReason,
   RowSkippedEvent,
 } from './events.js';
 export { ITERATION_ID_NAMESPACE, deriveIterationId } from './iteration-id.js';

@@ -38,6 +38,30 @@ describe('migrations', () => {
   });
 });
 
+describe('migration 0009', () => {
+  it('removes the snapshots and lanes an earlier refresh made of rows without a user, and keeps the others', async () => {
+    await db.sql`
+      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, next_run_at) VALUES
+        ('', 'm-nobody', '{"state": "active", "agentId": "a-1"}', '2026-01-01T00:00:00Z'),
+        ('u-1', 'm-1', '{"state": "active", "agentId": "a-1"}', '2026-01-01T00:00:00Z')`;
+    await db.sql`INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record) VALUES ('', 'a-1', '{}'), ('u-1', 'a-1', '{}')`;
+    await db.sql`SELECT mana_ai.sync_mission_lanes('[{"user_id": "", "agent_id": "a-1"}, {"user_id": "u-1", "agent_id": "a-1"}]')`;
+    const migration = migrations.find((m) => m.id === 'projection/0009_refresh_feed')!;
+    await db.sql.unsafe(migration.sql);
+    const left = await db.sql<{ kind: string; user_id: string }[]>`
+      SELECT 'mission' AS kind, user_id FROM mana_ai.mission_snapshots
+      UNION ALL SELECT 'agent', user_id FROM mana_ai.agent_snapshots
+      UNION ALL SELECT 'lane', user_id FROM mana_ai.mission_lanes ORDER BY 1`;
+    expect(left).toEqual([
+      { kind: 'agent', user_id: 'u-1' },
+      { kind: 'lane', user_id: 'u-1' },
+      { kind: 'mission', user_id: 'u-1' },
+    ]);
+    const [setting] = await db.sql<{ id: string | null }[]>`SELECT current_setting('app.current_user_id', true) AS id`;
+    expect(setting?.id ?? '').toBe('');
+  });
+});
+
 /** The SQL block of docs/database.md whose first line is `marker`, with `mana_sync` as `owner`. */
 function documentedBlock(marker: string, owner: string): string {
   const doc = readFileSync(new URL('../../../docs/database.md', import.meta.url), 'utf8');

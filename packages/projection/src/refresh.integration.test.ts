@@ -1,9 +1,11 @@
-import { type EventBus, createEventBus } from '@mana-ai/core';
+import { type EventBus, buildServerIteration, createEventBus, makeAgentActor } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectAsRunner, insertChanges, missionData, snapshotsOf } from '../test/helpers.js';
+import { connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import type { ProjectionEvents, RefreshProgressEvent, RowSkippedEvent } from './events.js';
+import { deriveIterationId } from './iteration-id.js';
+import { mergeChanges } from './lww.js';
 import { type Projection, createProjection } from './projection.js';
 import { REFRESH_LOCK_KEY } from './refresh.js';
 
@@ -268,4 +270,114 @@ describe('refreshSnapshots', () => {
     await projection.refresh();
     expect(await projection.loadAgent('u-1', 'a-2')).toMatchObject({ name: 'Gone', maxConcurrentMissions: 1 });
   });
+
+  it('skips rows whose user id is empty with a reason, and projects the others', async () => {
+    const skipped: RowSkippedEvent[] = [];
+    events.on('row.skipped', (event) => skipped.push(event));
+    const [noUser, noUserAgent] = await insertChanges(db.sql, [
+      { userId: '', recordId: 'm-nobody', data: missionData('m-nobody') },
+      { userId: '', recordId: 'a-nobody', table: 'agents', data: { name: 'Nobody', state: 'active' } },
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1') },
+    ]);
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsRead: 3, rowsApplied: 1, badRows: 2, newSnapshots: 1, usersProcessed: 1 });
+    expect(skipped).toEqual([
+      { changeId: noUser, table: 'aiMissions', userId: '', recordId: 'm-nobody', reason: 'empty-user-id' },
+      { changeId: noUserAgent, table: 'agents', userId: '', recordId: 'a-nobody', reason: 'empty-user-id' },
+    ]);
+    expect([...(await snapshotsOf(db.sql, 'mission_snapshots')).keys()]).toEqual(['u-1/m-1']);
+    expect((await snapshotsOf(db.sql, 'agent_snapshots')).size).toBe(0);
+    const claimed = await projection.claimDue({ owner: 'i-1', limit: 10 });
+    expect(claimed.map((claim) => `${claim.mission.userId}/${claim.mission.id}`)).toEqual(['u-1/m-1']);
+  });
 });
+
+describe('the runner’s own rows', () => {
+  /** Plans every due mission once: claim, then write an iteration as the dispatcher would. */
+  async function planAll(): Promise<number> {
+    const claims = await projection.claimDue({ owner: 'i-1', limit: 100 });
+    for (const claim of claims) {
+      const iterationId = await deriveIterationId(claim.mission.id, claim.dueSlot);
+      await projection.writeIteration({
+        userId: claim.mission.userId,
+        missionId: claim.mission.id,
+        dueSlot: claim.dueSlot,
+        iteration: buildServerIteration({
+          iterationId,
+          calls: [{ toolName: 'create_task', params: { title: 'Einkaufen' } }],
+          summary: 'Ich habe einen Task angelegt.',
+          startedAt: '2026-04-21T06:01:00.000Z',
+          finishedAt: '2026-04-21T06:01:02.345Z',
+        }),
+        actor: makeAgentActor({ agentId: 'a-1', displayName: 'Mana', missionId: claim.mission.id, iterationId, rationale: 'r' }),
+        owner: claim.owner,
+      });
+    }
+    return claims.length;
+  }
+
+  /** Every mission replayed from the whole log with the merge the webapp uses, keyed `<user>/<id>`. */
+  async function fullReplay(): Promise<Map<string, Record<string, unknown> | null>> {
+    const rows = await db.sql<{ key: string; op: string; record_id: string; data: unknown; field_meta: unknown; stamp: string }[]>`
+      SELECT user_id || '/' || record_id AS key, op, record_id, data, field_meta,
+             to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS stamp
+      FROM sync_changes WHERE app_id = 'ai' AND table_name = 'aiMissions' ORDER BY created_at, id`;
+    const byKey = new Map<string, typeof rows>();
+    for (const row of rows) byKey.set(row.key, [...(byKey.get(row.key) ?? []), row]);
+    return new Map(
+      [...byKey].map(([key, changes]) => [
+        key,
+        mergeChanges(
+          changes.map((row) => ({ op: row.op, recordId: row.record_id, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp })),
+          'mission',
+        ),
+      ]),
+    );
+  }
+
+  it('passes the rows of the runner’s write-backs without merging them again, and the snapshots still equal a full replay', async () => {
+    const now = await databaseNowMs(db.sql);
+    const missions = Array.from({ length: 6 }, (_, index) => ({
+      userId: `u-${index % 2}`,
+      recordId: `m-${index}`,
+      data: missionData(`m-${index}`, { nextRunAt: isoAt(now, -60_000) }),
+    }));
+    await insertChanges(db.sql, missions);
+    await projection.refresh();
+    expect(await planAll()).toBe(6);
+    // A user edits one of the missions after its plan: that row is merged, the runner's are not.
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-3', op: 'update', data: { title: 'edited' }, fieldMeta: { title: isoAt(now, 1000) } },
+    ]);
+    const after = await projection.refresh();
+    expect(after).toMatchObject({ rowsRead: 7, rowsAlreadyApplied: 6, rowsApplied: 1, updatedSnapshots: 1, usersProcessed: 1 });
+    const replayed = await fullReplay();
+    const stored = await snapshotsOf(db.sql, 'mission_snapshots');
+    expect(stored.size).toBe(6);
+    for (const [key, record] of stored) expect({ key, record: { id: key.split('/')[1], ...record } }).toEqual({ key, record: replayed.get(key) });
+    expect(stored.get('u-1/m-3')).toMatchObject({ title: 'edited', iterations: [expect.objectContaining({ source: 'server' })] });
+    // Rebuilt from the start of the log, the snapshots hold none of the runner's rows yet: all are merged.
+    await db.sql`TRUNCATE mana_ai.mission_snapshots, mana_ai.projection_cursors`;
+    const rebuilt = await projection.refresh();
+    expect(rebuilt).toMatchObject({ rowsRead: 13, rowsAlreadyApplied: 0, rowsApplied: 13, newSnapshots: 6 });
+    expect(await snapshotsOf(db.sql, 'mission_snapshots')).toEqual(stored);
+  });
+
+  it('merges a runner row its snapshot does not hold (a write-back whose snapshot update was lost)', async () => {
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', data: missionData('m-1') }]);
+    await projection.refresh();
+    const stamp = '2026-04-21T06:01:02.345Z';
+    await db.sql`
+      INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_meta, client_id)
+      VALUES ('ai', 'aiMissions', 'm-1', 'u-1', 'update',
+              ${JSON.stringify({ iterations: [{ id: 'it-lost' }], nextRunAt: '2026-04-21T07:00:00.000Z' })}::text::jsonb,
+              ${JSON.stringify({ iterations: stamp, nextRunAt: stamp })}::text::jsonb, 'mana-ai-runner')`;
+    const result = await projection.refresh();
+    expect(result).toMatchObject({ rowsRead: 1, rowsAlreadyApplied: 0, rowsApplied: 1, updatedSnapshots: 1 });
+    expect((await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1')).toMatchObject({
+      iterations: [{ id: 'it-lost' }],
+      nextRunAt: '2026-04-21T07:00:00.000Z',
+    });
+  });
+});
+

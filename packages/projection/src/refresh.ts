@@ -1,6 +1,6 @@
 import type { TransactionSql } from 'postgres';
 import { type ProjectionContext, MICROSECOND_STAMP, MILLISECOND_STAMP } from './context.js';
-import type { FeedCursor, RefreshResult } from './events.js';
+import type { FeedCursor, RefreshResult, RowSkipReason } from './events.js';
 import {
   type BadRowReason,
   type ChangeRow,
@@ -42,6 +42,15 @@ interface FeedRow {
   position: string;
 }
 
+/** A row of `mana_ai.refresh_feed`: a feed row (`change`, or `applied` without data) or a stored snapshot or tombstone. */
+type RefreshFeedRow = FeedRow & {
+  kind: 'change' | 'applied' | 'snapshot' | 'tombstone';
+  record: Record<string, unknown> | null;
+  version: string | null;
+  agent_id: string | null;
+  lane_state: string | null;
+};
+
 interface RecordGroup {
   table: string;
   userId: string;
@@ -52,6 +61,7 @@ interface RecordGroup {
 interface BatchOutcome {
   rowsRead: number;
   rowsApplied: number;
+  rowsAlreadyApplied: number;
   rowsIgnored: number;
   badRows: number;
   newSnapshots: number;
@@ -102,10 +112,12 @@ interface GroupMerge {
   lastPosition: string;
 }
 
-/** Counts a row the merge could not (fully) apply and reports it with ids only, never content. */
-function reportBadRow(context: ProjectionContext, outcome: BatchOutcome, row: FeedRow, reason: BadRowReason): void {
+/** Counts a row the refresh could not (fully) apply and reports it (event and log) with ids only, never content. */
+function reportBadRow(context: ProjectionContext, outcome: BatchOutcome, row: FeedRow, reason: RowSkipReason): void {
   outcome.badRows += 1;
-  context.events.emit('row.skipped', { changeId: row.id, table: row.table_name, userId: row.user_id, recordId: row.record_id, reason });
+  const skipped = { changeId: row.id, table: row.table_name, userId: row.user_id, recordId: row.record_id, reason };
+  context.logger.warn(skipped, 'sync_changes row skipped');
+  context.events.emit('row.skipped', skipped);
 }
 
 /**
@@ -221,6 +233,7 @@ export async function refreshSnapshots(context: ProjectionContext, options: Refr
     batches: 0,
     rowsRead: 0,
     rowsApplied: 0,
+    rowsAlreadyApplied: 0,
     rowsIgnored: 0,
     badRows: 0,
     newSnapshots: 0,
@@ -251,6 +264,7 @@ export async function refreshSnapshots(context: ProjectionContext, options: Refr
     result.batches += 1;
     result.rowsRead += outcome.rowsRead;
     result.rowsApplied += outcome.rowsApplied;
+    result.rowsAlreadyApplied += outcome.rowsAlreadyApplied;
     result.rowsIgnored += outcome.rowsIgnored;
     result.badRows += outcome.badRows;
     result.newSnapshots += outcome.newSnapshots;
@@ -289,17 +303,30 @@ async function refreshBatch(
 ): Promise<BatchOutcome | null> {
   const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint) AS locked`;
   if (!lock?.locked) return null;
-  const rows = await tx<FeedRow[]>`
-    SELECT f.id::text AS id, f.table_name, f.record_id, f.user_id, f.op, f.data, f.field_meta,
+  // One definer function returns the feed batch and the stored snapshots and tombstones of the
+  // records in it, nothing else (migration 0009). The runner's own rows that their snapshot already
+  // holds (the write-back merged them in its transaction) come as 'applied', without data.
+  const batch = await tx<RefreshFeedRow[]>`
+    SELECT f.kind, f.id::text AS id, f.table_name, f.record_id, f.user_id, f.op, f.data, f.field_meta,
            to_char(f.created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
-           to_char(f.created_at AT TIME ZONE 'UTC', ${MICROSECOND_STAMP}) AS position
-    FROM mana_ai.change_feed(
+           to_char(f.created_at AT TIME ZONE 'UTC', ${MICROSECOND_STAMP}) AS position,
+           f.record, f.version, f.agent_id, f.lane_state
+    FROM mana_ai.refresh_feed(
       (SELECT c.created_at FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
       (SELECT c.id FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
       ${batchSize}::integer) AS f`;
+  const rows: RefreshFeedRow[] = [];
+  const stored: RefreshFeedRow[] = [];
+  let alreadyApplied = 0;
+  for (const row of batch) {
+    if (row.kind === 'change' || row.kind === 'applied') rows.push(row);
+    else stored.push(row);
+    if (row.kind === 'applied') alreadyApplied += 1;
+  }
   const outcome: BatchOutcome = {
     rowsRead: rows.length,
     rowsApplied: 0,
+    rowsAlreadyApplied: alreadyApplied,
     rowsIgnored: 0,
     badRows: 0,
     newSnapshots: 0,
@@ -315,6 +342,12 @@ async function refreshBatch(
 
   const groups = new Map<string, RecordGroup>();
   for (const row of rows) {
+    if (row.kind === 'applied') continue;
+    // Not a user: its snapshot could be claimed but never written back (RLS, withUser).
+    if (row.user_id === '') {
+      reportBadRow(context, outcome, row, 'empty-user-id');
+      continue;
+    }
     const key = groupKey(row.table_name, row.user_id, row.record_id);
     let group = groups.get(key);
     if (!group) {
@@ -324,23 +357,15 @@ async function refreshBatch(
     group.rows.push(row);
     outcome.users.add(row.user_id);
   }
-  const keys = [...groups.values()].map((group) => ({ table_name: group.table, user_id: group.userId, record_id: group.recordId }));
-  const keysJson = JSON.stringify(keys);
 
   // No row locks while merging: a write-back that changes a mission in between is detected by its
-  // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo). The
-  // snapshots are read and written by definer functions (migration 0006): only those of this
-  // batch's records, which the change feed has just returned.
-  const stored = await tx<(StoredSnapshot & { tombstone: boolean })[]>`
-    SELECT table_name, user_id, record_id, record, version, agent_id, lane_state, tombstone
-    FROM mana_ai.refresh_stored_snapshots(${keysJson}::text::jsonb)`;
-
+  // row version (xmin) and that mission is merged again under a lock (rare, and cheap to redo).
   const existing = new Map<string, StoredSnapshot>();
   const dead = new Set<string>();
   for (const snapshot of stored) {
     const key = groupKey(snapshot.table_name, snapshot.user_id, snapshot.record_id);
-    if (snapshot.tombstone) dead.add(key);
-    else existing.set(key, snapshot);
+    if (snapshot.kind === 'tombstone') dead.add(key);
+    else existing.set(key, snapshot as StoredSnapshot);
   }
 
   const missionWrites: SnapshotWrite[] = [];

@@ -137,6 +137,30 @@ describe('user scope of the mana_ai tables (two users, the runner role)', () => 
     expect(typeof due?.ms).toBe('number');
   });
 
+  it('cannot obtain another user’s snapshot through the refresh functions by naming its keys', async () => {
+    const keys = JSON.stringify([{ table_name: 'aiMissions', user_id: 'u-2', record_id: 'm-2' }]);
+    // 0006's keys-based reader is gone; the refresh reads snapshots only through the feed.
+    await expect(runner`SELECT * FROM mana_ai.refresh_stored_snapshots(${keys}::text::jsonb)`).rejects.toThrow(/does not exist/);
+    const cursor = async () => {
+      const [row] = await db.sql<{ created_at: string; id: string }[]>`SELECT created_at::text AS created_at, id::text AS id FROM mana_ai.projection_cursors`;
+      return row!;
+    };
+    // After the cursor: no rows, so no snapshot of anybody.
+    const { created_at: at, id } = await cursor();
+    expect(await runner`SELECT kind, user_id FROM mana_ai.refresh_feed(${at}::text::timestamptz, ${id}::uuid, 100)`).toEqual([]);
+    // A new row of u-1 brings u-1's snapshot of that mission along, and nothing of u-2.
+    await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'edited' } }]);
+    const batch = await runner<{ kind: string; user_id: string; record_id: string; record: unknown }[]>`
+      SELECT kind, user_id, record_id, record FROM mana_ai.refresh_feed(${at}::text::timestamptz, ${id}::uuid, 100)`;
+    expect(batch.map((row) => `${row.kind}:${row.user_id}/${row.record_id}`)).toEqual(['change:u-1/m-1', 'snapshot:u-1/m-1']);
+    expect(JSON.stringify(batch)).not.toContain('u-2');
+    // The write function returns keys and lane state only.
+    const [result] = await db.sql<{ result: string }[]>`
+      SELECT pg_get_function_result('mana_ai.refresh_write_snapshots(jsonb, jsonb, jsonb)'::regprocedure) AS result`;
+    expect(result?.result).toBe('TABLE(kind text, user_id text, record_id text, agent_id text, lane_state text)');
+    await projection.refresh();
+  });
+
   it('is no member of the definer role and cannot call its internal horizon helper', async () => {
     await expect(runner`SELECT * FROM mana_ai.change_feed_horizon()`).rejects.toThrow(/permission denied/);
     const [role] = await runner<{ member: boolean }[]>`SELECT pg_has_role('mana_ai_feed', 'MEMBER') AS member`;
