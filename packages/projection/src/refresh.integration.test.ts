@@ -318,11 +318,12 @@ describe('the runner’s own rows', () => {
 
   /** Every mission replayed from the whole log with the merge the webapp uses, keyed `<user>/<id>`. */
   async function fullReplay(): Promise<Map<string, Record<string, unknown> | null>> {
-    const rows = await db.sql<{ key: string; op: string; record_id: string; data: unknown; field_meta: unknown; stamp: string }[]>`
+    type LogRow = { key: string; op: string; record_id: string; data: unknown; field_meta: unknown; stamp: string };
+    const rows = await db.sql<LogRow[]>`
       SELECT user_id || '/' || record_id AS key, op, record_id, data, field_meta,
              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS stamp
       FROM sync_changes WHERE app_id = 'ai' AND table_name = 'aiMissions' ORDER BY created_at, id`;
-    const byKey = new Map<string, typeof rows>();
+    const byKey = new Map<string, LogRow[]>();
     for (const row of rows) byKey.set(row.key, [...(byKey.get(row.key) ?? []), row]);
     return new Map(
       [...byKey].map(([key, changes]) => [
