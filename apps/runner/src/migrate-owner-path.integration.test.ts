@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createProjection, migrations as projectionMigrations, withUser } from '@mana-ai/projection';
-import type { TestPostgresContext } from '@mana-ai/test-postgres';
+import { createProjection, withUser } from '@mana-ai/projection';
 import postgres, { type Notice, type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { noopLogger } from '@mana-ai/core';
@@ -32,56 +31,67 @@ function urlFor(adminUrl: string, database: string, user?: { name: string; passw
   return parsed.toString();
 }
 
-describe('migrate as the owner of mana_sync', () => {
+/**
+ * The owner path's starting point, set up before the suite and removed after it: an empty database
+ * that mana-sync's own login role (no superuser, no CREATEROLE, no BYPASSRLS) owns, with the log table
+ * it created. `connect()` is a superuser on that database, `connect(user)` that user; every role in
+ * `roles` (the owner first) is dropped at the end.
+ */
+function useSyncOwnedDatabase(tag: string) {
   const suffix = randomBytes(6).toString('hex');
-  const database = `mana_sync_${suffix}`;
-  const owner = { name: `owner_${suffix}`, password: randomBytes(12).toString('hex') };
-  const login = { name: `login_${suffix}`, password: randomBytes(12).toString('hex') };
-  const ownerNotices: string[] = [];
+  const database = `mana_sync_${tag}${suffix}`;
+  const owner = { name: `owner_${tag}${suffix}`, password: randomBytes(12).toString('hex') };
+  const roles: string[] = [];
   const clients: Sql[] = [];
-  const createdRoles: string[] = [];
-  let context: TestPostgresContext;
+  let adminUrl: string;
   let admin: Sql;
   let databaseCreated = false;
 
-  function connect(url: string, onnotice: (notice: Notice) => void = () => {}): Sql {
-    const client = postgres(url, { max: 2, onnotice });
+  const connect = (user?: { name: string; password: string }, onnotice: (notice: Notice) => void = () => {}): Sql => {
+    const client = postgres(urlFor(adminUrl, database, user), { max: 2, onnotice });
     clients.push(client);
     return client;
-  }
+  };
 
   beforeAll(async () => {
-    context = inject('manaAiTestPostgres');
-    admin = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
-    // mana-sync's world before the runner: its login role owns the database and sync_changes.
+    adminUrl = inject('manaAiTestPostgres').adminUrl;
+    admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
     await admin.unsafe(`CREATE ROLE ${owner.name} LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS PASSWORD '${owner.password}'`);
-    createdRoles.push(owner.name);
+    roles.push(owner.name);
     await admin.unsafe(`CREATE DATABASE ${database} OWNER ${owner.name}`);
     databaseCreated = true;
-    const sync = connect(urlFor(context.adminUrl, database, owner));
-    const syncChanges = projectionMigrations.find((migration) => migration.id === 'projection/0001_sync_changes');
+    const syncChanges = allMigrations.find((migration) => migration.id === 'projection/0001_sync_changes');
     if (!syncChanges) throw new Error('projection/0001_sync_changes is missing');
-    await sync.unsafe(syncChanges.sql);
+    await connect(owner).unsafe(syncChanges.sql);
   });
 
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
     if (databaseCreated) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    for (const role of createdRoles.reverse()) {
+    for (const role of roles.reverse()) {
+      // A role that was never granted one of them only draws a warning.
       await admin.unsafe(`REVOKE mana_ai_feed, mana_ai_runner FROM ${role}`);
       await admin.unsafe(`DROP OWNED BY ${role}`);
       await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
     }
-    await admin.end();
+    await admin?.end();
   });
+
+  return { owner, roles, connect };
+}
+
+describe('migrate as the owner of mana_sync', () => {
+  const { owner, roles, connect } = useSyncOwnedDatabase('');
+  const login = { name: `login_${randomBytes(6).toString('hex')}`, password: randomBytes(12).toString('hex') };
+  const ownerNotices: string[] = [];
 
   it('applies every migration without a superuser when the owner has run steps 1 and 2', async () => {
     // Step 1 exactly as documented, as a superuser connected to mana_sync (the roles already exist
     // on this cluster, which the documented block must tolerate).
-    const superuser = connect(urlFor(context.adminUrl, database));
+    const superuser = connect();
     await superuser.unsafe(documentedStep('-- 1.', owner.name));
     // Step 2, as the owner.
-    const ownerSql = connect(urlFor(context.adminUrl, database, owner), (notice) => ownerNotices.push(String(notice.message)));
+    const ownerSql = connect(owner, (notice) => ownerNotices.push(String(notice.message)));
     const [rights] = await ownerSql<{ superuser: boolean; createrole: boolean }[]>`
       SELECT rolsuper AS superuser, rolcreaterole AS createrole FROM pg_roles WHERE rolname = current_user`;
     expect(rights).toEqual({ superuser: false, createrole: false });
@@ -139,11 +149,11 @@ describe('migrate as the owner of mana_sync', () => {
 
   it('lets a login with only mana_ai_runner read the feed and its lag when the owner has migrated', async () => {
     // "Run the service with a least-privileged login role", as a superuser connected to mana_sync.
-    const superuser = connect(urlFor(context.adminUrl, database));
+    const superuser = connect();
     await superuser.unsafe(`CREATE ROLE ${login.name} LOGIN NOBYPASSRLS PASSWORD '${login.password}'`);
-    createdRoles.push(login.name);
+    roles.push(login.name);
     await superuser.unsafe(`GRANT mana_ai_runner TO ${login.name}`);
-    const runtime = connect(urlFor(context.adminUrl, database, login));
+    const runtime = connect(login);
     const [rights] = await runtime<{ database: boolean; schema: boolean; public: boolean; feed: boolean }[]>`
       SELECT has_database_privilege(current_database(), 'CREATE') AS database,
         has_schema_privilege('mana_ai', 'CREATE') AS schema, has_schema_privilege('public', 'CREATE') AS public,
@@ -167,17 +177,17 @@ describe('migrate as the owner of mana_sync', () => {
   });
 
   it('boots without DDL as that login when every migration is already applied', async () => {
-    const runtime = connect(urlFor(context.adminUrl, database, login));
+    const runtime = connect(login);
     const report = await migrate(runtime);
     expect(report).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
   });
 
   it('fails boot with RUNNER_MIGRATION_FAILED naming the pending migration when the login may not apply it', async () => {
     const pendingId = 'research/0002_research_job_state';
-    const ownerSql = connect(urlFor(context.adminUrl, database, owner));
+    const ownerSql = connect(owner);
     const [recorded] = await ownerSql<{ checksum: string }[]>`DELETE FROM mana_ai.schema_migrations WHERE id = ${pendingId} RETURNING checksum`;
     try {
-      const runtime = connect(urlFor(context.adminUrl, database, login));
+      const runtime = connect(login);
       const failure = await migrateOrExplain(runtime, noopLogger).then(
         () => undefined,
         (error: unknown) => error,
@@ -194,7 +204,7 @@ describe('migrate as the owner of mana_sync', () => {
   });
 
   it('leaves mana_sync scoped to one user seeing none of another user’s ai rows after the owner path', async () => {
-    const ownerSql = connect(urlFor(context.adminUrl, database, owner));
+    const ownerSql = connect(owner);
     for (const user of ['sync-user-a', 'sync-user-b']) {
       await withUser(ownerSql, user, async (tx) => {
         await tx`
@@ -213,7 +223,7 @@ describe('migrate as the owner of mana_sync', () => {
     const [unscoped] = await ownerSql<{ count: string }[]>`SELECT count(*) FROM public.sync_changes`;
     expect(unscoped?.count).toBe('0');
     // mana_sync also owns the runner's tables on this path: RLS is forced on it there as well.
-    const runtime = connect(urlFor(context.adminUrl, database, login));
+    const runtime = connect(login);
     await createProjection({ sql: runtime }).refresh();
     for (const user of ['sync-user-a', 'sync-user-b']) {
       await withUser(runtime, user, (tx) => tx`
@@ -231,57 +241,20 @@ describe('migrate as the owner of mana_sync', () => {
 // docs/upgrading.md, "A mana_ai schema owned by postgres": the original created mana_ai as a
 // superuser. The owner path cannot migrate that until the documented block hands the schema over.
 describe('migrate as the owner of mana_sync when the original left mana_ai owned by a superuser', () => {
-  const suffix = randomBytes(6).toString('hex');
-  const database = `mana_sync_orig_${suffix}`;
-  const owner = { name: `owner_orig_${suffix}`, password: randomBytes(12).toString('hex') };
-  const clients: Sql[] = [];
-  let context: TestPostgresContext;
-  let admin: Sql;
-  let databaseCreated = false;
-  let roleCreated = false;
+  const { owner, connect } = useSyncOwnedDatabase('orig_');
   /** The original service's tables: what these migrations create, as a superuser, unrecorded. */
   const ORIGINAL = ['projection/0002_mana_ai_schema', 'resolvers/0001_decrypt_audit', 'research/0001_research_jobs'];
-  const sqlOf = (id: string): string => {
-    const migration = allMigrations.find((candidate) => candidate.id === id);
-    if (!migration) throw new Error(`migration ${id} is missing`);
-    return migration.sql;
-  };
-
-  const connectAs = (url: string): Sql => {
-    const client = postgres(url, { max: 2, onnotice: () => {} });
-    clients.push(client);
-    return client;
-  };
 
   beforeAll(async () => {
-    context = inject('manaAiTestPostgres');
-    admin = postgres(context.adminUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`CREATE ROLE ${owner.name} LOGIN NOSUPERUSER NOCREATEROLE NOBYPASSRLS PASSWORD '${owner.password}'`);
-    roleCreated = true;
-    await admin.unsafe(`CREATE DATABASE ${database} OWNER ${owner.name}`);
-    databaseCreated = true;
-    const sync = connectAs(urlFor(context.adminUrl, database, owner));
-    await sync.unsafe(sqlOf('projection/0001_sync_changes'));
-    const superuser = connectAs(urlFor(context.adminUrl, database));
+    const superuser = connect();
     await superuser.unsafe('CREATE SCHEMA mana_ai');
-    for (const id of ORIGINAL) await superuser.unsafe(sqlOf(id));
-  });
-
-  afterAll(async () => {
-    await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
-    if (databaseCreated) await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    if (roleCreated) {
-      await admin.unsafe(`REVOKE mana_ai_feed FROM ${owner.name}`);
-      await admin.unsafe(`DROP OWNED BY ${owner.name}`);
-      await admin.unsafe(`DROP ROLE IF EXISTS ${owner.name}`);
-    }
-    await admin.end();
+    for (const id of ORIGINAL) await superuser.unsafe(allMigrations.find((migration) => migration.id === id)!.sql);
   });
 
   it('cannot migrate before the documented ownership block and applies every migration after it', async () => {
-    const superuser = connectAs(urlFor(context.adminUrl, database));
+    const superuser = connect();
     await superuser.unsafe(documentedStep('-- 1.', owner.name));
-    const ownerSql = connectAs(urlFor(context.adminUrl, database, owner));
+    const ownerSql = connect(owner);
     await expect(migrate(ownerSql)).rejects.toThrow(/permission denied for schema mana_ai|must be owner/);
 
     await superuser.unsafe(documentedStep('-- upgrade:', owner.name, 'upgrading.md'));
