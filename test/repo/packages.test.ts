@@ -156,15 +156,18 @@ describe('published package manifests', () => {
     }
   });
 
-  it.each(names)('%s takes postgres as a peer exactly when its code takes an Sql', (name) => {
+  it.each(names)('%s takes postgres as an optional peer exactly when its code takes an SqlClient', (name) => {
     const pkg = manifest(name);
-    const importsPostgres = shippedSources(join(packageDir(name), 'src')).some((text) =>
-      /from 'postgres'/.test(text),
-    );
+    const sources = shippedSources(join(packageDir(name), 'src'));
+    // The types are structural (core's SqlClient): no shipped file imports the driver.
+    expect(sources.filter((text) => /from 'postgres'/.test(text))).toEqual([]);
+    const takesSql = sources.some((text) => /\bSqlClient\b/.test(text));
     expect(pkg.dependencies?.postgres).toBeUndefined();
-    if (importsPostgres) {
+    if (takesSql && name !== 'core') {
+      // The driver the package is tested with; optional, so that a webapp importing a browser-safe
+      // entry point does not install it.
       expect(pkg.peerDependencies?.postgres).toMatch(/^\^3\./);
-      expect(pkg.peerDependenciesMeta?.postgres?.optional).not.toBe(true);
+      expect(pkg.peerDependenciesMeta?.postgres?.optional).toBe(true);
     } else {
       expect(pkg.peerDependencies?.postgres).toBeUndefined();
     }
@@ -216,6 +219,30 @@ describe('package READMEs', () => {
       expect(missing, `${specifier} exports missing from README.md`).toEqual([]);
     }
   });
+});
+
+describe('the postgres.js patch (reconnect after an outage)', () => {
+  const rootManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    pnpm?: { patchedDependencies?: Record<string, string> };
+  };
+  const patched = Object.entries(rootManifest.pnpm?.patchedDependencies ?? {}).filter(([key]) => key.startsWith('postgres@'));
+
+  it.each(['projection', 'resolvers', 'research'] as const)(
+    '%s README tells a consumer the exact version, patch file and declaration the runner uses',
+    (name) => {
+      expect(patched).toHaveLength(1);
+      const [key, path] = patched[0]!;
+      const version = key.slice('postgres@'.length);
+      expect(existsSync(join(root, path))).toBe(true);
+      // The package is tested with the version the patch is for.
+      expect(manifest(name).devDependencies?.postgres).toBe(version);
+      const text = readme(name);
+      expect(text).toContain(`\`${key}\``);
+      expect(text).toContain(`\`${path}\``);
+      expect(text).toContain(`"patchedDependencies": { "${key}": "${path}" }`);
+      expect(text).toContain('`connect_timeout: 10`');
+    },
+  );
 });
 
 describe('CONTRIBUTING.md', () => {
@@ -300,11 +327,11 @@ describe('check-packages script', () => {
     try {
       // WebCrypto's CryptoKey is a DOM-lib name: a Node service without DOM cannot compile it.
       await write('dom-types', "import 'not-a-declared-dependency';\nexport const seal = () => {};\n", 'export declare function seal(key: CryptoKey): void;\n');
-      // A browser entry point whose types need Node's.
+      // An entry point (not a Fastify plugin, so the webapp checks it too) whose types need Node's.
       await write('node-types', 'export const source = null;\n', "import type { Readable } from 'node:stream';\nexport declare const source: Readable | null;\n");
       const failure = await run(
         process.execPath,
-        [join(root, 'tooling/scripts/check-packages.mjs'), '--browser-entry', 'node-types', join(scratch, 'dom-types'), join(scratch, 'node-types')],
+        [join(root, 'tooling/scripts/check-packages.mjs'), join(scratch, 'dom-types'), join(scratch, 'node-types')],
         { cwd: root, timeout: 170_000 },
       ).then(
         () => null,

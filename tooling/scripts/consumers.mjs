@@ -1,7 +1,8 @@
 // Installs packed tarballs into two fresh consumer projects and checks them the way users would:
 // a Node service (lib ES2023 + @types/node, no DOM) imports and type-checks every entry point; a
-// webapp (lib ES2023 + DOM, no Node types) type-checks the browser-safe entry points. Neither uses
-// skipLibCheck. Offline: each tarball's third-party dependencies come from the workspace install
+// webapp (lib ES2023 + DOM, no Node types) type-checks every entry point but the Fastify plugins
+// (`./fastify`: they need the optional peer fastify, a Node HTTP server whose own types need
+// @types/node). Neither uses skipLibCheck. Offline: each tarball's third-party dependencies come from the workspace install
 // (what pnpm resolved for that package), linked for the Node consumer and copied for the webapp so
 // that TypeScript cannot find the workspace's @types/node above a linked package.
 import { execFile } from 'node:child_process';
@@ -12,8 +13,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** The entry points a browser may load (DESIGN §1: LWW merge, crypto, catalog, planner loop, cadence math). */
-export const BROWSER_ENTRY_POINTS = ['@mana-ai/core', '@mana-ai/projection/merge', '@mana-ai/crypto', '@mana-ai/planner'];
+/** The `exports` key of the Fastify plugins: Node servers only, left out of the DOM-only consumer. */
+export const FASTIFY_ENTRY = './fastify';
 
 /** The directory of `dependency` as Node would resolve it from `fromDir` (no `exports` lookup). */
 async function resolvePackageDir(dependency, fromDir) {
@@ -95,14 +96,19 @@ async function importEach(dir, specifiers) {
 
 /**
  * Checks the packed packages as consumers see them. `packages`: `{ tarball, manifest, sourceDir }`
- * (sourceDir: the workspace package the tarball was packed from); `browserEntryPoints`: the
- * specifiers the webapp consumer type-checks. Returns the problems found and the specifiers checked.
+ * (sourceDir: the workspace package the tarball was packed from). Returns the problems found, the
+ * specifiers checked and those of them the webapp consumer type-checked (all but `./fastify`).
  */
-export async function checkConsumers({ root, scratch, packages, browserEntryPoints }) {
+export async function checkConsumers({ root, scratch, packages }) {
   const tsc = join(await resolvePackageDir('typescript', root), 'bin/tsc');
-  const specifiers = packages.flatMap(({ manifest }) =>
-    Object.keys(manifest.exports ?? { '.': null }).map((key) => (key === '.' ? manifest.name : `${manifest.name}/${key.slice(2)}`)),
+  const entries = packages.flatMap(({ manifest }) =>
+    Object.keys(manifest.exports ?? { '.': null }).map((key) => ({
+      key,
+      specifier: key === '.' ? manifest.name : `${manifest.name}/${key.slice(2)}`,
+    })),
   );
+  const specifiers = entries.map((entry) => entry.specifier);
+  const browserEntryPoints = entries.filter((entry) => entry.key !== FASTIFY_ENTRY).map((entry) => entry.specifier);
   const node = join(scratch, 'consumer-node');
   const browser = join(scratch, 'consumer-browser');
   await createProject(node, packages, { copy: false, optionalPeers: true, extra: [{ name: '@types/node', from: root }] });
@@ -121,5 +127,5 @@ export async function checkConsumers({ root, scratch, packages, browserEntryPoin
   report('node import', imports);
   report('Node-only consumer (lib ES2023 + @types/node)', nodeTypes);
   report('DOM-only consumer (lib ES2023 + DOM)', browserTypes);
-  return { problems, specifiers };
+  return { problems, specifiers, browserEntryPoints };
 }

@@ -75,6 +75,7 @@ export {
 export { type EventBus, type EventBusOptions, type EventChannel, type EventListener, type EventMap, type ManaAiEvents, createEventBus } from './events.js';
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
 export type { Migration } from './migration.js';
+export type { SqlClient, SqlQueries, SqlResult, SqlRow, SqlTransaction, SqlValue } from './sql.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
 export { REPLACEMENT_CHARACTER, cutText, sanitizeJson, sanitizeText } from './text.js';
 export { CIPHERTEXT_PREFIX, isCiphertext } from './ciphertext.js';

@@ -1,5 +1,4 @@
-import { type Logger, type Migration, noopLogger } from '@mana-ai/core';
-import type { Sql, TransactionSql } from 'postgres';
+import { type Logger, type Migration, type SqlClient, type SqlTransaction, noopLogger } from '@mana-ai/core';
 import { ProjectionError } from './errors.js';
 
 /** What {@link applyMigrations} did. */
@@ -35,7 +34,7 @@ async function checksum(sql: string): Promise<string> {
  * `PROJECTION_INVALID_ARGUMENT` before anything runs.
  */
 export async function applyMigrations(
-  sql: Sql,
+  sql: SqlClient,
   migrations: readonly Migration[],
   options: ApplyMigrationsOptions = {},
 ): Promise<MigrationReport> {
@@ -88,7 +87,7 @@ export async function applyMigrations(
   return report;
 }
 
-async function recordedChecksums(tx: TransactionSql): Promise<Map<string, string>> {
+async function recordedChecksums(tx: SqlTransaction): Promise<Map<string, string>> {
   const rows = await tx<{ id: string; checksum: string }[]>`SELECT id, checksum FROM mana_ai.schema_migrations`;
   return new Map(rows.map((row) => [row.id, row.checksum]));
 }

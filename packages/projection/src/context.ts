@@ -1,5 +1,4 @@
-import type { EventChannel, Logger } from '@mana-ai/core';
-import type { Sql } from 'postgres';
+import type { EventChannel, Logger, SqlClient } from '@mana-ai/core';
 import type { ProjectionEvents } from './events.js';
 
 /**
@@ -7,7 +6,7 @@ import type { ProjectionEvents } from './events.js';
  * instances (due, leases, stamps, the budget window) is the database's (DESIGN §4).
  */
 export interface ProjectionContext {
-  sql: Sql;
+  sql: SqlClient;
   events: EventChannel<ProjectionEvents>;
   logger: Logger;
   /** IANA zone of cadences whose mission names none or an unknown one (validated at creation). */

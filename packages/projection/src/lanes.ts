@@ -1,4 +1,4 @@
-import type { TransactionSql } from 'postgres';
+import type { SqlTransaction } from '@mana-ai/core';
 
 /** A claim lane: the missions of one agent of one user (`agent_id` null = no lane). */
 export interface LaneKey {
@@ -12,7 +12,7 @@ export interface LaneKey {
  * `mana_ai.sync_mission_lanes`). Lanes are locked in one order, so call it once, last, with every
  * lane the transaction touched: the old and the new agent of each mission written.
  */
-export async function syncLanes(tx: TransactionSql, keys: readonly LaneKey[]): Promise<void> {
+export async function syncLanes(tx: SqlTransaction, keys: readonly LaneKey[]): Promise<void> {
   const unique = new Map<string, LaneKey>();
   for (const key of keys) {
     if (key.agent_id !== null) unique.set(JSON.stringify([key.user_id, key.agent_id]), key);

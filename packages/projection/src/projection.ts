@@ -1,13 +1,4 @@
-import {
-  type Agent,
-  DEFAULT_TIME_ZONE,
-  type EventChannel,
-  type Logger,
-  assertTimeZone,
-  createEventBus,
-  noopLogger,
-} from '@mana-ai/core';
-import type { Sql, TransactionSql } from 'postgres';
+import { type Agent, DEFAULT_TIME_ZONE, type EventChannel, type Logger, type SqlClient, type SqlTransaction, assertTimeZone, createEventBus, noopLogger } from '@mana-ai/core';
 import {
   type ClaimOptions,
   type ClaimedMission,
@@ -33,7 +24,7 @@ import { type WriteIterationInput, type WriteIterationResult, writeIteration } f
 /** Collaborators of {@link createProjection}. */
 export interface ProjectionDeps {
   /** The process's postgres.js client (a role without BYPASSRLS, e.g. `mana_ai_runner`). */
-  sql: Sql;
+  sql: SqlClient;
   /** Where refresh/claim/write-back events go (default: a private bus). */
   events?: EventChannel<ProjectionEvents>;
   logger?: Logger;
@@ -91,7 +82,7 @@ export interface Projection {
   /** Operator view: a user's missions with state, next run, lease and last iteration. */
   listUserMissions(userId: string): Promise<MissionOverview[]>;
   /** Runs `fn` in a transaction scoped to `userId` for row-level security. */
-  withUser<T>(userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T>;
+  withUser<T>(userId: string, fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
   /** The bus the projection emits on. */
   readonly events: EventChannel<ProjectionEvents>;
 }

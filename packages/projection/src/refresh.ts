@@ -1,4 +1,4 @@
-import type { TransactionSql } from 'postgres';
+import type { SqlTransaction } from '@mana-ai/core';
 import { type ProjectionContext, MICROSECOND_STAMP, MILLISECOND_STAMP } from './context.js';
 import type { FeedCursor, RefreshResult, RowSkipReason } from './events.js';
 import {
@@ -189,7 +189,7 @@ function mergeGroup(
  * its user's RLS scope (set for the rest of the refresh transaction, whose other statements are
  * definer functions); returns the claim lanes it touched (the mission's agent before and after).
  */
-async function remergeLocked(context: ProjectionContext, tx: TransactionSql, group: RecordGroup): Promise<LaneKey[]> {
+async function remergeLocked(context: ProjectionContext, tx: SqlTransaction, group: RecordGroup): Promise<LaneKey[]> {
   await tx`SELECT set_config('app.current_user_id', ${group.userId}, true)`;
   const [current] = await tx<{ record: Record<string, unknown>; agent_id: string | null }[]>`
     SELECT record, agent_id FROM mana_ai.mission_snapshots WHERE user_id = ${group.userId} AND mission_id = ${group.recordId}
@@ -297,7 +297,7 @@ export async function refreshSnapshots(context: ProjectionContext, options: Refr
 
 async function refreshBatch(
   context: ProjectionContext,
-  tx: TransactionSql,
+  tx: SqlTransaction,
   batchSize: number,
   notify: { appliedBefore: boolean; lastAllowed: boolean },
 ): Promise<BatchOutcome | null> {

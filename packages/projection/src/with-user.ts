@@ -1,4 +1,4 @@
-import type { Sql, TransactionSql } from 'postgres';
+import type { SqlClient, SqlTransaction } from '@mana-ai/core';
 import { ProjectionError } from './errors.js';
 
 /**
@@ -6,7 +6,7 @@ import { ProjectionError } from './errors.js';
  * set transaction-locally before `fn` runs (docs/wire-contract.md#the-sync-log). An empty id is refused before the
  * database is touched (`PROJECTION_EMPTY_USER_ID`).
  */
-export async function withUser<T>(sql: Sql, userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+export async function withUser<T>(sql: SqlClient, userId: string, fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
   if (typeof userId !== 'string' || userId === '') {
     throw new ProjectionError('PROJECTION_EMPTY_USER_ID', 'withUser: empty user id');
   }
@@ -25,7 +25,7 @@ export function assertUserId(userId: unknown): asserts userId is string {
 }
 
 /** Sets the RLS user of an already open transaction (same rules as {@link withUser}). */
-export async function setTransactionUser(tx: TransactionSql, userId: string): Promise<void> {
+export async function setTransactionUser(tx: SqlTransaction, userId: string): Promise<void> {
   assertUserId(userId);
   await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
 }

@@ -1,4 +1,4 @@
-import type { JSONValue, Sql, TransactionSql } from 'postgres';
+import type { SqlClient, SqlTransaction } from '@mana-ai/core';
 import type { DeepResearchAnswer } from './deep-research.js';
 import { isRecord } from './http.js';
 import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } from './research-machine.js';
@@ -6,7 +6,7 @@ import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } fro
 /** Collaborators of the job store. */
 export interface ResearchJobStoreDeps {
   /** The runner's postgres.js client; every statement runs in a transaction scoped to the job's user (row-level security). */
-  sql: Sql;
+  sql: SqlClient;
 }
 
 /** Persists each mission's {@link ResearchState} in `mana_ai.mission_research_jobs`. */
@@ -38,7 +38,7 @@ interface JobRow {
  * Runs `fn` in a transaction whose `app.current_user_id` is `userId`: the table's row-level security
  * (migration research/0003) then shows and accepts that user's rows only.
  */
-function asUser<T>(sql: Sql, userId: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+function asUser<T>(sql: SqlClient, userId: string, fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
   return sql.begin(async (tx) => {
     await tx`SELECT set_config('app.current_user_id', ${userId}, true)`;
     return fn(tx);
@@ -61,8 +61,8 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
 
     async save(userId, missionId, state) {
       const completed = state.phase === 'completed';
-      // sql.json: a string bound to a jsonb parameter would be stored as a JSON string scalar.
-      const result = completed ? sql.json(state.answer as unknown as JSONValue) : null;
+      // Sent as text and cast: a string bound to a jsonb parameter would be stored as a JSON string scalar.
+      const result = completed ? JSON.stringify(state.answer) : null;
       await asUser(sql, userId, (tx) => tx`
         INSERT INTO mana_ai.mission_research_jobs (
           user_id, mission_id, task_id, provider_id, submitted_at, last_polled_at,
@@ -71,7 +71,7 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
           ${userId}, ${missionId}, ${state.taskId}, ${state.providerId}, ${new Date(state.submittedAt)},
           ${state.lastPolledAt === null ? null : new Date(state.lastPolledAt)},
           ${state.phase}, ${completed ? 'completed' : state.remoteStatus}, ${completed ? 0 : state.failedPolls},
-          ${result}, ${completed ? new Date(state.completedAt) : null}, now()
+          ${result}::text::jsonb, ${completed ? new Date(state.completedAt) : null}, now()
         )
         ON CONFLICT (user_id, mission_id) DO UPDATE SET
           task_id = EXCLUDED.task_id,

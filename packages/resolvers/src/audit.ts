@@ -1,5 +1,4 @@
-import { type EventChannel, type Logger, noopLogger } from '@mana-ai/core';
-import type { Sql, TransactionSql } from 'postgres';
+import { type EventChannel, type Logger, type SqlClient, type SqlTransaction, noopLogger } from '@mana-ai/core';
 import { ResolversError, errorLabel } from './errors.js';
 import type { ResolverEvents } from './events.js';
 
@@ -41,7 +40,7 @@ export interface DecryptAuditQuery {
 
 /** Collaborators of {@link createDecryptAudit}. */
 export interface DecryptAuditDeps {
-  sql: Sql;
+  sql: SqlClient;
   logger?: Logger;
   events?: EventChannel<ResolverEvents>;
 }
@@ -70,7 +69,7 @@ export function clampAuditLimit(limit: number | undefined): number {
 }
 
 /** Runs `work` in a transaction whose `app.current_user_id` is `userId` (transaction-local). */
-async function withUser<T>(sql: Sql, userId: string, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+async function withUser<T>(sql: SqlClient, userId: string, work: (tx: SqlTransaction) => Promise<T>): Promise<T> {
   if (typeof userId !== 'string' || userId === '') {
     throw new ResolversError('RESOLVERS_INVALID_ARGUMENT', 'withUser: empty userID');
   }
@@ -132,7 +131,7 @@ export function createDecryptAudit(deps: DecryptAuditDeps): DecryptAudit {
           (tx) => tx<AuditRecord[]>`
             SELECT id::text AS id, mission_id, iteration_id, table_name, record_id, status, reason, ts
             FROM mana_ai.decrypt_audit
-            WHERE user_id = ${userId} ${missionId === undefined ? tx`` : tx`AND mission_id = ${missionId}`}
+            WHERE user_id = ${userId} AND (${missionId ?? null}::text IS NULL OR mission_id = ${missionId ?? null})
             ORDER BY ts DESC, id DESC
             LIMIT ${limit}`,
         );

@@ -1,5 +1,4 @@
-import { type EventChannel, type Logger, type MissionInputRef, type ResolvedInput, noopLogger } from '@mana-ai/core';
-import type { Sql } from 'postgres';
+import { type EventChannel, type Logger, type MissionInputRef, type ResolvedInput, type SqlClient, noopLogger } from '@mana-ai/core';
 import { type DecryptAudit, createDecryptAudit } from './audit.js';
 import { createEncryptedResolver } from './encrypted.js';
 import { ResolversError, errorLabel } from './errors.js';
@@ -12,7 +11,7 @@ import { type ResolverRegistry, createResolverRegistry } from './registry.js';
 /** Collaborators of {@link createInputResolvers}. */
 export interface InputResolversDeps {
   /** The runner's client; audit rows are written under RLS through it. */
-  sql: Sql;
+  sql: SqlClient;
   /** Single-record replay (from `@mana-ai/projection`). */
   replayRecord: ReplayRecord;
   /** Grant unwrap and value decryption (from `@mana-ai/crypto`). */

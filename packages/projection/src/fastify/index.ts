@@ -1,6 +1,6 @@
+import type { SqlClient } from '@mana-ai/core';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Sql } from 'postgres';
 // Loads the `manaCore` decorator type.
 import type {} from '@mana-ai/core/fastify';
 import { type Projection, type ProjectionOptions, createProjection } from '../projection.js';
@@ -8,7 +8,7 @@ import { type Projection, type ProjectionOptions, createProjection } from '../pr
 /** Options of the projection plugin: the shared client plus {@link ProjectionOptions}. */
 export interface ManaProjectionPluginOptions extends ProjectionOptions {
   /** The runner's postgres.js client (not closed by the plugin: its creator owns it). */
-  sql: Sql;
+  sql: SqlClient;
 }
 
 declare module 'fastify' {

@@ -1,9 +1,8 @@
-import type { Logger } from '@mana-ai/core';
+import type { Logger, SqlClient } from '@mana-ai/core';
 // Type-only: brings in the `manaCore` decorator's declaration.
 import type {} from '@mana-ai/core/fastify';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Sql } from 'postgres';
 import { type DeepResearchClient, type DeepResearchOptions, createDeepResearchClient } from '../deep-research.js';
 import type { FetchLike } from '../http.js';
 import { type ResearchJobStore, createResearchJobStore } from '../research-job-store.js';
@@ -29,7 +28,7 @@ export interface ManaResearchDecorator {
 /** Options of the research plugin. */
 export interface ManaResearchPluginOptions {
   /** The runner's postgres.js client (not closed by the plugin). */
-  sql: Sql;
+  sql: SqlClient;
   /** Default: the global `fetch`. */
   fetch?: FetchLike;
   /** Shallow research (mana-api news-research); omitted = no shallow research. */

@@ -1,16 +1,15 @@
-import type { Logger } from '@mana-ai/core';
+import type { Logger, SqlClient } from '@mana-ai/core';
 // Loads the `manaCore` decorator type.
 import type {} from '@mana-ai/core/fastify';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Sql } from 'postgres';
 import { type InputResolvers, createInputResolvers } from '../input-resolvers.js';
 import type { ReplayRecord, ResolverCrypto } from '../ports.js';
 
 /** Options of the resolvers plugin. */
 export interface ManaResolversPluginOptions {
   /** The runner's Postgres client (audit rows are written under RLS through it). */
-  sql: Sql;
+  sql: SqlClient;
   /** Single-record replay, from `@mana-ai/projection`. */
   replayRecord: ReplayRecord;
   /** Grant unwrap and value decryption, from `@mana-ai/crypto`. */
