@@ -1,14 +1,14 @@
 import { createEventBus } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
-import type { Sql } from 'postgres';
+import { type TestDatabase, type TestLoginRole, createTestDatabase } from '@mana-ai/test-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DecryptAudit, clampAuditLimit, createDecryptAudit } from './audit.js';
 import type { ResolverEvents } from './events.js';
 import { migrations } from './migrations.js';
+import { AUDIT_WRITER_PRIVILEGES } from '../test/audit-writer.js';
 
 const ROLE = `audit_${Math.random().toString(36).slice(2, 10)}`;
 let db: TestDatabase;
-let roleSql: Sql;
+let role: TestLoginRole;
 let audit: DecryptAudit;
 const events = createEventBus<ResolverEvents>();
 const audited: ResolverEvents['decrypt.audited'][] = [];
@@ -16,13 +16,8 @@ events.on('decrypt.audited', (payload) => audited.push(payload));
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.sql.unsafe(`
-    CREATE ROLE ${ROLE} LOGIN PASSWORD 'pw';
-    GRANT USAGE ON SCHEMA mana_ai TO ${ROLE};
-    GRANT SELECT, INSERT ON mana_ai.decrypt_audit TO ${ROLE};
-    GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq TO ${ROLE};`);
-  roleSql = db.connect({ url: db.urlFor(ROLE, 'pw') });
-  audit = createDecryptAudit({ sql: roleSql, events });
+  role = await db.loginRole(ROLE, AUDIT_WRITER_PRIVILEGES);
+  audit = createDecryptAudit({ sql: role.sql, events });
   const entries = [
     { userId: 'u1', missionId: 'm1', iterationId: 'i1', tableName: 'notes', recordId: 'n1', status: 'ok' as const },
     { userId: 'u1', missionId: 'm1', tableName: 'notes', recordId: 'n2', status: 'failed' as const, reason: 'ciphertext-malformed' },
@@ -35,8 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await roleSql?.end({ timeout: 5 });
-  await db.sql.unsafe(`DROP OWNED BY ${ROLE}; DROP ROLE ${ROLE}`);
+  await role?.drop();
   await db.drop();
 });
 
@@ -82,11 +76,11 @@ describe('createDecryptAudit', () => {
   });
 
   it('hides every row from the runner role when no user is set (RLS)', async () => {
-    expect(await roleSql`SELECT id FROM mana_ai.decrypt_audit`).toHaveLength(0);
+    expect(await role.sql`SELECT id FROM mana_ai.decrypt_audit`).toHaveLength(0);
   });
 
   it('refuses a row for another user than the transaction’s user (RLS check)', async () => {
-    const attempt = roleSql.begin(async (tx) => {
+    const attempt = role.sql.begin(async (tx) => {
       await tx`SELECT set_config('app.current_user_id', 'u1', true)`;
       await tx`INSERT INTO mana_ai.decrypt_audit (user_id, mission_id, table_name, record_id, status)
                VALUES ('u2', 'm1', 'notes', 'n1', 'ok')`;

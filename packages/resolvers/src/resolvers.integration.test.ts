@@ -16,7 +16,7 @@ import {
   importAesKey,
 } from '@mana-ai/crypto';
 import { type TestKeyPair, generateTestKeyPair, testMasterKey } from '@mana-ai/crypto/testing';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, type TestLoginRole, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createCaptureLogger } from '../test/capture-logger.js';
@@ -25,6 +25,7 @@ import type { ResolverEvents } from './events.js';
 import { type InputResolvers, createInputResolvers } from './input-resolvers.js';
 import { createInputsPort } from './inputs-port.js';
 import type { ResolverCrypto } from './ports.js';
+import { AUDIT_WRITER_PRIVILEGES } from '../test/audit-writer.js';
 
 const NOW = '2026-04-20T08:00:00.000Z';
 const USER = 'user-1';
@@ -58,7 +59,7 @@ const granted: MissionInputRef[] = [
 const extraIds = ['notes:n-wrong-key', 'notes:n-tampered', 'notes:n-malformed', 'notes:n-absent', 'notes:n-deleted'];
 
 let db: TestDatabase;
-let roleSql: Sql;
+let role: TestLoginRole;
 let pair: TestKeyPair;
 let otherPair: TestKeyPair;
 let grant: MissionGrant;
@@ -74,7 +75,7 @@ async function unwrapperCrypto(privateKeyPem: string | undefined): Promise<Resol
   return { unwrapGrant: (value, binding) => unwrapper.unwrap(value, binding), decryptValue };
 }
 
-async function resolvers(sql: Sql = roleSql, privateKeyPem: string | undefined = pair.privateKeyPem): Promise<InputResolvers> {
+async function resolvers(sql: Sql = role.sql, privateKeyPem: string | undefined = pair.privateKeyPem): Promise<InputResolvers> {
   return createInputResolvers({
     sql,
     replayRecord: createTestReplayRecord(sql),
@@ -97,13 +98,7 @@ async function auditRows(): Promise<Record<string, unknown>[]> {
 beforeAll(async () => {
   db = await createTestDatabase();
   [pair, otherPair] = await Promise.all([generateTestKeyPair(), generateTestKeyPair()]);
-  await db.sql.unsafe(`
-    CREATE ROLE ${ROLE} LOGIN PASSWORD 'pw';
-    GRANT USAGE ON SCHEMA mana_ai TO ${ROLE};
-    GRANT SELECT, INSERT ON mana_ai.decrypt_audit TO ${ROLE};
-    GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq TO ${ROLE};
-    GRANT SELECT ON public.sync_changes TO ${ROLE};`);
-  roleSql = db.connect({ url: db.urlFor(ROLE, 'pw') });
+  role = await db.loginRole(ROLE, [...AUDIT_WRITER_PRIVILEGES, 'SELECT ON public.sync_changes']);
 
   const issuer = createGrantIssuer({ clock }, { publicKey: pair.publicKeyPem });
   grant = await issuer.issue(testMasterKey(), {
@@ -162,8 +157,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await roleSql?.end({ timeout: 5 });
-  await db.sql.unsafe(`DROP OWNED BY ${ROLE}; DROP ROLE ${ROLE}`);
+  await role?.drop();
   await db.drop();
 });
 
@@ -285,8 +279,8 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
 
   it.each([
     ['expired', async () => ({ subject: await resolvers(), grant, missionId: MISSION, advance: 8 * 86_400_000 })],
-    ['not-configured', async () => ({ subject: await resolvers(roleSql, ''), grant, missionId: MISSION, advance: 0 })],
-    ['wrap-rejected', async () => ({ subject: await resolvers(roleSql, otherPair.privateKeyPem), grant, missionId: MISSION, advance: 0 })],
+    ['not-configured', async () => ({ subject: await resolvers(role.sql, ''), grant, missionId: MISSION, advance: 0 })],
+    ['wrap-rejected', async () => ({ subject: await resolvers(role.sql, otherPair.privateKeyPem), grant, missionId: MISSION, advance: 0 })],
     ['malformed', async () => ({ subject: await resolvers(), grant: { ...grant, wrappedKey: '%%' }, missionId: MISSION, advance: 0 })],
     [
       'unsupported-version',
@@ -327,14 +321,9 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
   });
 
   it('withholds a decrypted input (fail closed) when its audit row cannot be written', async () => {
-    const readonlyRole = `${ROLE}_ro`;
-    await db.sql.unsafe(`
-      CREATE ROLE ${readonlyRole} LOGIN PASSWORD 'pw';
-      GRANT USAGE ON SCHEMA mana_ai TO ${readonlyRole};
-      GRANT SELECT ON public.sync_changes TO ${readonlyRole};`);
-    const readonlySql = db.connect({ url: db.urlFor(readonlyRole, 'pw') });
+    const readonly = await db.loginRole(`${ROLE}_ro`, ['USAGE ON SCHEMA mana_ai', 'SELECT ON public.sync_changes']);
     try {
-      const subject = await resolvers(readonlySql);
+      const subject = await resolvers(readonly.sql);
       const results = await subject.resolve({ userId: USER, missionId: MISSION, grant, inputs: granted.slice(0, 2) });
       expect(results).toEqual([]);
       const payloads = (name: string) =>
@@ -352,8 +341,7 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
       ]);
       expect(await auditRows()).toEqual([]);
     } finally {
-      await readonlySql.end({ timeout: 5 });
-      await db.sql.unsafe(`DROP OWNED BY ${readonlyRole}; DROP ROLE ${readonlyRole}`);
+      await readonly.drop();
     }
   });
 

@@ -28,13 +28,34 @@ export interface TestDatabase {
   urlFor(user: string, password: string): string;
   /** Opens another client on this database (closed by {@link TestDatabase.drop}). */
   connect(options?: Options<Record<string, postgres.PostgresType>> & { url?: string }): Sql;
+  /**
+   * Creates the login role `name` (cluster-wide: the name must be unique to the test file) holding
+   * only `privileges` in this database, each granted as `GRANT <privilege> TO name` (e.g. `SELECT ON
+   * mana_ai.decrypt_audit`), and connects as it.
+   */
+  loginRole(name: string, privileges: readonly string[]): Promise<TestLoginRole>;
   /** Closes every client and drops the database. */
+  drop(): Promise<void>;
+}
+
+/** A role made by {@link TestDatabase.loginRole}. */
+export interface TestLoginRole {
+  /** A client connected as the role. */
+  readonly sql: Sql;
+  /** Ends that client and drops the role, with what it owns or was granted in this database. */
   drop(): Promise<void>;
 }
 
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+function withUser(url: string, user: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(user);
+  parsed.password = encodeURIComponent(password);
   return parsed.toString();
 }
 
@@ -62,13 +83,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     name,
     url,
     sql,
-    urlFor(user, password) {
-      const parsed = new URL(url);
-      parsed.username = encodeURIComponent(user);
-      parsed.password = encodeURIComponent(password);
-      return parsed.toString();
-    },
+    urlFor: (user, password) => withUser(url, user, password),
     connect,
+    async loginRole(role, privileges) {
+      await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+      for (const privilege of privileges) await sql.unsafe(`GRANT ${privilege} TO ${role}`);
+      const client = connect({ url: withUser(url, role, 'pw') });
+      return {
+        sql: client,
+        async drop() {
+          await client.end({ timeout: 5 });
+          await sql.unsafe(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+        },
+      };
+    },
     async drop() {
       await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
       const dropper = postgres(context.adminUrl, { max: 1, onnotice: () => {} });

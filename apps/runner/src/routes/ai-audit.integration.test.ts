@@ -1,11 +1,10 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createManualClock } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, type TestLoginRole, createTestDatabase } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { pino } from 'pino';
-import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConfig, buildApp } from '../app.js';
 import { createPassDispatcher, emptyTickStats } from '../host-dispatcher.js';
@@ -18,7 +17,7 @@ const NOW_SECONDS = Date.parse('2025-10-26T01:30:00.000Z') / 1000;
 const clock = createManualClock('2025-10-26T01:30:00.000Z');
 
 let db: TestDatabase;
-let roleSql: Sql;
+let role: TestLoginRole;
 let jwks: Server;
 let jwksUrl: string;
 let signingKey: CryptoKey;
@@ -31,7 +30,7 @@ const logger = pino({ level: 'trace' }, { write: (line: string) => void logLines
 
 function app(overrides: Partial<AppConfig> = {}): FastifyInstance {
   const instance = buildApp(
-    { sql: roleSql, logger, clock, dispatcher: createPassDispatcher(async () => emptyTickStats(clock), clock) },
+    { sql: role.sql, logger, clock, dispatcher: createPassDispatcher(async () => emptyTickStats(clock), clock) },
     {
       serviceKey: 'test-service-key',
       tickIntervalMs: 60_000,
@@ -80,11 +79,7 @@ async function audit(bearer: string | undefined, query = ''): Promise<{ statusCo
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db.sql.unsafe(`
-    CREATE ROLE ${ROLE} LOGIN PASSWORD 'pw';
-    GRANT USAGE ON SCHEMA mana_ai TO ${ROLE};
-    GRANT SELECT ON mana_ai.decrypt_audit TO ${ROLE};`);
-  roleSql = db.connect({ url: db.urlFor(ROLE, 'pw') });
+  role = await db.loginRole(ROLE, ['USAGE ON SCHEMA mana_ai', 'SELECT ON mana_ai.decrypt_audit']);
 
   const pair = await generateKeyPair('RS256');
   signingKey = pair.privateKey;
@@ -115,8 +110,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await new Promise((resolve) => jwks?.close(resolve));
-  await roleSql?.end({ timeout: 5 });
-  await db.sql.unsafe(`DROP OWNED BY ${ROLE}; DROP ROLE ${ROLE}`);
+  await role?.drop();
   await db.drop();
 });
 
