@@ -1,5 +1,5 @@
 import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, openTransaction, runnerUrl } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RUNNER_PASSWORD, ageLeases, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
@@ -339,6 +339,35 @@ describe('claimDueMissions', () => {
       WHERE active AND agent_id IS NOT NULL AND next_run_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`;
     expect(lanes).toEqual(truth);
     expect(truth.map((lane) => lane.agent_id)).toEqual(['a-many', 'a-other']);
+  });
+
+  it('claims the missions of several users with each one’s own record in one statement', async () => {
+    const users = ['u-1', 'u-2', 'u-3'];
+    await insertChanges(
+      db.sql,
+      users.flatMap((userId, index) =>
+        [1, 2].map((n) => ({
+          userId,
+          recordId: `m-${n}`,
+          data: missionData(`m-${n}`, { objective: `${userId}/m-${n}`, nextRunAt: isoAt(t0, -(index * 2 + n) * MINUTE) }),
+        })),
+      ),
+    );
+    await projection.refresh();
+    const statements: string[] = [];
+    const counted = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
+    await counted`SELECT 1`;
+    statements.length = 0;
+    const claimed = await createProjection({ sql: counted }, { leaseMs: 60_000 }).claimDue({ owner: 'i-1', limit: 10 });
+    expect(statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim())).toEqual(['claim_missions']);
+    expect(claimed.map((claim) => [claim.mission.userId, claim.mission.objective])).toEqual([
+      ['u-3', 'u-3/m-2'],
+      ['u-3', 'u-3/m-1'],
+      ['u-2', 'u-2/m-2'],
+      ['u-2', 'u-2/m-1'],
+      ['u-1', 'u-1/m-2'],
+      ['u-1', 'u-1/m-1'],
+    ]);
   });
 
   it('rejects a claim without owner or with a bad limit', async () => {

@@ -107,56 +107,26 @@ interface ClaimRow {
   lease_until: string;
   candidates: string;
   healed: string;
+  record: Record<string, unknown> | null;
 }
 
 /** A claimed mission's key, due slot and lease end, with its record loaded under its user's RLS scope. */
 type ClaimedRow = ClaimRow & { user_id: string; record: Record<string, unknown> };
 
 /**
- * One claim transaction: `mana_ai.claim_due_missions` (a definer function: the walk over every
- * user's due missions returns keys, due slots and lease ends only, see migration 0006), then the
- * claimed records, one statement per user with `app.current_user_id` set to that user, so row-level
- * security returns that user's rows and nothing else. The statements are pipelined, and the records
- * are read under the claim's row locks: what is returned is the record that was claimed.
+ * One claim, one statement: `mana_ai.claim_missions` (migration 0010, `SECURITY INVOKER`) calls the
+ * definer function `mana_ai.claim_due_missions` (the walk over every user's due missions returns
+ * keys, due slots and lease ends only, see migration 0006), then reads each claimed record with
+ * `app.current_user_id` set to its user, so row-level security returns that user's rows and nothing
+ * else. The records are read under the claim's row locks: what is returned is the record that was claimed.
  */
 async function claimOnce(context: ProjectionContext, owner: string, limit: number, candidates: number, leaseMs: number) {
-  return context.sql.begin(async (tx) => {
-    const result = await tx<ClaimRow[]>`
-      SELECT user_id, mission_id, due_slot, lease_until, candidates::text, healed::text
-      FROM mana_ai.claim_due_missions(${owner}, ${limit}::int, ${candidates}::int, ${leaseMs}::float8)`;
-    const byUser = new Map<string, string[]>();
-    for (const row of result) {
-      if (row.user_id === null) continue;
-      const ids = byUser.get(row.user_id);
-      if (ids) ids.push(row.mission_id);
-      else byUser.set(row.user_id, [row.mission_id]);
-    }
-    // Issued in this order on the transaction's connection: each user's scope, then that user's records.
-    const users = [...byUser];
-    const results = await Promise.all(
-      users.flatMap(([userId, missionIds]) => [
-        tx`SELECT set_config('app.current_user_id', ${userId}, true)`,
-        tx<{ mission_id: string; record: Record<string, unknown> }[]>`
-          SELECT mission_id, record FROM mana_ai.mission_snapshots
-          WHERE user_id = ${userId} AND mission_id = ANY(${missionIds}::text[])`,
-      ]),
-    );
-    const records = users.map(([userId], index) =>
-      (results[index * 2 + 1] as unknown as { mission_id: string; record: Record<string, unknown> }[]).map(
-        (row) => [keyOf(userId, row.mission_id), row.record] as const,
-      ),
-    );
-    const recordOf = new Map(records.flat());
-    const claimed: ClaimedRow[] = [];
-    for (const row of result) {
-      const record = row.user_id === null ? undefined : recordOf.get(keyOf(row.user_id, row.mission_id));
-      if (record) claimed.push({ ...row, user_id: row.user_id as string, record });
-    }
-    return { claimed, candidates: Number(result[0]?.candidates ?? 0), healed: Number(result[0]?.healed ?? 0) };
-  });
+  const result = await context.sql<ClaimRow[]>`
+    SELECT user_id, mission_id, due_slot, lease_until, candidates::text, healed::text, record
+    FROM mana_ai.claim_missions(${owner}, ${limit}::int, ${candidates}::int, ${leaseMs}::float8)`;
+  const claimed = result.filter((row): row is ClaimedRow => row.user_id !== null && row.record !== null);
+  return { claimed, candidates: Number(result[0]?.candidates ?? 0), healed: Number(result[0]?.healed ?? 0) };
 }
-
-const keyOf = (userId: string, missionId: string): string => JSON.stringify([userId, missionId]);
 
 /** Ends `owner`'s leases on `missions` (all of its leases when omitted); returns how many ended. */
 export async function releaseMissions(context: ProjectionContext, owner: string, missions?: readonly MissionKey[]): Promise<number> {

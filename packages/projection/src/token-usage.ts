@@ -50,8 +50,9 @@ export async function recordTokenUsage(context: ProjectionContext, entry: TokenU
         VALUES (${entry.userId}, ${entry.agentId}, ${entry.missionId}, ${Math.round(entry.tokens)}, clock_timestamp())`;
       return;
     }
-    // The write-back's own lock (write-back.ts): a write-back in flight ends before the check reads
-    // the log, in a statement of its own so that its snapshot sees what that write-back committed.
+    // The write-back's own lock (mana_ai.write_back_write, migration 0008): a write-back in flight
+    // ends before the check reads the log, in a statement of its own so that its snapshot sees what
+    // that write-back committed.
     await tx`SELECT pg_advisory_xact_lock(hashtextextended(${`mana_ai.mission\n${entry.userId}\n${entry.missionId}`}, 0))`;
     await tx`
       INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
