@@ -1,6 +1,6 @@
 import { type TickStats, createManualClock } from '@mana-ai/core';
 import { type FakeLlmServer, createFakeLlmServer } from '@mana-ai/planner/testing';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, clearProjection, createTestDatabase } from '@mana-ai/test-postgres';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Sql } from 'postgres';
@@ -45,8 +45,7 @@ export function useInProcessApps(options: { serviceKey: string; instanceId: stri
   afterEach(async () => {
     for (const app of apps.splice(0)) await app.close();
     llm.reset();
-    await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones,
-      mana_ai.projection_cursors, mana_ai.token_usage`;
+    await clearProjection(db.sql);
   });
   const webapp = (userId: string): WebappClient =>
     createWebappClient(db.sql as unknown as Sql, { userId, clock: createManualClock('2026-04-20T08:00:00.000Z') });

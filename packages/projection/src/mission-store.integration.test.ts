@@ -2,7 +2,7 @@ import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
 import { type TestDatabase, agentRecord, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
+import { clearProjection, connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
 import { deriveIterationId } from './iteration-id.js';
 import { createMissionStore } from './mission-store.js';
 import { type Projection, createProjection } from './projection.js';
@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors, mana_ai.token_usage`;
+  await clearProjection(db.sql);
   projection = createProjection({ sql: runner }, { leaseMs: 60_000 });
   await insertChanges(db.sql, [
     { userId: 'u-1', recordId: 'a-1', table: 'agents', data: agentRecord('a-1') },

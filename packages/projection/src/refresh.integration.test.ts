@@ -2,7 +2,7 @@ import { type EventBus, buildServerIteration, createEventBus, makeAgentActor } f
 import { type TestDatabase, createTestDatabase, openTransaction } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
+import { clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import type { ProjectionEvents, RefreshProgressEvent, RowSkippedEvent } from './events.js';
 import { deriveIterationId } from './iteration-id.js';
 import { mergeChanges } from './lww.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors`;
+  await clearProjection(db.sql);
   events = createEventBus<ProjectionEvents>();
   projection = createProjection({ sql: runner, events });
 });

@@ -2,7 +2,7 @@ import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ageLeases, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
+import { ageLeases, clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
 import { deriveIterationId } from './iteration-id.js';
 import { type Projection, createProjection } from './projection.js';
 import type { ProjectionSignal } from './signals.js';
@@ -23,7 +23,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors`;
+  await clearProjection(db.sql);
   projection = createProjection({ sql: runner }, { leaseMs: 2 * MINUTE });
   t0 = await databaseNowMs(db.sql);
 });

@@ -2,7 +2,7 @@ import { type AiActor, type MissionCadence, type MissionIteration, buildServerIt
 import { type TestDatabase, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
+import { clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import type { ClaimedMission } from './claims.js';
 import { deriveIterationId } from './iteration-id.js';
 import { type Projection, createProjection } from './projection.js';
@@ -25,7 +25,7 @@ beforeAll(async () => {
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones, mana_ai.projection_cursors, mana_ai.token_usage`;
+  await clearProjection(db.sql);
   projection = createProjection({ sql: runner });
   t0 = await databaseNowMs(db.sql);
 });

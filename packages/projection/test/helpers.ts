@@ -1,7 +1,7 @@
 import { insertLogRows, missionRecord } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 
-export { connectAsRunner, RUNNER_PASSWORD } from '@mana-ai/test-postgres';
+export { clearProjection, connectAsRunner, RUNNER_PASSWORD } from '@mana-ai/test-postgres';
 
 /** One row to put into `sync_changes` (as mana-sync would, written here with the superuser). */
 export interface TestChange {

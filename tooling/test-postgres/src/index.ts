@@ -145,4 +145,4 @@ export async function openTransaction(sql: Sql): Promise<OpenTransaction> {
   };
 }
 
-export { RUNNER_PASSWORD, runnerUrl, connectAsRunner, type LogRow, insertLogRows, missionRecord, agentRecord } from './sync-log.js';
+export { RUNNER_PASSWORD, runnerUrl, connectAsRunner, clearProjection, type LogRow, insertLogRows, missionRecord, agentRecord } from './sync-log.js';

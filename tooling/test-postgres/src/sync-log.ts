@@ -18,6 +18,12 @@ export async function connectAsRunner(db: TestDatabase, options: { max?: number 
   return db.connect({ url: await runnerUrl(db), max: options.max ?? 4 });
 }
 
+/** Empties the log and every table the runner projects it into (snapshots, tombstones, cursors, token usage). */
+export async function clearProjection(sql: Sql): Promise<void> {
+  await sql`TRUNCATE sync_changes, mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.snapshot_tombstones,
+    mana_ai.projection_cursors, mana_ai.token_usage`;
+}
+
 /** One `sync_changes` row, written with the superuser as mana-sync would. */
 export interface LogRow {
   userId: string;
