@@ -145,6 +145,11 @@ export function createRunnerMetrics(): RunnerMetrics {
     for (const labels of labelSets) metric.inc(labels, 0);
     return metric;
   };
+  const researchCounter = (name: string, help: string): Counter<'provider'> =>
+    initialised(
+      counter(name, help, ['provider']),
+      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
+    );
   return {
     registry,
     httpRequests: counter('mana_ai_http_requests_total', 'HTTP requests by method, route pattern and status.', ['method', 'path', 'status']),
@@ -161,18 +166,9 @@ export function createRunnerMetrics(): RunnerMetrics {
     plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
     parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
     missionErrors: counter('mana_ai_mission_errors_total', 'Mission runs that threw.'),
-    researchSubmitted: initialised(
-      counter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.', ['provider']),
-      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
-    ),
-    researchCompleted: initialised(
-      counter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.', ['provider']),
-      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
-    ),
-    researchFailed: initialised(
-      counter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.', ['provider']),
-      RESEARCH_PROVIDERS.map((provider) => ({ provider })),
-    ),
+    researchSubmitted: researchCounter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.'),
+    researchCompleted: researchCounter('mana_ai_research_jobs_completed_total', 'Deep-research jobs that completed.'),
+    researchFailed: researchCounter('mana_ai_research_jobs_failed_total', 'Deep-research jobs that failed or were given up.'),
     researchPendingSkips: counter('mana_ai_research_jobs_pending_skips_total', 'Missions skipped while their deep-research job runs.'),
     plannerRequestDuration: histogram('mana_ai_planner_request_duration_seconds', 'Duration of LLM requests of the planner in seconds (answered or failed, retries included).', [0.25, 0.5, 1, 2, 5, 10, 30, 60]),
     snapshotsNew: counter('mana_ai_snapshots_new_total', 'Mission snapshots created by the refresh.'),
