@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { type Clock, type Dispatcher, type EventBus, type ManaAiEvents, createEventBus } from '@mana-ai/core';
 import { manaCore } from '@mana-ai/core/fastify';
 import { manaCrypto } from '@mana-ai/crypto/fastify';
+import type { LlmTransport } from '@mana-ai/planner';
 import { manaPlanner } from '@mana-ai/planner/fastify';
 import { manaProjection } from '@mana-ai/projection/fastify';
 import type { ShallowResearchAuth } from '@mana-ai/research';
@@ -92,6 +93,8 @@ export interface AppDeps {
   events?: EventBus<ManaAiEvents>;
   /** fetch for outbound HTTP (LLM, research); default: the global one. */
   fetch?: typeof fetch;
+  /** Sends the planner's LLM requests instead of `fetch` (`startServer` passes `createHttpTransport()`'s). */
+  llmTransport?: LlmTransport;
   /** Reported by /health (default: the runner's package.json version). */
   version?: string;
 }
@@ -196,7 +199,7 @@ function registerPipeline(app: FastifyInstance, deps: AppDeps, config: RunnerCon
     },
   }));
   app.register(manaPlanner, {
-    deps: fetchDeps,
+    deps: { ...fetchDeps, ...(deps.llmTransport ? { transport: deps.llmTransport } : {}) },
     locale: config.locale,
     policyMode: config.policyMode,
     maxRounds: config.maxRounds,

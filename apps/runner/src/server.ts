@@ -5,7 +5,7 @@ import { buildApp, defaultInstanceId } from './app.js';
 import { prepareDatabase } from './boot.js';
 import type { RunnerConfig } from './config.js';
 import { type Database, openDatabase } from './database.js';
-import { createHttpFetch } from './http-fetch.js';
+import { createHttpTransport } from './http-transport.js';
 import { createLogger } from './logger.js';
 import { RUNNER_VERSION } from './version.js';
 
@@ -113,14 +113,14 @@ export async function startServer(config: RunnerConfig, options: StartServerOpti
   warnAboutConfig(settings, logger);
   let database: Database | undefined;
   let app: FastifyInstance | undefined;
-  const http = createHttpFetch();
+  const http = createHttpTransport();
   let address: string;
   try {
     database = await openDatabase(settings, logger, options.dataDir === undefined ? {} : { dataDir: options.dataDir });
     const report = await prepareDatabase(database, { logger, timeoutMs: settings.bootTimeoutMs, signal: boot.signal });
     logger.info({ applied: report.applied.length, skipped: report.skipped.length }, 'migrations done');
     boot.signal.throwIfAborted();
-    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, fetch: http.fetch, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, settings);
+    app = buildApp({ sql: database.sql, healthSql: database.healthSql, logger, clock, llmTransport: http.transport, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }, settings);
     address = await app.listen({ port: settings.port, host: settings.host });
   } catch (error) {
     const opened = { app, database };

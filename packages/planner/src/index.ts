@@ -83,6 +83,8 @@ export {
   RECORDED_TOOL_RESULT,
   runPlannerLoop,
 } from './loop.js';
+export type { BodyRead } from './read-body.js';
+export { type LlmHttpRequest, type LlmHttpResponse, type LlmTransport, createFetchTransport } from './llm-transport.js';
 export {
   type AuthHeaderStyle,
   OPENAI_ADAPTER_DEFAULTS,

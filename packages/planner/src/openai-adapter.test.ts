@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PROVIDER_ERROR_KINDS, ProviderCallError } from './errors.js';
 import type { PlannerEvents } from './events.js';
+import type { LlmHttpRequest, LlmTransport } from './llm-transport.js';
 import { OPENAI_ADAPTER_DEFAULTS, createOpenAiCompatibleAdapter, type OpenAiCompatibleAdapterOptions } from './openai-adapter.js';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from './testing/index.js';
 
@@ -197,6 +198,37 @@ describe('createOpenAiCompatibleAdapter', () => {
     expect(urls).toEqual([`${llm.url}/v1/chat/completions`]);
   });
 
+  it('sends through the injected transport instead of fetch, reading status, headers and body from it', async () => {
+    const sent: LlmHttpRequest[] = [];
+    const answers = [
+      { status: 429, headers: { 'retry-after': '2' }, body: '{}' },
+      { status: 200, headers: {}, body: JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'über den Transport' }, finish_reason: 'stop' }] }) },
+    ];
+    const transport: LlmTransport = async (call) => {
+      sent.push(call);
+      const answer = answers.shift()!;
+      return { status: answer.status, header: (name) => (answer.headers as Record<string, string>)[name], readBody: async () => ({ text: answer.body }) };
+    };
+    const delays: number[] = [];
+    const unused: typeof fetch = () => Promise.reject(new Error('fetch must not be called'));
+    const response = await createOpenAiCompatibleAdapter(
+      { transport, fetch: unused, sleep: async (ms) => void delays.push(ms) },
+      { baseUrl: 'http://llm.test', apiKey: 'k-3' },
+    ).complete(request);
+    expect(response.content).toBe('über den Transport');
+    expect(delays).toEqual([2000]);
+    expect(sent).toHaveLength(2);
+    expect(sent[0]).toMatchObject({ url: 'http://llm.test/v1/chat/completions', headers: { authorization: 'Bearer k-3', 'content-type': 'application/json' } });
+    expect(JSON.parse(sent[0]!.body)).toMatchObject({ model: 'mana/reasoning', messages: [{ role: 'user', content: 'Plane meine Woche' }] });
+    expect(sent[0]!.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('fails with kind too-large with the bytes received when the transport cuts the body', async () => {
+    const transport: LlmTransport = async () => ({ status: 200, header: () => undefined, readBody: async () => ({ text: undefined, receivedBytes: 6000 }) });
+    const error = await failure(createOpenAiCompatibleAdapter({ transport }, { baseUrl: 'http://llm.test', maxResponseBytes: 5000 }).complete(request));
+    expect(error).toMatchObject({ kind: 'too-large', status: 200, attempts: 1, receivedBytes: 6000 });
+  });
+
   it('honours retry-after-ms and caps retry-after at retryMaxDelayMs', async () => {
     const delays: number[] = [];
     llm.enqueue(
@@ -298,7 +330,7 @@ describe('createOpenAiCompatibleAdapter', () => {
   });
 
   it('imports nothing Node-only, so it runs in a browser', () => {
-    for (const file of ['openai-adapter.ts', 'openai-wire.ts', 'read-body.ts']) {
+    for (const file of ['openai-adapter.ts', 'openai-wire.ts', 'read-body.ts', 'llm-transport.ts']) {
       const source = readFileSync(new URL(`./${file}`, import.meta.url), 'utf8');
       expect(source, file).not.toMatch(/from '(node:|openai)|\bBuffer\b|\bprocess\./);
     }

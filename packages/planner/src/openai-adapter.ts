@@ -2,8 +2,9 @@ import type { EventChannel } from '@mana-ai/core';
 import { PlannerError, ProviderCallError, type ProviderErrorKind, RETRYABLE_PROVIDER_ERROR_KINDS } from './errors.js';
 import type { PlannerEvents } from './events.js';
 import type { LlmAdapter, LlmCompletionRequest, LlmCompletionResponse } from './llm.js';
+import { type LlmHttpResponse, type LlmTransport, createFetchTransport } from './llm-transport.js';
 import { fromWireCompletion, parseRetryAfter, providerDetailKind, toWireBody } from './openai-wire.js';
-import { type BodyRead, readBodyUpTo } from './read-body.js';
+import type { BodyRead } from './read-body.js';
 
 /** How the adapter sends the API key. */
 export type AuthHeaderStyle = 'bearer' | 'x-api-key';
@@ -42,8 +43,10 @@ export interface OpenAiCompatibleAdapterOptions {
 
 /** Collaborators of {@link createOpenAiCompatibleAdapter}. */
 export interface OpenAiCompatibleAdapterDeps {
-  /** The fetch implementation (default: the global `fetch`, looked up per call). */
+  /** The fetch implementation (default: the global `fetch`, looked up per call); unused with `transport`. */
   fetch?: typeof fetch;
+  /** Sends the requests (default: {@link createFetchTransport} over `fetch`); a host may inject a cheaper one. */
+  transport?: LlmTransport;
   /** Waits between retries (default: a timer). */
   sleep?: (ms: number) => Promise<void>;
   /** Jitter source in [0, 1) (default `Math.random`). */
@@ -86,7 +89,7 @@ type Settings = OpenAiCompatibleAdapterOptions & Required<Pick<OpenAiCompatibleA
 
 /**
  * Creates an {@link LlmAdapter} for any OpenAI-compatible chat-completions endpoint (mana-llm,
- * OpenAI, vLLM, Ollama …) over plain `fetch`, in Node and browsers alike. It retries retryable kinds
+ * OpenAI, vLLM, Ollama …) over plain `fetch` (or an injected {@link LlmTransport}), in Node and browsers alike. It retries retryable kinds
  * with exponential backoff (honouring `retry-after`), bounds every attempt including the body read,
  * reads at most `maxResponseBytes` of an answer, and maps failures to {@link ProviderCallError}.
  */
@@ -98,6 +101,7 @@ export function createOpenAiCompatibleAdapter(deps: OpenAiCompatibleAdapterDeps,
   const retryOn = new Set(settings.retryOn ?? RETRYABLE_PROVIDER_ERROR_KINDS);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = deps.random ?? Math.random;
+  const transport = deps.transport ?? createFetchTransport(deps.fetch);
 
   async function attempt(request: LlmCompletionRequest): Promise<LlmCompletionResponse> {
     const controller = new AbortController();
@@ -111,18 +115,15 @@ export function createOpenAiCompatibleAdapter(deps: OpenAiCompatibleAdapterDeps,
     request.signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
       request.signal?.throwIfAborted();
-      // Called unbound: a browser's fetch throws "Illegal invocation" when called as a method of deps.
-      const send = deps.fetch ?? globalThis.fetch;
-      let response: Response;
+      let response: LlmHttpResponse;
       try {
-        const body = toWireBody(request, settings);
-        response = await send(endpoint, { method: 'POST', headers, body, signal: controller.signal });
+        response = await transport({ url: endpoint, headers, body: toWireBody(request, settings), signal: controller.signal });
       } catch (cause) {
         throw timedOut
           ? new AttemptFailure('timeout', 'LLM provider did not answer in time', undefined, undefined, { cause })
           : new AttemptFailure('unreachable', 'LLM provider is unreachable', undefined, undefined, { cause });
       }
-      if (!response.ok) throw await statusFailure(response, settings.maxResponseBytes);
+      if (response.status < 200 || response.status > 299) throw await statusFailure(response, settings.maxResponseBytes);
       const completion = await readCompletion(response, settings.maxResponseBytes, () => timedOut);
       answered = true;
       return completion;
@@ -210,10 +211,10 @@ function requestHeaders(settings: Settings): Record<string, string> {
 }
 
 /** Classifies a non-2xx answer by status and mana-llm's `detail.kind`, never copying the body text. */
-async function statusFailure(response: Response, maxBytes: number): Promise<AttemptFailure> {
+async function statusFailure(response: LlmHttpResponse, maxBytes: number): Promise<AttemptFailure> {
   const status = response.status;
   // The body only refines the kind: one that cannot be read (or is too large) leaves the status to decide.
-  const text = (await readBodyUpTo(response, maxBytes).catch(() => undefined))?.text;
+  const text = (await response.readBody(maxBytes).catch(() => undefined))?.text;
   let detailKind: string | undefined;
   try {
     detailKind = text === undefined ? undefined : providerDetailKind(JSON.parse(text));
@@ -227,13 +228,13 @@ async function statusFailure(response: Response, maxBytes: number): Promise<Atte
   else if (status >= 500) kind = 'server';
   else kind = 'rejected';
   const message = `LLM provider answered HTTP ${status} (${kind}${detailKind ? `, ${detailKind}` : ''})`;
-  return new AttemptFailure(kind, message, status, parseRetryAfter(response.headers));
+  return new AttemptFailure(kind, message, status, parseRetryAfter((name) => response.header(name)));
 }
 
-async function readCompletion(response: Response, maxBytes: number, timedOut: () => boolean): Promise<LlmCompletionResponse> {
+async function readCompletion(response: LlmHttpResponse, maxBytes: number, timedOut: () => boolean): Promise<LlmCompletionResponse> {
   let read: BodyRead;
   try {
-    read = await readBodyUpTo(response, maxBytes);
+    read = await response.readBody(maxBytes);
   } catch (cause) {
     throw timedOut()
       ? new AttemptFailure('timeout', 'LLM provider did not answer in time', undefined, undefined, { cause })

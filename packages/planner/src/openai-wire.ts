@@ -130,10 +130,10 @@ export function providerDetailKind(body: unknown): string | undefined {
 }
 
 /** `retry-after-ms`, else `retry-after` (seconds or an HTTP date), in ms. */
-export function parseRetryAfter(headers: Headers): number | undefined {
-  const value = headers.get('retry-after-ms') ?? undefined;
+export function parseRetryAfter(header: (name: string) => string | undefined): number | undefined {
+  const value = header('retry-after-ms');
   if (value !== undefined && Number.isFinite(Number(value))) return Math.max(0, Number(value));
-  const seconds = headers.get('retry-after') ?? undefined;
+  const seconds = header('retry-after');
   if (seconds === undefined) return undefined;
   if (Number.isFinite(Number(seconds))) return Math.max(0, Number(seconds) * 1000);
   const date = Date.parse(seconds);

@@ -8,6 +8,7 @@ import type { PolicyMode } from './injection.js';
 import { type AiPlanOutput, planFromLoop } from './iteration.js';
 import type { LlmAdapter } from './llm.js';
 import { type PlannerLoopResult, runPlannerLoop } from './loop.js';
+import type { LlmTransport } from './llm-transport.js';
 import { type OpenAiCompatibleAdapterOptions, createOpenAiCompatibleAdapter } from './openai-adapter.js';
 import { type PromptMission, buildPlannerPrompts } from './prompt.js';
 import { createReminderChannel } from './reminders.js';
@@ -18,6 +19,8 @@ export interface PlannerDeps {
   adapter?: LlmAdapter;
   /** fetch for the built adapter. */
   fetch?: typeof fetch;
+  /** Transport of the built adapter (instead of `fetch`). */
+  transport?: LlmTransport;
   events?: EventChannel<PlannerEvents>;
   clock?: Clock;
   logger?: Logger;
@@ -81,7 +84,14 @@ export function createPlanner(deps: PlannerDeps, options: PlannerOptions): Plann
   let adapter = deps.adapter;
   if (!adapter) {
     if (!options.llm) throw new PlannerError('PLANNER_INVALID_OPTIONS', 'either deps.adapter or options.llm is required');
-    adapter = createOpenAiCompatibleAdapter({ ...(deps.fetch ? { fetch: deps.fetch } : {}), ...(deps.events ? { events: deps.events } : {}) }, options.llm);
+    adapter = createOpenAiCompatibleAdapter(
+      {
+        ...(deps.fetch ? { fetch: deps.fetch } : {}),
+        ...(deps.transport ? { transport: deps.transport } : {}),
+        ...(deps.events ? { events: deps.events } : {}),
+      },
+      options.llm,
+    );
   }
   const llm = adapter;
   return {

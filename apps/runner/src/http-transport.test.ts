@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ProviderCallError, createOpenAiCompatibleAdapter } from '@mana-ai/planner';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type HttpFetch, createHttpFetch } from './http-fetch.js';
+import { type HttpTransport, createHttpTransport } from './http-transport.js';
 
 const request = { messages: [{ role: 'user' as const, content: 'Plane meine Woche' }], tools: [] };
 
@@ -28,19 +28,19 @@ async function startServer(handler: Parameters<typeof createServer>[1]): Promise
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ports };
 }
 
-describe('createHttpFetch', () => {
+describe('createHttpTransport', () => {
   let llm: FakeLlmServer;
-  let http: HttpFetch;
+  let http: HttpTransport;
   beforeEach(async () => {
     llm = await createFakeLlmServer();
-    http = createHttpFetch();
+    http = createHttpTransport();
   });
   afterEach(async () => {
     http.close();
     await llm.close();
   });
   const adapter = (options: { timeoutMs?: number; maxRetries?: number; maxResponseBytes?: number } = {}) =>
-    createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async () => {} }, { baseUrl: llm.url, apiKey: 'k-1', ...options });
+    createOpenAiCompatibleAdapter({ transport: http.transport, sleep: async () => {} }, { baseUrl: llm.url, apiKey: 'k-1', ...options });
 
   it('carries the planner adapter’s request and answer, headers and body, when the LLM answers', async () => {
     llm.enqueue(fakeReplies.toolCalls([{ id: 'call_1', name: 'create_task', arguments: { title: 'Einkaufen' } }], { usage: { prompt_tokens: 9, completion_tokens: 3 } }));
@@ -61,7 +61,7 @@ describe('createHttpFetch', () => {
   it('reads status and retry-after of an error answer, so a 429 is retried after the delay it names', async () => {
     const delays: number[] = [];
     llm.enqueue(fakeReplies.error(429, { headers: { 'retry-after-ms': '250' } }), fakeReplies.text('ok'));
-    const response = await createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async (ms) => void delays.push(ms) }, { baseUrl: llm.url }).complete(request);
+    const response = await createOpenAiCompatibleAdapter({ transport: http.transport, sleep: async (ms) => void delays.push(ms) }, { baseUrl: llm.url }).complete(request);
     expect(response.content).toBe('ok');
     expect(delays).toEqual([250]);
   });
@@ -104,17 +104,18 @@ describe('createHttpFetch', () => {
   it('fails with kind unreachable when nothing listens', async () => {
     const url = llm.url;
     await llm.close();
-    const error = await failure(createOpenAiCompatibleAdapter({ fetch: http.fetch, sleep: async () => {} }, { baseUrl: url, maxRetries: 1 }).complete(request));
+    const error = await failure(createOpenAiCompatibleAdapter({ transport: http.transport, sleep: async () => {} }, { baseUrl: url, maxRetries: 1 }).complete(request));
     expect(error).toMatchObject({ kind: 'unreachable', attempts: 2 });
     llm = await createFakeLlmServer();
   });
 
+  const completion = JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] });
+
   it('sends consecutive calls over one kept-alive connection', async () => {
-    const { server, url, ports } = await startServer((_incoming, outgoing) => outgoing.end('{"ok":true}'));
+    const { server, url, ports } = await startServer((_incoming, outgoing) => outgoing.end(completion));
     try {
-      for (let index = 0; index < 3; index++) {
-        expect(await (await http.fetch(`${url}/x`, { method: 'POST', body: 'a' })).json()).toEqual({ ok: true });
-      }
+      const plain = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url });
+      for (let index = 0; index < 3; index++) expect((await plain.complete(request)).content).toBe('ok');
       expect(new Set(ports).size).toBe(1);
     } finally {
       server.close();
@@ -127,29 +128,28 @@ describe('createHttpFetch', () => {
       let body = '';
       incoming.on('data', (chunk) => (body += chunk));
       incoming.on('end', () => {
-        bodies.push(`${incoming.url} ${body}`);
-        if (incoming.url === '/old') outgoing.writeHead(307, { location: '/new' }).end();
-        else outgoing.end('moved');
+        bodies.push(`${incoming.url} ${JSON.parse(body).messages[0].content}`);
+        if (incoming.url === '/v1/chat/completions') outgoing.writeHead(307, { location: '/moved/chat/completions' }).end();
+        else outgoing.end(completion);
       });
     });
     try {
-      const response = await http.fetch(`${url}/old`, { method: 'POST', body: 'payload' });
-      expect([response.status, await response.text()]).toEqual([200, 'moved']);
-      expect(bodies).toEqual(['/old payload', '/old payload', '/new payload']);
+      const moved = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url });
+      expect((await moved.complete(request)).content).toBe('ok');
+      expect(bodies).toEqual(['/v1/chat/completions Plane meine Woche', '/v1/chat/completions Plane meine Woche', '/moved/chat/completions Plane meine Woche']);
     } finally {
       server.close();
     }
   });
 
-  it('answers 204 with an empty body and takes a Request or Headers like fetch', async () => {
-    const { server, url } = await startServer((incoming, outgoing) => {
-      outgoing.writeHead(incoming.headers['x-empty'] ? 204 : 200).end(incoming.headers['x-empty'] ? undefined : 'full');
+  it('fails with kind bad-response when the connection drops in the middle of the body', async () => {
+    const { server, url } = await startServer((_incoming, outgoing) => {
+      outgoing.writeHead(200, { 'content-length': '1000' }).write('{"choices": [');
+      setTimeout(() => outgoing.socket?.destroy(), 20);
     });
     try {
-      const empty = await http.fetch(`${url}/`, { headers: new Headers({ 'x-empty': '1' }) });
-      expect([empty.status, await empty.text()]).toEqual([204, '']);
-      const viaRequest = await http.fetch(new Request(`${url}/`));
-      expect([viaRequest.status, await viaRequest.text()]).toEqual([200, 'full']);
+      const dropped = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url, maxRetries: 0 });
+      expect(await failure(dropped.complete(request))).toMatchObject({ kind: 'bad-response', attempts: 1 });
     } finally {
       server.close();
     }
