@@ -218,7 +218,9 @@ function groupKey(table: string, userId: string, recordId: string): string {
  * Brings `mana_ai.mission_snapshots` and `agent_snapshots` up to date with the log: reads the
  * change feed after the global `(created_at, id)` cursor in batches, merges each record's new rows
  * onto its stored snapshot, writes snapshots, tombstones and the cursor in one transaction per batch.
- * Cost is proportional to the new rows; a deleted record is never replayed again. Only one
+ * Cost is proportional to the new rows; a deleted record is never replayed again; the runner's own
+ * rows whose snapshot already holds them (merged by their write-back) are passed without reading
+ * their data (`rowsAlreadyApplied`); rows without a user id are skipped (`row.skipped`). Only one
  * instance refreshes at a time (`pg_try_advisory_xact_lock`); the others return `skipped`. A refresh
  * that applied rows ends with `NOTIFY mana_ai_due` in its last batch's transaction, so instances that
  * skipped it know to claim.
