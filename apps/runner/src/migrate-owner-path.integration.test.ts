@@ -128,7 +128,7 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'next_due_in_ms', owner: 'mana_ai_feed', definer: true },
       { name: 'notify_ai_changes', owner: owner.name, definer: false },
       { name: 'prune_token_usage', owner: 'mana_ai_feed', definer: true },
-      { name: 'refresh_feed', owner: 'mana_ai_feed', definer: true },
+      { name: 'refresh_batch', owner: 'mana_ai_feed', definer: true },
       { name: 'refresh_write_snapshots', owner: 'mana_ai_feed', definer: true },
       { name: 'release_mission_leases', owner: 'mana_ai_feed', definer: true },
       { name: 'renew_mission_leases', owner: 'mana_ai_feed', definer: true },

@@ -9,6 +9,7 @@ import tokenUsageRetention from '../sql/0007_token_usage_retention.sql';
 import writeBackFunctions from '../sql/0008_write_back_functions.sql';
 import refreshFeed from '../sql/0009_refresh_feed.sql';
 import claimRecords from '../sql/0010_claim_records.sql';
+import refreshBatch from '../sql/0011_refresh_batch.sql';
 
 /**
  * The projection's migrations, in order: the dev-only `sync_changes` log, the `mana_ai` schema, then
@@ -16,7 +17,8 @@ import claimRecords from '../sql/0010_claim_records.sql';
  * feed's lag for operators, the dispatcher's typed claim columns, claim lanes and wake-up signals,
  * row-level security per user on the snapshot and token tables with the cross-user work in definer
  * functions, the token ledger's retention, the write-back's two statements, the refresh's feed
- * with the stored snapshots of its records, and the claim with its records in one statement.
+ * with the stored snapshots of its records, the claim with its records in one statement, and the
+ * refresh batch that moves a snapshot past the runner's rows it already holds.
  */
 export const migrations: readonly Migration[] = [
   { id: 'projection/0001_sync_changes', sql: syncChanges },
@@ -29,4 +31,5 @@ export const migrations: readonly Migration[] = [
   { id: 'projection/0008_write_back_functions', sql: writeBackFunctions },
   { id: 'projection/0009_refresh_feed', sql: refreshFeed },
   { id: 'projection/0010_claim_records', sql: claimRecords },
+  { id: 'projection/0011_refresh_batch', sql: refreshBatch },
 ];

@@ -345,22 +345,33 @@ describe('the runner’s own rows', () => {
     }));
     await insertChanges(db.sql, missions);
     await projection.refresh();
+    // A user edits one mission before its plan (the write-back merges the edit), another after it:
+    // both edits are merged by the refresh, the runner's rows are not.
+    await insertChanges(db.sql, [
+      { userId: 'u-0', recordId: 'm-4', op: 'update', data: { objective: 'early' }, fieldMeta: { objective: isoAt(now, 500) } },
+    ]);
     expect(await planAll()).toBe(6);
-    // A user edits one of the missions after its plan: that row is merged, the runner's are not.
     await insertChanges(db.sql, [
       { userId: 'u-1', recordId: 'm-3', op: 'update', data: { title: 'edited' }, fieldMeta: { title: isoAt(now, 1000) } },
     ]);
     const after = await projection.refresh();
-    expect(after).toMatchObject({ rowsRead: 7, rowsAlreadyApplied: 6, rowsApplied: 1, updatedSnapshots: 1, usersProcessed: 1 });
+    expect(after).toMatchObject({ rowsRead: 8, rowsAlreadyApplied: 6, rowsApplied: 2, updatedSnapshots: 2, usersProcessed: 2 });
+    // Every snapshot is past all of its rows, so a write-back reads none of them again.
+    const [behind] = await db.sql<{ count: string }[]>`
+      SELECT count(*)::text AS count FROM mana_ai.mission_snapshots s
+      WHERE s.last_applied_at IS DISTINCT FROM (
+        SELECT max(c.created_at) FROM sync_changes c WHERE c.user_id = s.user_id AND c.record_id = s.mission_id)`;
+    expect(behind?.count).toBe('0');
     const replayed = await fullReplay();
     const stored = await snapshotsOf(db.sql, 'mission_snapshots');
     expect(stored.size).toBe(6);
     for (const [key, record] of stored) expect({ key, record: { id: key.split('/')[1], ...record } }).toEqual({ key, record: replayed.get(key) });
     expect(stored.get('u-1/m-3')).toMatchObject({ title: 'edited', iterations: [expect.objectContaining({ source: 'server' })] });
+    expect(stored.get('u-0/m-4')).toMatchObject({ objective: 'early', iterations: [expect.objectContaining({ source: 'server' })] });
     // Rebuilt from the start of the log, the snapshots hold none of the runner's rows yet: all are merged.
     await db.sql`TRUNCATE mana_ai.mission_snapshots, mana_ai.projection_cursors`;
     const rebuilt = await projection.refresh();
-    expect(rebuilt).toMatchObject({ rowsRead: 13, rowsAlreadyApplied: 0, rowsApplied: 13, newSnapshots: 6 });
+    expect(rebuilt).toMatchObject({ rowsRead: 14, rowsAlreadyApplied: 0, rowsApplied: 14, newSnapshots: 6 });
     expect(await snapshotsOf(db.sql, 'mission_snapshots')).toEqual(stored);
   });
 

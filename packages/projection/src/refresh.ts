@@ -42,7 +42,7 @@ interface FeedRow {
   position: string;
 }
 
-/** A row of `mana_ai.refresh_feed`: a feed row (`change`, or `applied` without data) or a stored snapshot or tombstone. */
+/** A row of `mana_ai.refresh_batch`: a feed row (`change`, or `applied` without data) or a stored snapshot or tombstone. */
 type RefreshFeedRow = FeedRow & {
   kind: 'change' | 'applied' | 'snapshot' | 'tombstone';
   record: Record<string, unknown> | null;
@@ -56,6 +56,8 @@ interface RecordGroup {
   userId: string;
   recordId: string;
   rows: FeedRow[];
+  /** Position of the last `applied` row of this record in the batch (its snapshot holds it), if any. */
+  passedUpTo?: string;
 }
 
 interface BatchOutcome {
@@ -181,7 +183,12 @@ function mergeGroup(
     if (outcome) outcome.rowsApplied += 1;
     lastPosition = row.position;
   }
-  return { record: snapshotRecord(state), deletedAt: state.deleted ? lastPosition : null, lastPosition };
+  const passed = group.passedUpTo ?? '';
+  return {
+    record: snapshotRecord(state),
+    deletedAt: state.deleted ? lastPosition : null,
+    lastPosition: passed > lastPosition ? passed : lastPosition,
+  };
 }
 
 /**
@@ -306,14 +313,14 @@ async function refreshBatch(
   const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint) AS locked`;
   if (!lock?.locked) return null;
   // One definer function returns the feed batch and the stored snapshots and tombstones of the
-  // records in it, nothing else (migration 0009). The runner's own rows that their snapshot already
-  // holds (the write-back merged them in its transaction) come as 'applied', without data.
+  // records in it, nothing else (migrations 0009, 0011). The runner's own rows that their snapshot
+  // already holds (the write-back merged them in its transaction) come as 'applied', without data.
   const batch = await tx<RefreshFeedRow[]>`
     SELECT f.kind, f.id::text AS id, f.table_name, f.record_id, f.user_id, f.op, f.data, f.field_meta,
            to_char(f.created_at AT TIME ZONE 'UTC', ${MILLISECOND_STAMP}) AS stamp,
            to_char(f.created_at AT TIME ZONE 'UTC', ${MICROSECOND_STAMP}) AS position,
            f.record, f.version, f.agent_id, f.lane_state
-    FROM mana_ai.refresh_feed(
+    FROM mana_ai.refresh_batch(
       (SELECT c.created_at FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
       (SELECT c.id FROM mana_ai.projection_cursors c WHERE c.name = ${SNAPSHOT_CURSOR}),
       ${batchSize}::integer) AS f`;
@@ -358,6 +365,12 @@ async function refreshBatch(
     }
     group.rows.push(row);
     outcome.users.add(row.user_id);
+  }
+  // The snapshot is written with last_applied_at past the applied rows of its record too (the
+  // function moves it for records with applied rows only).
+  for (const row of rows) {
+    const group = row.kind === 'applied' ? groups.get(groupKey(row.table_name, row.user_id, row.record_id)) : undefined;
+    if (group) group.passedUpTo = row.position;
   }
 
   // No row locks while merging: a write-back that changes a mission in between is detected by its

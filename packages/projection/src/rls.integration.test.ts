@@ -147,11 +147,11 @@ describe('user scope of the mana_ai tables (two users, the runner role)', () => 
     };
     // After the cursor: no rows, so no snapshot of anybody.
     const { created_at: at, id } = await cursor();
-    expect(await runner`SELECT kind, user_id FROM mana_ai.refresh_feed(${at}::text::timestamptz, ${id}::uuid, 100)`).toEqual([]);
+    expect(await runner`SELECT kind, user_id FROM mana_ai.refresh_batch(${at}::text::timestamptz, ${id}::uuid, 100)`).toEqual([]);
     // A new row of u-1 brings u-1's snapshot of that mission along, and nothing of u-2.
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: 'edited' } }]);
     const batch = await runner<{ kind: string; user_id: string; record_id: string; record: unknown }[]>`
-      SELECT kind, user_id, record_id, record FROM mana_ai.refresh_feed(${at}::text::timestamptz, ${id}::uuid, 100)`;
+      SELECT kind, user_id, record_id, record FROM mana_ai.refresh_batch(${at}::text::timestamptz, ${id}::uuid, 100)`;
     expect(batch.map((row) => `${row.kind}:${row.user_id}/${row.record_id}`)).toEqual(['change:u-1/m-1', 'snapshot:u-1/m-1']);
     expect(JSON.stringify(batch)).not.toContain('u-2');
     // The write function returns keys and lane state only.
