@@ -1,4 +1,4 @@
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrations } from './migrations.js';
 import { createResearchJobStore } from './research-job-store.js';
@@ -65,6 +65,20 @@ describe('createResearchJobStore', () => {
     ]);
     expect(await store.load('u-1', 'm-1')).toEqual(running);
     expect(await store.load('u-2', 'm-1')).toEqual({ phase: 'idle' });
+  });
+
+  it('loads a job as the runner in one statement, under its user’s row-level security', async () => {
+    await createResearchJobStore({ sql: db.sql }).save('u-1', 'm-1', running);
+    const statements: string[] = [];
+    const runner = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
+    await runner`SELECT 1`;
+    statements.length = 0;
+    const store = createResearchJobStore({ sql: runner });
+    expect(await store.load('u-1', 'm-1')).toEqual(running);
+    expect(await store.load('u-2', 'm-1')).toEqual({ phase: 'idle' });
+    expect(statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim())).toEqual(['research_job_of', 'research_job_of']);
+    // Outside the function the runner sees no job row: the user scope ended with its statement.
+    expect(await runner`SELECT 1 FROM mana_ai.mission_research_jobs`).toHaveLength(0);
   });
 
   it('replaces the row of the same mission when saved again', async () => {

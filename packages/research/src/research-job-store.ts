@@ -50,11 +50,10 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
   const { sql } = deps;
   return {
     async load(userId, missionId) {
-      const rows = await asUser(sql, userId, (tx) => tx<JobRow[]>`
+      // One statement (migration research/0004): the function sets the user for its own transaction.
+      const rows = await sql<JobRow[]>`
         SELECT task_id, provider_id, submitted_at, last_polled_at, state, remote_status, failed_polls, result, completed_at
-        FROM mana_ai.mission_research_jobs
-        WHERE user_id = ${userId} AND mission_id = ${missionId}
-        LIMIT 1`);
+        FROM mana_ai.research_job_of(${userId}, ${missionId})`;
       const row = rows[0];
       return row ? fromRow(row) : IDLE_RESEARCH_STATE;
     },
