@@ -1,5 +1,5 @@
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { ProviderCallError, createOpenAiCompatibleAdapter } from '@mana-ai/planner';
 import { type FakeLlmServer, createFakeLlmServer, fakeReplies } from '@mana-ai/planner/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -150,6 +150,31 @@ describe('createHttpTransport', () => {
     try {
       const dropped = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url, maxRetries: 0 });
       expect(await failure(dropped.complete(request))).toMatchObject({ kind: 'bad-response', attempts: 1 });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('sends a call again on a new connection when the server closed the kept-alive one as the call went out', async () => {
+    // A raw HTTP/1.1 server that answers on keep-alive connections, but closes its first connection
+    // without an answer when a second request arrives on it (a server's idle timeout racing the call).
+    const connections: number[] = [];
+    const server = createTcpServer((socket) => {
+      const connection = connections.push(0) - 1;
+      socket.on('data', () => {
+        connections[connection]! += 1;
+        if (connection === 0 && connections[connection] === 2) socket.destroy();
+        else socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(completion)}\r\nConnection: keep-alive\r\n\r\n${completion}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const once = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url, maxRetries: 0 });
+      expect((await once.complete(request)).content).toBe('ok');
+      expect((await once.complete(request)).content).toBe('ok');
+      // The first connection carried the first call and the refused one; the second call was answered on a new one.
+      expect(connections).toEqual([2, 1]);
     } finally {
       server.close();
     }

@@ -29,14 +29,22 @@ export function createHttpTransport(): HttpTransport {
     const onAbort = (): void => abort();
     signal.addEventListener('abort', onAbort, { once: true });
     const release = (): void => signal.removeEventListener('abort', onAbort);
-    let response: IncomingMessage;
-    try {
-      response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const send = (): Promise<IncomingMessage> =>
+      new Promise<IncomingMessage>((resolve, reject) => {
         const outgoing = request(call.url, { method: 'POST', headers: call.headers, agent }, resolve);
-        outgoing.on('error', (error) => reject(signal.aborted ? signal.reason : error));
+        outgoing.on('error', (error) => {
+          // A kept-alive connection the server closed as this request went out: nothing was
+          // answered on it, so the request is sent once more on a new connection (Node's docs,
+          // `request.reusedSocket`) instead of failing as unreachable and waiting for a retry.
+          if (!signal.aborted && outgoing.reusedSocket && isStaleConnection(error)) send().then(resolve, reject);
+          else reject(signal.aborted ? signal.reason : error);
+        });
         abort = () => outgoing.destroy(signal.reason);
         outgoing.end(call.body);
       });
+    let response: IncomingMessage;
+    try {
+      response = await send();
     } catch (error) {
       release();
       throw error;
@@ -64,6 +72,12 @@ export function createHttpTransport(): HttpTransport {
   }
 
   return { transport, close: () => agent.destroy() };
+}
+
+/** The errors of a request on a kept-alive connection that the server had closed. */
+function isStaleConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** See {@link LlmHttpResponse.readBody}: UTF-8 as `fetch` decodes it, the connection dropped past `maxBytes`. */
