@@ -1,6 +1,56 @@
+import { createHash } from 'node:crypto';
+import { type Logger, type Migration, noopLogger } from '@mana-ai/core';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allMigrations, migrate } from './migrate.js';
+
+/**
+ * The opening comment lines of the migration files as released, before their citations of the
+ * original service's document became docs/wire-contract.md links (nothing else changed).
+ */
+const RELEASED_OPENINGS: Record<string, { released: string; current: string }> = {
+  'projection/0001_sync_changes': {
+    released: `-- The sync log, exactly as mana-sync creates it (UPSTREAM §1.1–1.3). Only created where the
+-- database has no sync_changes table yet (embedded/dev); an existing table owned by mana-sync is
+-- never touched.
+`,
+    current: `-- The sync log, exactly as mana-sync creates it (docs/wire-contract.md#the-sync-log). Only created
+-- where the database has no sync_changes table yet (embedded/dev); an existing table owned by
+-- mana-sync is never touched.
+`,
+  },
+  'projection/0002_mana_ai_schema': {
+    released: "-- The runner's own schema (UPSTREAM §4.1): mission and agent snapshots and token usage.\n",
+    current: "-- The runner's own schema (docs/wire-contract.md#the-mana_ai-schema): mission and agent snapshots\n-- and token usage.\n",
+  },
+  'resolvers/0001_decrypt_audit': {
+    released: '-- One row per decrypt attempt (UPSTREAM §4.1 items 5–8), readable by its user only.\n',
+    current: '-- One row per decrypt attempt (docs/wire-contract.md#decrypt-audit), readable by its user only.\n',
+  },
+  'research/0001_research_jobs': {
+    released: '-- Deep-research jobs carried across ticks (UPSTREAM §4.1 items 12–13).\n',
+    current: '-- Deep-research jobs carried across ticks (docs/wire-contract.md#research-jobs).\n',
+  },
+  'research/0002_research_job_state': {
+    released: '-- Cross-tick state of deep-research jobs (DESIGN §3.9, UPSTREAM §14 B17): a completed answer is\n',
+    current: '-- Cross-tick state of deep-research jobs (DESIGN §3.9; B17 in\n-- docs/wire-contract.md#the-originals-known-defects): a completed answer is\n',
+  },
+};
+
+/** Every migration with the text it was released with. */
+function releasedMigrations(): Migration[] {
+  return allMigrations.map((migration) => {
+    const opening = RELEASED_OPENINGS[migration.id];
+    if (!opening) return migration;
+    expect(migration.sql.startsWith(opening.current), migration.id).toBe(true);
+    return { id: migration.id, sql: opening.released + migration.sql.slice(opening.current.length) };
+  });
+}
+
+function captureWarnings(): { logger: Logger; warnings: unknown[] } {
+  const warnings: unknown[] = [];
+  return { warnings, logger: { ...noopLogger, warn: (context: unknown) => warnings.push(context) } };
+}
 
 describe('migrate', () => {
   let db: TestDatabase;
@@ -62,6 +112,32 @@ describe('migrate', () => {
     const [rls] = await fresh<{ enabled: boolean; forced: boolean }[]>`
       SELECT relrowsecurity AS enabled, relforcerowsecurity AS forced FROM pg_class WHERE oid = 'public.sync_changes'::regclass`;
     expect(rls).toEqual({ enabled: true, forced: true });
+  });
+
+  it('accepts a database migrated with the released texts of rewritten migration files, and still warns about a modified one', async () => {
+    const fresh = db.connect();
+    await fresh.unsafe('DROP SCHEMA mana_ai CASCADE; DROP TABLE public.sync_changes;');
+    const released = releasedMigrations();
+    await migrate(fresh, { migrations: released });
+    const recorded = new Map(
+      (await fresh<{ id: string; checksum: string }[]>`SELECT id, checksum FROM mana_ai.schema_migrations`).map((row) => [row.id, row.checksum]),
+    );
+    for (const migration of allMigrations) {
+      if (!(migration.id in RELEASED_OPENINGS)) continue;
+      // The database holds the released checksum, which the migration lists as a previous one.
+      const releasedSum = createHash('sha256').update(released.find((m) => m.id === migration.id)!.sql).digest('hex');
+      expect(recorded.get(migration.id), migration.id).toBe(releasedSum);
+      const currentSum = createHash('sha256').update(migration.sql).digest('hex');
+      expect(migration.previousChecksums, migration.id).toEqual([{ previous: releasedSum, current: currentSum }]);
+    }
+    const current = captureWarnings();
+    expect(await migrate(fresh, { logger: current.logger })).toEqual({ applied: [], skipped: allMigrations.map((m) => m.id) });
+    expect(current.warnings).toEqual([]);
+    // A migration whose SQL really changed is still reported.
+    const modified = allMigrations.map((m) => (m.id === 'resolvers/0001_decrypt_audit' ? { ...m, sql: `${m.sql}\nSELECT 1;\n` } : m));
+    const changed = captureWarnings();
+    expect((await migrate(fresh, { migrations: modified, logger: changed.logger })).applied).toEqual([]);
+    expect(changed.warnings).toEqual([{ migration: 'resolvers/0001_decrypt_audit' }]);
   });
 
   it('leaves an existing sync_changes table alone', async () => {

@@ -74,7 +74,7 @@ export {
 } from './errors.js';
 export { type EventBus, type EventBusOptions, type EventChannel, type EventListener, type EventMap, type ManaAiEvents, createEventBus } from './events.js';
 export { type LogMethod, type Logger, noopLogger } from './logger.js';
-export type { Migration } from './migration.js';
+export type { Migration, MigrationRewrite } from './migration.js';
 export type { SqlClient, SqlQueries, SqlResult, SqlRow, SqlTransaction, SqlValue } from './sql.js';
 export { type PlannedCall, buildServerIteration } from './iteration.js';
 export { REPLACEMENT_CHARACTER, cutText, sanitizeJson, sanitizeText } from './text.js';

@@ -1,6 +1,6 @@
--- The sync log, exactly as mana-sync creates it (UPSTREAM §1.1–1.3). Only created where the
--- database has no sync_changes table yet (embedded/dev); an existing table owned by mana-sync is
--- never touched.
+-- The sync log, exactly as mana-sync creates it (docs/wire-contract.md#the-sync-log). Only created
+-- where the database has no sync_changes table yet (embedded/dev); an existing table owned by
+-- mana-sync is never touched.
 DO $migration$
 BEGIN
   IF to_regclass('public.sync_changes') IS NULL THEN

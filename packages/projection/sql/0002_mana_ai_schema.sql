@@ -1,4 +1,5 @@
--- The runner's own schema (UPSTREAM §4.1): mission and agent snapshots and token usage.
+-- The runner's own schema (docs/wire-contract.md#the-mana_ai-schema): mission and agent snapshots
+-- and token usage.
 CREATE SCHEMA IF NOT EXISTS mana_ai;
 
 CREATE TABLE IF NOT EXISTS mana_ai.mission_snapshots (

@@ -66,6 +66,24 @@ describe('applyMigrations', () => {
     expect(warnings).toEqual([{ migration: probe.id }]);
   });
 
+  it('skips without a warning a recorded migration whose checksum is a previousChecksums entry of the current text', async () => {
+    const released = { id: probe.id, sql: `-- first comment\n${probe.sql}` };
+    await applyMigrations(fresh, [...migrations, released]);
+    const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+    const recommentedSql = `-- second comment\n${probe.sql}`;
+    const recommented = { id: probe.id, sql: recommentedSql, previousChecksums: [{ previous: sha256(released.sql), current: sha256(recommentedSql) }] };
+    const { logger, warnings } = captureLogger();
+    expect(await applyMigrations(fresh, [...migrations, recommented], { logger })).toEqual({
+      applied: [],
+      skipped: [...migrations, probe].map((m) => m.id),
+    });
+    expect(warnings).toEqual([]);
+    // A text changed after the rewrite voids the entry: the migration is reported as changed.
+    const modified = { ...recommented, sql: `${recommented.sql}; SELECT 'changed'` };
+    await applyMigrations(fresh, [...migrations, modified], { logger });
+    expect(warnings).toEqual([{ migration: probe.id }]);
+  });
+
   it('records nothing when one migration fails', async () => {
     const broken: Migration = { id: 'test/0002_broken', sql: 'SELECT * FROM no_such_table' };
     await expect(applyMigrations(fresh, [...migrations, probe, broken])).rejects.toThrow(/no_such_table/);

@@ -28,7 +28,9 @@ async function checksum(sql: string): Promise<string> {
  * in the given order, all in one transaction under an advisory lock, so instances booting at once
  * and repeated runs are safe. Pass every package's `migrations`, the projection's first (it creates
  * the `mana_ai` schema): `applyMigrations(sql, [...projection.migrations, ...resolvers.migrations,
- * ...research.migrations])`. A recorded migration whose SQL changed is skipped with a warning.
+ * ...research.migrations])`. A recorded migration is skipped; when its recorded checksum is neither
+ * the current text's nor a `previousChecksums` entry's `previous` for the current text (an earlier
+ * text that differs in comments only), its SQL changed and a warning is logged.
  * When everything is recorded already it runs no DDL, so a login without CREATE rights can call it
  * at boot; applying needs a role that owns `mana_ai` (see the README). Duplicate ids reject with
  * `PROJECTION_INVALID_ARGUMENT` before anything runs.
@@ -47,7 +49,9 @@ export async function applyMigrations(
   const sums = await Promise.all(migrations.map((migration) => checksum(migration.sql)));
   const report: MigrationReport = { applied: [], skipped: [] };
   const skip = (migration: Migration, recorded: string, sum: string): void => {
-    if (recorded !== sum) logger.warn({ migration: migration.id }, 'migration changed after it was applied');
+    if (recorded !== sum && !migration.previousChecksums?.some((rewrite) => rewrite.previous === recorded && rewrite.current === sum)) {
+      logger.warn({ migration: migration.id }, 'migration changed after it was applied');
+    }
     report.skipped.push(migration.id);
   };
   // Fast path without DDL: CREATE … IF NOT EXISTS needs CREATE rights even when nothing is missing.

@@ -19,10 +19,13 @@ import refreshBatch from '../sql/0011_refresh_batch.sql';
  * functions, the token ledger's retention, the write-back's two statements, the refresh's feed
  * with the stored snapshots of its records, the claim with its records in one statement, and the
  * refresh batch that moves a snapshot past the runner's rows it already holds.
+ * `previousChecksums`: files whose comments changed after release (citations of the original
+ * service's document became docs/wire-contract.md links); a database that applied the released text
+ * stays current.
  */
 export const migrations: readonly Migration[] = [
-  { id: 'projection/0001_sync_changes', sql: syncChanges },
-  { id: 'projection/0002_mana_ai_schema', sql: manaAiSchema },
+  { id: 'projection/0001_sync_changes', sql: syncChanges, previousChecksums: [{ previous: '49a8614e3274ae937f7450be44d783aa898b100f4cace233b13c65802068154c', current: '2fba28f5aa0b59a30fd93a2bbb0ececf022576a41e7cd9b17f4b1af974fd1a0c' }] },
+  { id: 'projection/0002_mana_ai_schema', sql: manaAiSchema, previousChecksums: [{ previous: '284e1867a9446bc0d7ac758d5f6b1f2c24ca4ff9518aca136ab4413a55f5ed9f', current: '5bf905ca4374fa16d9648e0fd63c2879b9925193fbcd0e7d9011f7417417279f' }] },
   { id: 'projection/0003_projection_feed', sql: projectionFeed },
   { id: 'projection/0004_feed_horizon_lag', sql: feedHorizonLag },
   { id: 'projection/0005_dispatcher', sql: dispatcher },

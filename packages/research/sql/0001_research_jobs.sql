@@ -1,4 +1,4 @@
--- Deep-research jobs carried across ticks (UPSTREAM §4.1 items 12–13).
+-- Deep-research jobs carried across ticks (docs/wire-contract.md#research-jobs).
 CREATE SCHEMA IF NOT EXISTS mana_ai;
 
 CREATE TABLE IF NOT EXISTS mana_ai.mission_research_jobs (

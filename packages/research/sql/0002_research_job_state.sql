@@ -1,4 +1,5 @@
--- Cross-tick state of deep-research jobs (DESIGN §3.9, UPSTREAM §14 B17): a completed answer is
+-- Cross-tick state of deep-research jobs (DESIGN §3.9; B17 in
+-- docs/wire-contract.md#the-originals-known-defects): a completed answer is
 -- kept until a plan using it is written; failing polls are counted so a job can be given up.
 -- ADD COLUMN IF NOT EXISTS also upgrades a table created by the original service.
 ALTER TABLE mana_ai.mission_research_jobs

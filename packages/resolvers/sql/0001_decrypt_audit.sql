@@ -1,4 +1,4 @@
--- One row per decrypt attempt (UPSTREAM §4.1 items 5–8), readable by its user only.
+-- One row per decrypt attempt (docs/wire-contract.md#decrypt-audit), readable by its user only.
 CREATE SCHEMA IF NOT EXISTS mana_ai;
 
 CREATE TABLE IF NOT EXISTS mana_ai.decrypt_audit (
