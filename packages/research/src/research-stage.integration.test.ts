@@ -277,6 +277,24 @@ describe('createResearchStage', () => {
     expect(loads).toBe(2);
   });
 
+  it('finds a job another instance submitted once a disabled instance looks the mission up again (10 minutes)', async () => {
+    // Two stages on one database: this instance has deep research disabled, the other enabled.
+    const disabled = setup({ deepResearchEnabled: false });
+    const enabled = setup();
+    const m = mission();
+    expect(await disabled.stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
+    const submitted = await enabled.stage.run(m);
+    expect(submitted).toEqual({ status: 'pending', taskId: expect.any(String) });
+    completeTask(submitted.status === 'pending' ? submitted.taskId : '', 'completed');
+    // Remembered without a job for up to 10 minutes (no job-store read per plan)…
+    disabled.clock.advance(9 * MINUTE);
+    expect(await disabled.stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
+    // …then looked up again: the other instance's job is polled and its answer used.
+    disabled.clock.advance(MINUTE);
+    expect(await disabled.stage.run(m)).toMatchObject({ status: 'ready', source: 'deep' });
+    expect(await jobRows(m.id)).toMatchObject([{ state: 'completed', result: answer }]);
+  });
+
   it('sends nothing and returns no input when the objective is ciphertext', async () => {
     const { stage } = setup();
     const m = mission({ objective: 'enc:1:aGVsbG8.d29ybGQ', conceptMarkdown: 'deep dive news', deepResearch: true });

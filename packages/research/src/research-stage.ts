@@ -138,23 +138,30 @@ export function toResearchMission(mission: Mission): ResearchMission {
 
 // submit/poll lead to one more transition each; four steps are more than any path needs.
 const MAX_STEPS = 4;
-/** Missions remembered as having no job while deep research is disabled (the set starts over when full). */
+/** Missions remembered as having no job while deep research is disabled (the map starts over when full). */
 const MAX_MISSIONS_WITHOUT_JOB = 100_000;
+/**
+ * How long a mission found without a job is not looked up again while deep research is disabled: a
+ * job another instance (with deep research enabled) submits meanwhile is found after at most this.
+ */
+const NO_JOB_RECHECK_MS = 10 * 60_000;
 
 /** Creates a {@link ResearchStage}. Invalid options throw `RESEARCH_INVALID_OPTIONS`. */
 export function createResearchStage(deps: ResearchStageDeps, options: ResearchStageOptions = {}): ResearchStage {
   const { store, deep, shallow } = deps;
   const logger = deps.logger ?? noopLogger;
-  const machine = createResearchMachine({ clock: deps.clock ?? systemClock }, options);
+  const clock = deps.clock ?? systemClock;
+  const machine = createResearchMachine({ clock }, options);
   const deepEnabled = options.deepResearchEnabled ?? false;
   if (deepEnabled && !deep) {
     throw new ResearchError('RESEARCH_INVALID_OPTIONS', 'deepResearchEnabled needs a deep research client', {
       operation: 'config',
     });
   }
-  // With deep research disabled no job is ever submitted here, so a mission found without one never
-  // gets one from this stage: it is not looked up again (a job that existed is still finished).
-  const withoutJob = new Set<string>();
+  // With deep research disabled no job is ever submitted here, so a mission found without one gets
+  // one only from another instance: it is not looked up again for NO_JOB_RECHECK_MS (key → when it
+  // was found without a job; a job that existed is still finished).
+  const withoutJob = new Map<string, number>();
   const researchTrigger = options.researchTrigger ?? RESEARCH_TRIGGER;
   const deepTrigger = options.deepResearchTrigger ?? DEEP_RESEARCH_TRIGGER;
 
@@ -258,11 +265,15 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
   async function run(mission: ResearchMission): Promise<ResearchStageOutcome> {
     if (!deep) return runShallow(mission, 'deep-not-requested');
     const key = deepEnabled ? '' : JSON.stringify([mission.userId, mission.id]);
-    if (!deepEnabled && withoutJob.has(key)) return runShallow(mission, 'deep-not-requested');
+    const foundWithoutJob = deepEnabled ? undefined : withoutJob.get(key);
+    if (foundWithoutJob !== undefined && clock.now() - foundWithoutJob < NO_JOB_RECHECK_MS) return runShallow(mission, 'deep-not-requested');
     let state: ResearchState = await store.load(mission.userId, mission.id);
-    if (!deepEnabled && state.phase === 'idle') {
-      if (withoutJob.size >= MAX_MISSIONS_WITHOUT_JOB) withoutJob.clear();
-      withoutJob.add(key);
+    if (!deepEnabled) {
+      if (state.phase !== 'idle') withoutJob.delete(key);
+      else {
+        if (withoutJob.size >= MAX_MISSIONS_WITHOUT_JOB) withoutJob.clear();
+        withoutJob.set(key, clock.now());
+      }
     }
     let event: ResearchEvent = { type: 'tick', deepRequested: wantsDeepResearch(mission) };
     for (let step = 0; step < MAX_STEPS; step++) {
