@@ -46,7 +46,7 @@ describe('migration 0009', () => {
         ('u-1', 'm-1', '{"state": "active", "agentId": "a-1"}', '2026-01-01T00:00:00Z')`;
     await db.sql`INSERT INTO mana_ai.agent_snapshots (user_id, agent_id, record) VALUES ('', 'a-1', '{}'), ('u-1', 'a-1', '{}')`;
     await db.sql`SELECT mana_ai.sync_mission_lanes('[{"user_id": "", "agent_id": "a-1"}, {"user_id": "u-1", "agent_id": "a-1"}]')`;
-    const migration = migrations.find((m) => m.id === 'projection/0009_refresh_feed')!;
+    const migration = migrations.find((m) => m.id === 'projection/0009_refresh_batch')!;
     await db.sql.unsafe(migration.sql);
     const left = await db.sql<{ kind: string; user_id: string }[]>`
       SELECT 'mission' AS kind, user_id FROM mana_ai.mission_snapshots

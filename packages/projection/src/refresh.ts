@@ -313,7 +313,7 @@ async function refreshBatch(
   const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${REFRESH_LOCK_KEY.toString()}::bigint) AS locked`;
   if (!lock?.locked) return null;
   // One definer function returns the feed batch and the stored snapshots and tombstones of the
-  // records in it, nothing else (migrations 0009, 0011). The runner's own rows that their snapshot
+  // records in it, nothing else (migration 0009). The runner's own rows that their snapshot
   // already holds (the write-back merged them in its transaction) come as 'applied', without data.
   const batch = await tx<RefreshFeedRow[]>`
     SELECT f.kind, f.id::text AS id, f.table_name, f.record_id, f.user_id, f.op, f.data, f.field_meta,

@@ -1,10 +1,26 @@
--- The refresh's read of 0009 under a new name, refresh_batch, that also moves the
--- last_applied_at of a mission past the runner's own rows it passes as already applied (nothing
--- else writes them: the write-back's read of the rows its snapshot has not applied would otherwise
--- grow with every plan since the user's last change). Same result columns as refresh_feed, which is
--- dropped. A function of mana_ai_feed cannot be replaced on the owner path (the migrating role may
--- only SET ROLE to it, and mana_ai_feed creates nothing in the schema of a superuser's migration),
--- hence the new name. Safe to run again.
+-- The snapshot refresh reads stored snapshots only through the change feed (DESIGN §7): one
+-- SECURITY DEFINER function returns a batch of the feed after a cursor together with the stored
+-- snapshots and tombstones of the records in that batch, and nothing else. The keys-based
+-- refresh_stored_snapshots of 0006, which returned the snapshot of any key its caller named, is
+-- dropped. The runner's own rows (client_id 'mana-ai-runner') whose mission snapshot already holds
+-- them — the write-back merges its row into the snapshot in the same transaction — come without
+-- their data and are not merged again, and a mission's last_applied_at moves past them, so the
+-- write-back does not read them again either. Snapshots of the empty user id (never a user: rows
+-- with it are no longer projected) are removed. Safe to run again.
+
+-- Dropped as its owner mana_ai_feed: on the owner path the migrating role may SET ROLE to it but
+-- does not inherit its rights (docs/database.md, step 1).
+DO $drop$
+DECLARE
+  migrating TEXT := current_user;
+BEGIN
+  IF to_regprocedure('mana_ai.refresh_stored_snapshots(jsonb)') IS NOT NULL THEN
+    SET LOCAL ROLE mana_ai_feed;
+    DROP FUNCTION mana_ai.refresh_stored_snapshots(JSONB);
+    EXECUTE format('SET LOCAL ROLE %I', migrating);
+  END IF;
+END
+$drop$;
 
 -- One refresh batch: the feed rows after (after_created_at, after_id), oldest first, up to max_rows
 -- and stopping before the oldest open transaction, like change_feed. Each feed row comes as kind
@@ -101,15 +117,17 @@ $owner$;
 REVOKE ALL ON FUNCTION mana_ai.refresh_batch(TIMESTAMPTZ, UUID, INTEGER) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mana_ai.refresh_batch(TIMESTAMPTZ, UUID, INTEGER) TO mana_ai_runner;
 
--- Dropped as its owner mana_ai_feed (see 0009).
-DO $drop$
+-- Rows with an empty user id are skipped by the refresh (row.skipped, reason empty-user-id): remove
+-- the snapshots and lanes an earlier refresh made of them, which could be claimed but never written
+-- back. RLS is forced on the snapshot tables, for their owner too: the deletes run scoped to ''.
+DO $empty$
 DECLARE
-  migrating TEXT := current_user;
+  previous TEXT := current_setting('app.current_user_id', true);
 BEGIN
-  IF to_regprocedure('mana_ai.refresh_feed(timestamptz, uuid, integer)') IS NOT NULL THEN
-    SET LOCAL ROLE mana_ai_feed;
-    DROP FUNCTION mana_ai.refresh_feed(TIMESTAMPTZ, UUID, INTEGER);
-    EXECUTE format('SET LOCAL ROLE %I', migrating);
-  END IF;
+  PERFORM set_config('app.current_user_id', '', true);
+  DELETE FROM mana_ai.mission_snapshots WHERE user_id = '';
+  DELETE FROM mana_ai.agent_snapshots WHERE user_id = '';
+  DELETE FROM mana_ai.mission_lanes WHERE user_id = '';
+  PERFORM set_config('app.current_user_id', coalesce(previous, ''), true);
 END
-$drop$;
+$empty$;
