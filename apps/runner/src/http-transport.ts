@@ -99,7 +99,10 @@ function readBody(response: IncomingMessage, maxBytes: number, failure: () => un
       } else chunks.push(chunk);
     });
     response.once('end', () => resolve({ text: new TextDecoder().decode(Buffer.concat(chunks, received)) }));
-    // 'close' follows 'end' and every error: by then the answer is settled unless the body was cut short.
-    response.once('close', () => reject(ended()));
+    // 'close' follows 'end' and every error: by then the answer is settled unless the body was cut
+    // short (the error is built only then: an Error's stack trace costs on every call).
+    response.once('close', () => {
+      if (!response.complete) reject(ended());
+    });
   });
 }
