@@ -378,6 +378,28 @@ describe('writeIteration', () => {
     expect(writes).toBe(2);
   });
 
+  it('gives up with PROJECTION_WRITE_CONFLICT after five reads when the mission changes before every write, writing nothing', async () => {
+    const claim = await claimOne();
+    let writes = 0;
+    // Every conditional write finds a user's row that arrived after its read.
+    const busy = new Proxy(runner, {
+      apply(target, thisArg, args: Parameters<Sql>) {
+        const [strings] = args as unknown as [TemplateStringsArray];
+        if (!strings.join('').includes('write_back_write')) return Reflect.apply(target, thisArg, args);
+        writes++;
+        const edit = { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: `edit ${writes}` }, fieldMeta: { title: isoAt(t0, writes) } };
+        return insertChanges(db.sql, [edit]).then(() => Reflect.apply(target, thisArg, args));
+      },
+    });
+    await expect(write(claim, {}, createProjection({ sql: busy }))).rejects.toMatchObject({
+      code: 'PROJECTION_WRITE_CONFLICT',
+      details: { missionId: 'm-1', attempts: 5 },
+    });
+    expect(writes).toBe(5);
+    const [written] = await db.sql<{ count: string }[]>`SELECT count(*)::text AS count FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(written?.count).toBe('0');
+  });
+
   it('fails with PROJECTION_MISSION_NOT_FOUND when the mission was deleted meanwhile', async () => {
     const claim = await claimOne();
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'delete', data: {} }]);
