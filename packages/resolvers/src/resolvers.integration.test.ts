@@ -313,10 +313,11 @@ describe('createInputResolvers (end to end with a real grant and Postgres)', () 
       { ...scope, table_name: 'notes', record_id: 'n1' },
       { ...scope, table_name: 'tasks', record_id: 't1' },
     ]);
+    // The two rows are written concurrently (inputs resolve four at a time): any order.
     const read = await subject.audit.read(USER, { missionId: 'mission-2' });
-    expect(read.map((row) => [row.recordId, row.status, row.reason])).toEqual([
-      ['t1', 'scope-violation', 'mission-mismatch'],
+    expect(read.map((row) => [row.recordId, row.status, row.reason]).sort()).toEqual([
       ['n1', 'scope-violation', 'mission-mismatch'],
+      ['t1', 'scope-violation', 'mission-mismatch'],
     ]);
   });
 
