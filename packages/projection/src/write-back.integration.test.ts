@@ -387,7 +387,7 @@ describe('writeIteration', () => {
         const [strings] = args as unknown as [TemplateStringsArray];
         if (!strings.join('').includes('write_back_write')) return Reflect.apply(target, thisArg, args);
         writes++;
-        const edit = { userId: 'u-1', recordId: 'm-1', op: 'update', data: { title: `edit ${writes}` }, fieldMeta: { title: isoAt(t0, writes) } };
+        const edit = { userId: 'u-1', recordId: 'm-1', op: 'update' as const, data: { title: `edit ${writes}` }, fieldMeta: { title: isoAt(t0, writes) } };
         return insertChanges(db.sql, [edit]).then(() => Reflect.apply(target, thisArg, args));
       },
     });
