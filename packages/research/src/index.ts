@@ -26,6 +26,7 @@ export {
 export type { FetchLike } from './http.js';
 export { migrations } from './migrations.js';
 export {
+  type ResearchJobKeys,
   type ResearchJobStore,
   type ResearchJobStoreDeps,
   createResearchJobStore,

@@ -81,6 +81,60 @@ describe('createResearchJobStore', () => {
     expect(await runner`SELECT 1 FROM mana_ai.mission_research_jobs`).toHaveLength(0);
   });
 
+  it('lists the keys of the missions with a job across users as the runner, and nothing of the jobs', async () => {
+    const owner = createResearchJobStore({ sql: db.sql });
+    await owner.save('u-1', 'm-1', running);
+    await owner.save('u-2', 'm-2', completed);
+    const runner = db.connect({ url: await runnerUrl(db), max: 1 });
+    const store = createResearchJobStore({ sql: runner });
+    expect(await store.jobKeys(10)).toEqual({
+      keys: [
+        { userId: 'u-1', missionId: 'm-1' },
+        { userId: 'u-2', missionId: 'm-2' },
+      ],
+      more: false,
+    });
+    // Keys only: one row of two key arrays and a flag, never a task id, state or answer.
+    const rows = await runner`SELECT * FROM mana_ai.research_job_keys(10)`;
+    expect(rows).toEqual([{ user_ids: ['u-1', 'u-2'], mission_ids: ['m-1', 'm-2'], more: false }]);
+    // The job rows themselves stay behind each user's row-level security.
+    expect(await runner`SELECT task_id FROM mana_ai.mission_research_jobs`).toHaveLength(0);
+    expect(await runner.begin(async (tx) => {
+      await tx`SELECT set_config('app.current_user_id', 'u-1', true)`;
+      return tx<{ task_id: string }[]>`SELECT task_id FROM mana_ai.mission_research_jobs WHERE user_id = 'u-2'`;
+    })).toHaveLength(0);
+    expect(await store.load('u-1', 'm-2')).toEqual({ phase: 'idle' });
+    // The definer role the function runs as may read the key columns and nothing else of the table.
+    await expect(
+      db.sql.begin(async (tx) => {
+        await tx`SET LOCAL ROLE mana_ai_feed`;
+        return tx`SELECT result FROM mana_ai.mission_research_jobs`;
+      }),
+    ).rejects.toThrow(/permission denied/);
+    const [grant] = await db.sql<{ runnerOnly: boolean }[]>`
+      SELECT has_function_privilege('mana_ai_runner', 'mana_ai.research_job_keys(integer)', 'EXECUTE')
+        AND NOT has_function_privilege('public', 'mana_ai.research_job_keys(integer)', 'EXECUTE') AS "runnerOnly"`;
+    expect(grant?.runnerOnly).toBe(true);
+  });
+
+  it('says when more missions have a job than the keys it was asked for', async () => {
+    const store = createResearchJobStore({ sql: db.sql });
+    expect(await store.jobKeys(5)).toEqual({ keys: [], more: false });
+    await store.save('u-1', 'm-1', running);
+    await store.save('u-1', 'm-2', running);
+    await store.save('u-2', 'm-1', running);
+    expect(await store.jobKeys(2)).toEqual({
+      keys: [
+        { userId: 'u-1', missionId: 'm-1' },
+        { userId: 'u-1', missionId: 'm-2' },
+      ],
+      more: true,
+    });
+    expect(await store.jobKeys(3)).toMatchObject({ more: false });
+    expect((await store.jobKeys(3)).keys).toHaveLength(3);
+    expect(await store.jobKeys(0)).toEqual({ keys: [], more: true });
+  });
+
   it('replaces the row of the same mission when saved again', async () => {
     const store = createResearchJobStore({ sql: db.sql });
     await store.save('u-1', 'm-1', running);

@@ -9,10 +9,20 @@ export interface ResearchJobStoreDeps {
   sql: SqlClient;
 }
 
+/** Which missions have a job row, as keys only (no task id, state or answer). */
+export interface ResearchJobKeys {
+  /** At most `maxKeys` missions with a job row. */
+  keys: { userId: string; missionId: string }[];
+  /** True when more missions than `maxKeys` have a job row: `keys` is then incomplete. */
+  more: boolean;
+}
+
 /** Persists each mission's {@link ResearchState} in `mana_ai.mission_research_jobs`. */
 export interface ResearchJobStore {
   /** The mission's state; `idle` when it has no job row. */
   load(userId: string, missionId: string): Promise<ResearchState>;
+  /** The keys of at most `maxKeys` missions of any user that have a job row, in one statement. */
+  jobKeys(maxKeys: number): Promise<ResearchJobKeys>;
   /** Inserts or replaces the mission's job row with `state`. */
   save(userId: string, missionId: string, state: ActiveResearchState): Promise<void>;
   /**
@@ -56,6 +66,15 @@ export function createResearchJobStore(deps: ResearchJobStoreDeps): ResearchJobS
         FROM mana_ai.research_job_of(${userId}, ${missionId})`;
       const row = rows[0];
       return row ? fromRow(row) : IDLE_RESEARCH_STATE;
+    },
+
+    async jobKeys(maxKeys) {
+      // Cross-user, keys only (migration research/0005, SECURITY DEFINER as mana_ai_feed).
+      const [row] = await sql<{ user_ids: string[]; mission_ids: string[]; more: boolean }[]>`
+        SELECT user_ids, mission_ids, more FROM mana_ai.research_job_keys(${maxKeys})`;
+      const missionIds = row?.mission_ids ?? [];
+      const keys = (row?.user_ids ?? []).map((userId, index) => ({ userId, missionId: missionIds[index] ?? '' }));
+      return { keys, more: row?.more ?? false };
     },
 
     async save(userId, missionId, state) {

@@ -1,5 +1,6 @@
 import { type ManualClock, type Mission, type ResearchPort, createEventBus, createManualClock } from '@mana-ai/core';
-import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
+import { type TestDatabase, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
+import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DeepResearchAnswer, createDeepResearchClient } from './deep-research.js';
 import { createResearchJobStore } from './research-job-store.js';
@@ -50,13 +51,13 @@ function mission(overrides: Partial<ResearchMission> = {}): ResearchMission {
   };
 }
 
-function setup(options: ResearchStageOptions & { withDeep?: boolean; withShallow?: boolean } = {}) {
-  const { withDeep = true, withShallow = true, ...stageOptions } = options;
+function setup(options: ResearchStageOptions & { withDeep?: boolean; withShallow?: boolean; sql?: Sql } = {}) {
+  const { withDeep = true, withShallow = true, sql = db.sql, ...stageOptions } = options;
   const clock: ManualClock = createManualClock(T0);
   const events = createEventBus<ResearchEvents>();
   const seen: { name: keyof ResearchEvents; payload: ResearchEvents[keyof ResearchEvents] }[] = [];
   events.onAny((name, payload) => seen.push({ name, payload }));
-  const store = createResearchJobStore({ sql: db.sql });
+  const store = createResearchJobStore({ sql });
   const stage = createResearchStage(
     {
       store,
@@ -262,22 +263,31 @@ describe('createResearchStage', () => {
     expect(server.requestsTo('submit')).toHaveLength(1);
   });
 
-  it('looks a mission up in the job store once when deep research is disabled and it has no job', async () => {
-    const { stage, store } = setup({ deepResearchEnabled: false });
-    let loads = 0;
-    const load = store.load.bind(store);
-    store.load = async (userId, missionId) => {
-      loads++;
-      return load(userId, missionId);
-    };
-    const m = mission();
-    for (let run = 0; run < 3; run++) expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
-    expect(loads).toBe(1);
-    await stage.run(mission());
-    expect(loads).toBe(2);
+  it('reads the key set of missions with a job once, and no mission’s job, when deep research is disabled and they have none', async () => {
+    // The runner's login with every statement recorded, named by the function it calls.
+    const statements: string[] = [];
+    const runner = db.connect({ url: await runnerUrl(db), max: 4, debug: (_connection, query) => statements.push(query) });
+    const called = () => statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim());
+    await runner`SELECT 1`;
+    statements.length = 0;
+    const { stage, clock } = setup({ deepResearchEnabled: false, sql: runner });
+    // An idle stage reads nothing.
+    expect(called()).toEqual([]);
+    const missions = Array.from({ length: 8 }, () => mission());
+    // Concurrent runs share one load of the key set.
+    const outcomes = await Promise.all(missions.map((m) => stage.run(m)));
+    expect(outcomes.map((outcome) => outcome.status === 'ready' && outcome.source)).toEqual(missions.map(() => 'shallow'));
+    for (const m of missions) await stage.markConsumed(m);
+    clock.advance(4_999);
+    for (const m of missions) expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
+    expect(called()).toEqual(['research_job_keys']);
+    // Once its lifetime has passed, the next run loads it again.
+    clock.advance(1);
+    await stage.run(missions[0]!);
+    expect(called()).toEqual(['research_job_keys', 'research_job_keys']);
   });
 
-  it('finds a job another instance submitted once a disabled instance looks the mission up again (10 minutes)', async () => {
+  it('finds a job another instance submitted once the key set’s lifetime has passed on a disabled instance', async () => {
     // Two stages on one database: this instance has deep research disabled, the other enabled.
     const disabled = setup({ deepResearchEnabled: false });
     const enabled = setup();
@@ -286,13 +296,55 @@ describe('createResearchStage', () => {
     const submitted = await enabled.stage.run(m);
     expect(submitted).toEqual({ status: 'pending', taskId: expect.any(String) });
     completeTask(submitted.status === 'pending' ? submitted.taskId : '', 'completed');
-    // Remembered without a job for up to 10 minutes (no job-store read per plan)…
-    disabled.clock.advance(9 * MINUTE);
+    // The key set read before the submit holds for 5 seconds…
+    disabled.clock.advance(4_000);
     expect(await disabled.stage.run(m)).toMatchObject({ status: 'ready', source: 'shallow' });
-    // …then looked up again: the other instance's job is polled and its answer used.
-    disabled.clock.advance(MINUTE);
+    // …then it is read again: the other instance's job is polled and its answer used.
+    disabled.clock.advance(1_000);
     expect(await disabled.stage.run(m)).toMatchObject({ status: 'ready', source: 'deep' });
     expect(await jobRows(m.id)).toMatchObject([{ state: 'completed', result: answer }]);
+    await disabled.stage.markConsumed(m);
+    expect(await jobRows(m.id)).toEqual([]);
+  });
+
+  it('reads each mission’s job when the key set is incomplete', async () => {
+    const enabled = setup();
+    const withJobs = [mission(), mission()];
+    for (const m of withJobs) {
+      const submitted = await enabled.stage.run(m);
+      completeTask(submitted.status === 'pending' ? submitted.taskId : '', 'completed');
+    }
+    const { stage, store } = setup({ deepResearchEnabled: false });
+    // A key set of one key: more missions have a job than it holds.
+    const jobKeys = store.jobKeys.bind(store);
+    store.jobKeys = () => jobKeys(1);
+    let loads = 0;
+    const load = store.load.bind(store);
+    store.load = async (userId, missionId) => {
+      loads++;
+      return load(userId, missionId);
+    };
+    for (const m of withJobs) expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'deep' });
+    expect(await stage.run(mission())).toMatchObject({ status: 'ready', source: 'shallow' });
+    expect(loads).toBe(3);
+  });
+
+  it('reads the mission’s job when the key set cannot be loaded, and tries the key set again on the next run', async () => {
+    const enabled = setup();
+    const m = mission();
+    const submitted = await enabled.stage.run(m);
+    completeTask(submitted.status === 'pending' ? submitted.taskId : '', 'completed');
+    const { stage, store } = setup({ deepResearchEnabled: false });
+    const jobKeys = store.jobKeys.bind(store);
+    let attempts = 0;
+    store.jobKeys = async (maxKeys) => {
+      attempts++;
+      if (attempts === 1) throw new Error('connection lost');
+      return jobKeys(maxKeys);
+    };
+    expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'deep' });
+    expect(await stage.run(m)).toMatchObject({ status: 'ready', source: 'deep' });
+    expect(attempts).toBe(2);
   });
 
   it('sends nothing and returns no input when the objective is ciphertext', async () => {

@@ -6,6 +6,7 @@ import {
   type ResearchOutcome,
   type ResearchPort,
   type ResolvedInput,
+  describeError,
   noopLogger,
   systemClock,
 } from '@mana-ai/core';
@@ -13,6 +14,7 @@ import { type DeepResearchClient, toDeepResearchInput } from './deep-research.js
 import { ResearchError, type ResearchErrorCode, type ResearchErrorKind, isResearchError } from './errors.js';
 import type { ResearchJobStore } from './research-job-store.js';
 import {
+  IDLE_RESEARCH_STATE,
   type ResearchEvent,
   type ResearchGiveUpReason,
   type ResearchMachineOptions,
@@ -138,13 +140,14 @@ export function toResearchMission(mission: Mission): ResearchMission {
 
 // submit/poll lead to one more transition each; four steps are more than any path needs.
 const MAX_STEPS = 4;
-/** Missions remembered as having no job while deep research is disabled (the map starts over when full). */
-const MAX_MISSIONS_WITHOUT_JOB = 100_000;
 /**
- * How long a mission found without a job is not looked up again while deep research is disabled: a
- * job another instance (with deep research enabled) submits meanwhile is found after at most this.
+ * How long the set of missions with a job is reused while deep research is disabled: a mission
+ * outside it is taken to have no job without a statement, so a job another instance (with deep
+ * research enabled) submits is found within this.
  */
-const NO_JOB_RECHECK_MS = 10 * 60_000;
+const JOB_KEYS_LIFETIME_MS = 5_000;
+/** At most this many keys are loaded into that set; with more jobs each mission is looked up on its own. */
+const MAX_JOB_KEYS = 10_000;
 
 /** Creates a {@link ResearchStage}. Invalid options throw `RESEARCH_INVALID_OPTIONS`. */
 export function createResearchStage(deps: ResearchStageDeps, options: ResearchStageOptions = {}): ResearchStage {
@@ -158,10 +161,12 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
       operation: 'config',
     });
   }
-  // With deep research disabled no job is ever submitted here, so a mission found without one gets
-  // one only from another instance: it is not looked up again for NO_JOB_RECHECK_MS (key → when it
-  // was found without a job; a job that existed is still finished).
-  const withoutJob = new Map<string, number>();
+  // With deep research disabled no job is ever submitted here, so a mission gets one only from another
+  // instance: the keys of the missions with a job are loaded once per JOB_KEYS_LIFETIME_MS (when a run
+  // asks, shared by concurrent runs) and only those missions' jobs are read. Undefined keys: the set
+  // was incomplete (more than MAX_JOB_KEYS jobs), so every mission is read.
+  let jobKeys: { loadedAt: number; keys: ReadonlySet<string> | undefined } | undefined;
+  let jobKeysLoading: Promise<ReadonlySet<string> | undefined> | undefined;
   const researchTrigger = options.researchTrigger ?? RESEARCH_TRIGGER;
   const deepTrigger = options.deepResearchTrigger ?? DEEP_RESEARCH_TRIGGER;
 
@@ -262,19 +267,41 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
     }
   }
 
+  const keyOf = (userId: string, missionId: string): string => JSON.stringify([userId, missionId]);
+
+  /** The keys of the missions with a job (deep research disabled); undefined when the set is incomplete. */
+  function currentJobKeys(): Promise<ReadonlySet<string> | undefined> {
+    if (jobKeys && clock.now() - jobKeys.loadedAt < JOB_KEYS_LIFETIME_MS) return Promise.resolve(jobKeys.keys);
+    jobKeysLoading ??= (async () => {
+      const loadedAt = clock.now();
+      try {
+        const { keys, more } = await store.jobKeys(MAX_JOB_KEYS);
+        const set = more ? undefined : new Set(keys.map((key) => keyOf(key.userId, key.missionId)));
+        jobKeys = { loadedAt, keys: set };
+        return set;
+      } finally {
+        jobKeysLoading = undefined;
+      }
+    })();
+    return jobKeysLoading;
+  }
+
+  /** The mission's job state: with deep research disabled, read only when the mission may have a job. */
+  async function load(mission: Pick<ResearchMission, 'id' | 'userId'>): Promise<ResearchState> {
+    if (!deepEnabled) {
+      const keys = await currentJobKeys().catch((error: unknown) => {
+        // Not remembered: the next run loads the set again. This one reads the mission's job.
+        logger.warn({ missionId: mission.id, err: describeError(error) }, 'research job keys not loaded');
+        return undefined;
+      });
+      if (keys && !keys.has(keyOf(mission.userId, mission.id))) return IDLE_RESEARCH_STATE;
+    }
+    return store.load(mission.userId, mission.id);
+  }
+
   async function run(mission: ResearchMission): Promise<ResearchStageOutcome> {
     if (!deep) return runShallow(mission, 'deep-not-requested');
-    const key = deepEnabled ? '' : JSON.stringify([mission.userId, mission.id]);
-    const foundWithoutJob = deepEnabled ? undefined : withoutJob.get(key);
-    if (foundWithoutJob !== undefined && clock.now() - foundWithoutJob < NO_JOB_RECHECK_MS) return runShallow(mission, 'deep-not-requested');
-    let state: ResearchState = await store.load(mission.userId, mission.id);
-    if (!deepEnabled) {
-      if (state.phase !== 'idle') withoutJob.delete(key);
-      else {
-        if (withoutJob.size >= MAX_MISSIONS_WITHOUT_JOB) withoutJob.clear();
-        withoutJob.set(key, clock.now());
-      }
-    }
+    let state = await load(mission);
     let event: ResearchEvent = { type: 'tick', deepRequested: wantsDeepResearch(mission) };
     for (let step = 0; step < MAX_STEPS; step++) {
       const transition = machine.transition(state, event);
@@ -321,7 +348,7 @@ export function createResearchStage(deps: ResearchStageDeps, options: ResearchSt
 
   async function acknowledge(mission: Pick<ResearchMission, 'id' | 'userId'>, planWritten: boolean): Promise<void> {
     if (!planWritten || !deep) return;
-    const state = await store.load(mission.userId, mission.id);
+    const state = await load(mission);
     const { effects } = machine.transition(state, { type: 'plan-written' });
     for (const effect of effects) {
       if (effect.type === 'delete') await store.delete(mission.userId, mission.id, effect.taskId);

@@ -24,4 +24,18 @@ describe('createMemoryResearchJobStore', () => {
     expect(await store.delete('u-1', 'm-1', 'task-1')).toBe(true);
     expect(store.jobs.size).toBe(0);
   });
+
+  it('lists the keys of the missions with a job and says when there are more', async () => {
+    const store = createMemoryResearchJobStore();
+    await store.save('u-1', 'm-1', running);
+    await store.save('u-2', 'm-2', running);
+    expect(await store.jobKeys(5)).toEqual({
+      keys: [
+        { userId: 'u-1', missionId: 'm-1' },
+        { userId: 'u-2', missionId: 'm-2' },
+      ],
+      more: false,
+    });
+    expect(await store.jobKeys(1)).toEqual({ keys: [{ userId: 'u-1', missionId: 'm-1' }], more: true });
+  });
 });

@@ -1,7 +1,7 @@
 import type { ResearchJobStore } from '../research-job-store.js';
 import { type ActiveResearchState, IDLE_RESEARCH_STATE, type ResearchState } from '../research-machine.js';
 
-/** A {@link ResearchJobStore} in memory, for consumers' unit tests; `jobs` is keyed `<userId>/<missionId>`. */
+/** A {@link ResearchJobStore} in memory, for consumers' unit tests; `jobs` is keyed `<userId>/<missionId>` (`jobKeys` splits a key at its first `/`). */
 export interface MemoryResearchJobStore extends ResearchJobStore {
   readonly jobs: Map<string, ActiveResearchState>;
 }
@@ -15,6 +15,13 @@ export function createMemoryResearchJobStore(): MemoryResearchJobStore {
     async load(userId, missionId): Promise<ResearchState> {
       const job = jobs.get(key(userId, missionId));
       return job ? structuredClone(job) : IDLE_RESEARCH_STATE;
+    },
+    async jobKeys(maxKeys) {
+      const keys = [...jobs.keys()].map((stored) => {
+        const slash = stored.indexOf('/');
+        return { userId: stored.slice(0, slash), missionId: stored.slice(slash + 1) };
+      });
+      return { keys: keys.slice(0, Math.max(maxKeys, 0)), more: keys.length > maxKeys };
     },
     async save(userId, missionId, state) {
       jobs.set(key(userId, missionId), structuredClone(state));
