@@ -370,6 +370,29 @@ describe('claimDueMissions', () => {
     ]);
   });
 
+  it('returns with each claim the snapshot it read: the record, the version after the lease update, the database’s time of the read', async () => {
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', data: missionData('m-1', { objective: 'eins', nextRunAt: isoAt(t0, -2 * MINUTE) }) },
+      { userId: 'u-2', recordId: 'm-2', data: missionData('m-2', { objective: 'zwei', nextRunAt: isoAt(t0, -MINUTE) }) },
+    ]);
+    await projection.refresh();
+    const before = await databaseNowMs(db.sql);
+    const claimed = await projection.claimDue({ owner: 'i-1', limit: 10 });
+    const arrived = performance.now();
+    const after = await databaseNowMs(db.sql);
+    const rows = await db.sql<{ mission_id: string; record: Record<string, unknown>; version: string }[]>`
+      SELECT mission_id, record, xmin::text AS version FROM mana_ai.mission_snapshots ORDER BY mission_id`;
+    expect(claimed.map((claim) => [claim.mission.id, claim.snapshot.record, claim.snapshot.version])).toEqual(
+      rows.map((row) => [row.mission_id, row.record, row.version]),
+    );
+    for (const { snapshot } of claimed) {
+      expect(Number.isInteger(snapshot.readAtMs)).toBe(true);
+      expect(snapshot.readAtMs).toBeGreaterThanOrEqual(before);
+      expect(snapshot.readAtMs).toBeLessThanOrEqual(after);
+      expect(snapshot.receivedAt).toBeLessThanOrEqual(arrived);
+    }
+  });
+
   it('rejects a claim without owner or with a bad limit', async () => {
     await expect(projection.claimDue({ owner: '', limit: 1 })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });
     await expect(projection.claimDue({ owner: 'x', limit: 0 })).rejects.toMatchObject({ code: 'PROJECTION_INVALID_ARGUMENT' });

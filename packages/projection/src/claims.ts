@@ -12,6 +12,24 @@ export interface ClaimedMission {
   owner: string;
   /** When the lease expires on the database's clock and the mission becomes claimable again (`toISOString()` form). */
   leaseUntil: string;
+  /** The snapshot the claim read under its row lock: pass it to `writeIteration` as `claimed` to skip the write-back's read. */
+  snapshot: ClaimedSnapshot;
+}
+
+/**
+ * A mission's snapshot as its claim read it (migration 0011), in the same statement as the lease
+ * update. The write-back's first attempt merges from it instead of reading the snapshot again, and
+ * writes only when the snapshot is still at `version` (see `writeIteration`). Treat it as read-only.
+ */
+export interface ClaimedSnapshot {
+  /** The stored snapshot record (with its `__fieldMeta` stamps), as the claim read it. */
+  readonly record: Readonly<Record<string, unknown>>;
+  /** The snapshot row's version right after the claim's lease update (its `xmin`). */
+  readonly version: string;
+  /** The database's time of the claim's read: epoch milliseconds, truncated to the millisecond. */
+  readonly readAtMs: number;
+  /** `performance.now()` when the claim's answer arrived: the write-back adds the time elapsed since to `readAtMs`. */
+  readonly receivedAt: number;
 }
 
 /** Parameters of {@link claimDueMissions}. */
@@ -94,6 +112,7 @@ export async function claimDueMissions(
       dueSlot: row.due_slot,
       owner: options.owner,
       leaseUntil: row.lease_until,
+      snapshot: { record: row.record, version: row.version, readAtMs: Math.round(row.read_at_ms), receivedAt: row.receivedAt },
     }))
     .sort((a, b) => (a.dueSlot < b.dueSlot ? -1 : a.dueSlot > b.dueSlot ? 1 : 0));
   context.events.emit('missions.claimed', { owner: options.owner, limit, claimed: claimed.length, durationMs: performance.now() - startedAt });
@@ -108,23 +127,33 @@ interface ClaimRow {
   candidates: string;
   healed: string;
   record: Record<string, unknown> | null;
+  version: string | null;
+  read_at_ms: number | null;
 }
 
-/** A claimed mission's key, due slot and lease end, with its record loaded under its user's RLS scope. */
-type ClaimedRow = ClaimRow & { user_id: string; record: Record<string, unknown> };
+/**
+ * A claimed mission's key, due slot and lease end, with its record, version and read time loaded
+ * under its user's RLS scope, and when the answer arrived (`performance.now()`).
+ */
+type ClaimedRow = ClaimRow & { user_id: string; record: Record<string, unknown>; version: string; read_at_ms: number; receivedAt: number };
 
 /**
  * One claim, one statement: `mana_ai.claim_missions` (migration 0010, `SECURITY INVOKER`) calls the
  * definer function `mana_ai.claim_due_missions` (the walk over every user's due missions returns
  * keys, due slots and lease ends only, see migration 0006), then reads each claimed record with
  * `app.current_user_id` set to its user, so row-level security returns that user's rows and nothing
- * else. The records are read under the claim's row locks: what is returned is the record that was claimed.
+ * else. The records are read under the claim's row locks: what is returned is the record that was
+ * claimed, with the snapshot row's version after the lease update and the database's time of the
+ * read (migration 0011), for the write-back's fast path.
  */
 async function claimOnce(context: ProjectionContext, owner: string, limit: number, candidates: number, leaseMs: number) {
   const result = await context.sql<ClaimRow[]>`
-    SELECT user_id, mission_id, due_slot, lease_until, candidates::text, healed::text, record
+    SELECT user_id, mission_id, due_slot, lease_until, candidates::text, healed::text, record, version, read_at_ms
     FROM mana_ai.claim_missions(${owner}, ${limit}::int, ${candidates}::int, ${leaseMs}::float8)`;
-  const claimed = result.filter((row): row is ClaimedRow => row.user_id !== null && row.record !== null);
+  const receivedAt = performance.now();
+  const claimed = result
+    .filter((row): row is Omit<ClaimedRow, 'receivedAt'> => row.user_id !== null && row.record !== null && row.version !== null && row.read_at_ms !== null)
+    .map((row): ClaimedRow => ({ ...row, receivedAt }));
   return { claimed, candidates: Number(result[0]?.candidates ?? 0), healed: Number(result[0]?.healed ?? 0) };
 }
 

@@ -1,5 +1,5 @@
 export { type ApplyMigrationsOptions, MIGRATION_LOCK_KEY, type MigrationReport, applyMigrations } from './apply-migrations.js';
-export type { ClaimOptions, ClaimedMission, LeaseStats, MissionKey, RenewOptions } from './claims.js';
+export type { ClaimOptions, ClaimedMission, ClaimedSnapshot, LeaseStats, MissionKey, RenewOptions } from './claims.js';
 export { type ProjectionErrorCode, ProjectionError } from './errors.js';
 export type {
   EntrySkippedEvent,

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { type TestDatabase, createTestDatabase } from '@mana-ai/test-postgres';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { applyMigrations } from './apply-migrations.js';
 import { migrations } from './migrations.js';
 
 let db: TestDatabase;
@@ -12,13 +13,25 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
+/** Removes what the migrations made in this test file's database (the roles are the cluster's and stay). */
+async function dropSchema(): Promise<void> {
+  await db.sql.unsafe('DROP SCHEMA mana_ai CASCADE; DROP TABLE public.sync_changes');
+}
+
 describe('migrations', () => {
-  it('applies again without error or change when the schema already exists', async () => {
-    const before = await db.sql`SELECT count(*)::int AS n FROM pg_policies WHERE tablename = 'sync_changes'`;
-    for (const migration of migrations) await db.sql.unsafe(migration.sql);
-    for (const migration of migrations) await db.sql.unsafe(migration.sql);
-    const after = await db.sql`SELECT count(*)::int AS n FROM pg_policies WHERE tablename = 'sync_changes'`;
-    expect(after).toEqual(before);
+  // Each one right after itself: a later migration may replace what an earlier one made (0011
+  // changes the result type of 0010's claim_missions), and applyMigrations never runs one twice.
+  it('applies each migration again without error or change when its schema already exists', async () => {
+    await dropSchema();
+    const state = () => db.sql`
+      SELECT (SELECT count(*)::int FROM pg_policies WHERE tablename = 'sync_changes') AS policies,
+             (SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'mana_ai') AS functions`;
+    for (const migration of migrations) {
+      await db.sql.unsafe(migration.sql);
+      const before = await state();
+      await db.sql.unsafe(migration.sql);
+      expect(await state()).toEqual(before);
+    }
   });
 
   it('creates the feed owner and the runner role without login or BYPASSRLS, and the feed index', async () => {
@@ -59,6 +72,36 @@ describe('migration 0009', () => {
     ]);
     const [setting] = await db.sql<{ id: string | null }[]>`SELECT current_setting('app.current_user_id', true) AS id`;
     expect(setting?.id ?? '').toBe('');
+  });
+});
+
+describe('migration 0011', () => {
+  it('migrates a database migrated through 0010: claim_missions returns the snapshot version and the read time, and its earlier columns', async () => {
+    await dropSchema();
+    const through0010 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0010_claim_records') + 1);
+    expect((await applyMigrations(db.sql, through0010)).applied).toHaveLength(10);
+    await db.sql`
+      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, next_run_at) VALUES
+        ('u-1', 'm-1', '{"state": "active"}', now() - interval '1 minute'),
+        ('u-1', 'm-2', '{"state": "active"}', now() - interval '1 minute')`;
+    const claim = (max: number) => db.sql`
+      SELECT mission_id, record FROM mana_ai.claim_missions('i-1', ${max}::int, ${max * 2}::int, 60000::float8)`;
+    expect(await claim(1)).toEqual([{ mission_id: 'm-1', record: { state: 'active' } }]);
+    expect(await applyMigrations(db.sql, migrations)).toMatchObject({ applied: ['projection/0011_claim_versions'] });
+    // A runner of the previous release selects the columns of 0010 by name: they are unchanged.
+    expect(await claim(1)).toEqual([{ mission_id: 'm-2', record: { state: 'active' } }]);
+    await db.sql`UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL WHERE mission_id = 'm-1'`;
+    const [claimed] = await db.sql<{ version: string; read_at_ms: number; now_ms: number }[]>`
+      SELECT c.version, c.read_at_ms, (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000)::float8 AS now_ms
+      FROM mana_ai.claim_missions('i-1', 1, 2, 60000::float8) AS c`;
+    const [row] = await db.sql<{ version: string }[]>`SELECT xmin::text AS version FROM mana_ai.mission_snapshots WHERE mission_id = 'm-1'`;
+    expect(claimed?.version).toBe(row?.version);
+    expect(Number.isInteger(claimed?.read_at_ms)).toBe(true);
+    expect(claimed!.read_at_ms).toBeLessThanOrEqual(claimed!.now_ms);
+    const [grant] = await db.sql<{ runner: boolean; anyone: boolean }[]>`
+      SELECT has_function_privilege('mana_ai_runner', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS runner,
+             has_function_privilege('public', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS anyone`;
+    expect(grant).toEqual({ runner: true, anyone: false });
   });
 });
 

@@ -9,6 +9,7 @@ import tokenUsageRetention from '../sql/0007_token_usage_retention.sql';
 import writeBackFunctions from '../sql/0008_write_back_functions.sql';
 import refreshBatch from '../sql/0009_refresh_batch.sql';
 import claimRecords from '../sql/0010_claim_records.sql';
+import claimVersions from '../sql/0011_claim_versions.sql';
 
 /**
  * The projection's migrations, in order: the dev-only `sync_changes` log, the `mana_ai` schema, then
@@ -17,7 +18,8 @@ import claimRecords from '../sql/0010_claim_records.sql';
  * row-level security per user on the snapshot and token tables with the cross-user work in definer
  * functions, the token ledger's retention, the write-back's two statements, the refresh's batch
  * (the feed with the stored snapshots of its records, moving a snapshot past the runner's rows it
- * already holds), and the claim with its records in one statement.
+ * already holds), the claim with its records in one statement, and the claim's snapshot versions and
+ * read time for the write-back's fast path (whose stamp may never be ahead of the database's now).
  * `previousChecksums`: files whose comments changed after release (citations of the original
  * service's document became docs/wire-contract.md links); a database that applied the released text
  * stays current.
@@ -33,4 +35,5 @@ export const migrations: readonly Migration[] = [
   { id: 'projection/0008_write_back_functions', sql: writeBackFunctions },
   { id: 'projection/0009_refresh_batch', sql: refreshBatch },
   { id: 'projection/0010_claim_records', sql: claimRecords },
+  { id: 'projection/0011_claim_versions', sql: claimVersions },
 ];

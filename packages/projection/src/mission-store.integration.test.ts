@@ -1,5 +1,5 @@
-import { buildServerIteration, makeAgentActor } from '@mana-ai/core';
-import { type TestDatabase, agentRecord, createTestDatabase } from '@mana-ai/test-postgres';
+import { type MissionClaim, buildServerIteration, makeAgentActor } from '@mana-ai/core';
+import { type TestDatabase, agentRecord, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clearProjection, connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
@@ -68,6 +68,39 @@ describe('createMissionStore', () => {
       FROM mana_ai.mission_snapshots WHERE mission_id = 'without-agent'`;
     expect(row?.lease_owner).toBe('i-1');
     expect(row?.held_s).toBeGreaterThan(3000);
+  });
+
+  it('hands each claim’s snapshot to its first write-back, which then does not read the mission again', async () => {
+    const statements: string[] = [];
+    const counted = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
+    const store = createMissionStore(createProjection({ sql: counted }, { leaseMs: 60_000 }), { owner: 'i-1' });
+    await store.refresh();
+    const claims = await store.claimDue({ limit: 10 });
+    const request = (claim: MissionClaim) => {
+      const now = new Date().toISOString();
+      return {
+        iteration: buildServerIteration({ iterationId: claim.iterationId, calls: [], summary: 'Fertig.', startedAt: now, finishedAt: now }),
+        actor: makeAgentActor({ agentId: 'a-1', displayName: 'Agent a-1', missionId: claim.mission.id, iterationId: claim.iterationId, rationale: '' }),
+        tokensUsed: 0,
+      };
+    };
+    const functionsCalledBy = async (write: Promise<unknown>) => {
+      statements.length = 0;
+      const result = await write;
+      return { result, calls: statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim()) };
+    };
+    const [first, second] = claims;
+    expect(await functionsCalledBy(store.writeIteration(first!, request(first!)))).toEqual({ result: { written: true }, calls: ['write_back_write'] });
+    // A second write of the same claim (a retry) and a claim the store did not hand out read first.
+    expect(await functionsCalledBy(store.writeIteration(first!, request(first!)))).toEqual({
+      result: { written: false },
+      calls: ['write_back_read', 'release_mission_leases'],
+    });
+    expect(await functionsCalledBy(store.writeIteration({ ...second! }, request(second!)))).toEqual({
+      result: { written: true },
+      calls: ['write_back_read', 'write_back_write'],
+    });
+    expect(await leaseOwners()).toEqual({ 'with-agent': null, 'without-agent': null });
   });
 
   describe('token usage of a run whose write-back failed', () => {

@@ -1,5 +1,5 @@
-import type { Agent, MissionStorePort } from '@mana-ai/core';
-import type { MissionKey } from './claims.js';
+import type { Agent, MissionClaim, MissionStorePort } from '@mana-ai/core';
+import type { ClaimedSnapshot, MissionKey } from './claims.js';
 import { deriveIterationId } from './iteration-id.js';
 import type { Projection } from './projection.js';
 
@@ -24,10 +24,13 @@ const keysOf = (claims: readonly { mission: { userId: string; id: string } }[]):
  * `createDispatcher`. Agents are looked up once per user and agent for two seconds (a failed lookup
  * is not cached), iteration ids are derived from (mission, due slot), and every time comparison
  * happens on the database's clock inside the projection. A claimed batch whose agent lookup fails
- * is released at once rather than held until its leases expire.
+ * is released at once rather than held until its leases expire. The snapshot each claim read is kept
+ * with its {@link MissionClaim} (weakly: nothing stays behind when a run ends without writing) and
+ * handed to the first write-back of that claim, which then skips its read (the projection's fast path).
  */
 export function createMissionStore(projection: Projection, options: MissionStoreOptions): MissionStorePort {
   const { owner } = options;
+  const claimedSnapshots = new WeakMap<MissionClaim, ClaimedSnapshot>();
   const agents = new Map<string, { agent: Promise<Agent | null>; at: number }>();
   const agentOf = (userId: string, agentId: string | undefined): Promise<Agent | null> => {
     if (!agentId) return Promise.resolve(null);
@@ -55,9 +58,11 @@ export function createMissionStore(projection: Projection, options: MissionStore
       const claimed = await projection.claimDue({ owner, limit });
       try {
         return await Promise.all(
-          claimed.map(async ({ mission, dueSlot }) => {
+          claimed.map(async ({ mission, dueSlot, snapshot }) => {
             const [agent, iterationId] = await Promise.all([agentOf(mission.userId, mission.agentId), deriveIterationId(mission.id, dueSlot)]);
-            return { mission, agent, dueSlot, iterationId };
+            const claim: MissionClaim = { mission, agent, dueSlot, iterationId };
+            claimedSnapshots.set(claim, snapshot);
+            return claim;
           }),
         );
       } catch (error) {
@@ -68,6 +73,9 @@ export function createMissionStore(projection: Projection, options: MissionStore
     },
     tokensUsedLast24h: (userId, agentId) => projection.tokenUsageLast24h(userId, agentId),
     async writeIteration(claim, request) {
+      // Used once: a retried write reads, as the first one may have committed and changed the snapshot.
+      const claimed = claimedSnapshots.get(claim);
+      claimedSnapshots.delete(claim);
       const result = await projection.writeIteration({
         userId: claim.mission.userId,
         missionId: claim.mission.id,
@@ -76,6 +84,7 @@ export function createMissionStore(projection: Projection, options: MissionStore
         actor: request.actor,
         owner,
         tokenUsage: request.tokensUsed > 0 ? { agentId: request.actor.principalId, tokens: request.tokensUsed } : undefined,
+        claimed,
       });
       return { written: !result.duplicate };
     },

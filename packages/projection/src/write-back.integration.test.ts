@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import type { ClaimedMission } from './claims.js';
 import { deriveIterationId } from './iteration-id.js';
+import { mergeChanges } from './lww.js';
 import { type Projection, createProjection } from './projection.js';
 import type { WriteIterationInput } from './write-back.js';
 
@@ -405,5 +406,139 @@ describe('writeIteration', () => {
     await insertChanges(db.sql, [{ userId: 'u-1', recordId: 'm-1', op: 'delete', data: {} }]);
     await projection.refresh();
     await expect(write(claim)).rejects.toMatchObject({ code: 'PROJECTION_MISSION_NOT_FOUND' });
+  });
+});
+
+/** A runner client that records the name of every `mana_ai` function it calls, and a projection over it. */
+async function counted(): Promise<{ projection: Projection; calls: () => string[] }> {
+  const statements: string[] = [];
+  const sql = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
+  await sql`SELECT 1`;
+  statements.length = 0;
+  return { projection: createProjection({ sql }), calls: () => statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim()) };
+}
+
+/** Mission m-1 replayed from the whole log with the webapp's merge. */
+async function replayedM1(): Promise<Record<string, unknown> | null> {
+  const rows = await db.sql<{ op: string; data: unknown; field_meta: unknown; stamp: string }[]>`
+    SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS stamp
+    FROM sync_changes WHERE user_id = 'u-1' AND record_id = 'm-1' ORDER BY created_at, id`;
+  return mergeChanges(
+    rows.map((row) => ({ op: row.op, recordId: 'm-1', data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp })),
+    'mission',
+  );
+}
+
+/** Refreshes, then expects the stored snapshot of m-1 to equal a full replay of its log; returns it. */
+async function expectSnapshotIsReplay(): Promise<Record<string, unknown>> {
+  await projection.refresh();
+  const stored = (await snapshotsOf(db.sql, 'mission_snapshots')).get('u-1/m-1');
+  expect({ id: 'm-1', ...stored }).toEqual(await replayedM1());
+  return stored!;
+}
+
+/** Every `field_meta` stamp the runner wrote and every token usage time, as epoch ms. */
+async function runnerStampsMs(): Promise<number[]> {
+  const rows = await db.sql<{ stamp: string }[]>`
+    SELECT m.value AS stamp FROM sync_changes c, jsonb_each_text(c.field_meta) AS m WHERE c.client_id = 'mana-ai-runner'
+    UNION ALL SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') FROM mana_ai.token_usage`;
+  return rows.map((row) => Date.parse(row.stamp));
+}
+
+describe('writeIteration with the snapshot its claim read (the fast path)', () => {
+  it('writes in one statement, without reading the mission again, and the snapshot equals a full replay of the log', async () => {
+    const claim = await claimOne();
+    const claimedRecord = structuredClone(claim.snapshot.record);
+    const { projection: writer, calls } = await counted();
+    const result = await write(claim, { claimed: claim.snapshot, tokenUsage: { agentId: 'a-1', tokens: 10 } }, writer);
+    const after = await databaseNowMs(db.sql);
+    expect(calls()).toEqual(['write_back_write']);
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: true });
+    const [row] = await db.sql<{ field_meta: Record<string, string>; data: Record<string, unknown> }[]>`
+      SELECT field_meta, data FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    const stamp = row!.field_meta.iterations!;
+    expect(stamp).toMatch(STAMP);
+    expect(row?.field_meta).toEqual({ iterations: stamp, nextRunAt: stamp });
+    expect(Date.parse(stamp)).toBeGreaterThanOrEqual(claim.snapshot.readAtMs);
+    expect(Date.parse(stamp)).toBeLessThanOrEqual(after);
+    expect(result.nextRunAt).toBe(isoAt(Date.parse(stamp), 60 * MINUTE));
+    expect(row?.data).toEqual({ nextRunAt: result.nextRunAt, iterations: [{ id: 'old', plan: [] }, { ...result.iteration }] });
+    expect(await runnerStampsMs()).toEqual([Date.parse(stamp), Date.parse(stamp), Date.parse(stamp)]);
+    expect(await projection.tokenUsageLast24h('u-1', 'a-1')).toBe(10);
+    const [lease] = await db.sql<{ owner: string | null }[]>`SELECT lease_owner AS owner FROM mana_ai.mission_snapshots`;
+    expect(lease?.owner).toBeNull();
+    // The claimed record is left as the claim read it.
+    expect(claim.snapshot.record).toEqual(claimedRecord);
+    expect(await expectSnapshotIsReplay()).toMatchObject({ nextRunAt: result.nextRunAt });
+  });
+
+  // A user's "run now" (stamped after the claim) lands while the mission runs: the fast write is
+  // refused (a row it has not seen, or a snapshot at another version) and the read path keeps the edit.
+  it.each([
+    ['in the log only', false],
+    ['in the log and in the snapshot (refreshed)', true],
+  ])('falls back to the read when a user edit lands after the claim (%s) and keeps the user’s value', async (_case, refreshed) => {
+    const claim = await claimOne();
+    const runNow = isoAt(t0);
+    await insertChanges(db.sql, [
+      { userId: 'u-1', recordId: 'm-1', op: 'update', data: { nextRunAt: runNow, title: 'edited' }, fieldMeta: { nextRunAt: isoAt(t0, 1), title: isoAt(t0, 1) } },
+    ]);
+    if (refreshed) expect((await projection.refresh()).rowsApplied).toBe(1);
+    const { projection: writer, calls } = await counted();
+    const result = await write(claim, { claimed: claim.snapshot }, writer);
+    expect(calls()).toEqual(['write_back_write', 'write_back_read', 'write_back_write']);
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: false, nextRunAt: runNow });
+    const stored = await expectSnapshotIsReplay();
+    expect(stored).toMatchObject({ nextRunAt: runNow, title: 'edited' });
+    expect((stored.iterations as { id: string }[]).map((iteration) => iteration.id)).toEqual(['old', result.iterationId]);
+  });
+
+  it('falls back to the read when the lease was renewed between the claim and the write', async () => {
+    const claim = await claimOne();
+    expect(await projection.renew({ owner: 'i-1', missions: [{ userId: 'u-1', missionId: 'm-1' }] })).toHaveLength(1);
+    const { projection: writer, calls } = await counted();
+    const result = await write(claim, { claimed: claim.snapshot }, writer);
+    expect(calls()).toEqual(['write_back_write', 'write_back_read', 'write_back_write']);
+    expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: true });
+    const [lease] = await db.sql<{ owner: string | null }[]>`SELECT lease_owner AS owner FROM mana_ai.mission_snapshots`;
+    expect(lease?.owner).toBeNull();
+    expect(await expectSnapshotIsReplay()).toMatchObject({ nextRunAt: result.nextRunAt });
+  });
+
+  it('never writes a stamp ahead of the database’s now: an estimate ahead of it falls back to the read', async () => {
+    const claim = await claimOne();
+    const ahead = { ...claim.snapshot, readAtMs: claim.snapshot.readAtMs + 5 * MINUTE };
+    const { projection: writer, calls } = await counted();
+    const result = await write(claim, { claimed: ahead, tokenUsage: { agentId: 'a-1', tokens: 10 } }, writer);
+    const after = await databaseNowMs(db.sql);
+    expect(calls()).toEqual(['write_back_write', 'write_back_read', 'write_back_write']);
+    const stamps = await runnerStampsMs();
+    expect(stamps).toHaveLength(3);
+    for (const stamp of stamps) expect(stamp).toBeLessThanOrEqual(after);
+    expect(Date.parse(result.nextRunAt!)).toBeLessThanOrEqual(after + 60 * MINUTE);
+    await expectSnapshotIsReplay();
+  });
+
+  it('still reads five times after its refused fast write before it gives up with PROJECTION_WRITE_CONFLICT', async () => {
+    const claim = await claimOne();
+    const calls: string[] = [];
+    // Every conditional write finds a user's row that arrived after its read (or its claim).
+    const busy = new Proxy(runner, {
+      apply(target, thisArg, args: Parameters<Sql>) {
+        const [strings] = args as unknown as [TemplateStringsArray];
+        const name = /mana_ai\.(\w+)\(/.exec(strings.join(''))?.[1] ?? '';
+        calls.push(name);
+        if (name !== 'write_back_write') return Reflect.apply(target, thisArg, args);
+        const edit = { userId: 'u-1', recordId: 'm-1', op: 'update' as const, data: { title: `edit ${calls.length}` }, fieldMeta: { title: isoAt(t0, calls.length) } };
+        return insertChanges(db.sql, [edit]).then(() => Reflect.apply(target, thisArg, args));
+      },
+    });
+    await expect(write(claim, { claimed: claim.snapshot }, createProjection({ sql: busy }))).rejects.toMatchObject({
+      code: 'PROJECTION_WRITE_CONFLICT',
+      details: { missionId: 'm-1', attempts: 5 },
+    });
+    expect(calls).toEqual(['write_back_write', ...Array.from({ length: 5 }, () => ['write_back_read', 'write_back_write']).flat()]);
+    const [written] = await db.sql<{ count: string }[]>`SELECT count(*)::text AS count FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
+    expect(written?.count).toBe('0');
   });
 });

@@ -1,4 +1,5 @@
 import { type AiActor, type MissionIteration, assertTimeZone, nextRunAfter, parseCadence } from '@mana-ai/core';
+import type { ClaimedSnapshot } from './claims.js';
 import type { ProjectionContext } from './context.js';
 import { ProjectionError } from './errors.js';
 import { deriveIterationId } from './iteration-id.js';
@@ -66,6 +67,12 @@ export interface WriteIterationInput {
   owner?: string | undefined;
   /** Tokens the plan cost, recorded for the agent's budget in the same transaction. */
   tokenUsage?: { agentId: string; tokens: number } | undefined;
+  /**
+   * The snapshot this run's claim read (`ClaimedMission.snapshot`): the first attempt merges from it
+   * and writes without reading the snapshot again; when the mission changed since (or without it)
+   * the write-back reads first. Left unchanged.
+   */
+  claimed?: ClaimedSnapshot | undefined;
 }
 
 /** What {@link writeIteration} did. */
@@ -114,22 +121,42 @@ interface ReadRow {
   stamp_ms: number | null;
 }
 
+/** What one write attempt merges and writes against. */
+interface WriteBase {
+  /** The stored snapshot record (with `__fieldMeta`). */
+  record: Record<string, unknown>;
+  /** The snapshot row's version the write requires. */
+  version: string | null;
+  /** The mission's log rows the snapshot has not applied, oldest first. */
+  newer: ReadRow[];
+  /** Whether the log already holds this iteration's row. */
+  duplicate: boolean;
+  /** The stamp of the row's fields and the time the next run is computed from: database time, milliseconds. */
+  stamp: string;
+  stampMs: number;
+}
+
 /**
  * Appends one planned iteration to a mission: a single `sync_changes` row (docs/wire-contract.md#the-row-the-runner-writes,
  * Appendix B) whose `data` holds the whole `iterations` array and the advanced `nextRunAt`, both
- * stamped in `field_meta` with the database's time at the read (milliseconds, truncated, so never
- * ahead of the database's now); the next run is computed from that same time. The snapshot and its
- * claim lane are updated, the lease released and the token usage recorded in the same transaction,
- * under the user's row-level security. When the mission's `nextRunAt` is no longer the claim's due
- * slot, a user changed it while the mission ran: the row then carries `iterations` only and the
- * user's value stands. A retry for the same (mission, due slot) is recognised by its derived
- * iteration id and inserts nothing.
+ * stamped in `field_meta` with the database's time (milliseconds, never ahead of the database's
+ * now); the next run is computed from that same time. The snapshot and its claim lane are updated,
+ * the lease released and the token usage recorded in the same transaction, under the user's
+ * row-level security. When the mission's `nextRunAt` is no longer the claim's due slot, a user
+ * changed it while the mission ran: the row then carries `iterations` only and the user's value
+ * stands. A retry for the same (mission, due slot) is recognised by its derived iteration id and
+ * inserts nothing.
  *
- * Two statements, no explicit transaction (migration 0008): `mana_ai.write_back_read` returns the
- * snapshot with its version and the mission's log rows the snapshot has not applied yet, merged
- * here (last writer wins, lww.ts); `mana_ai.write_back_write` writes the result only if the
- * snapshot is still at that version and no row arrived since, else the write-back reads again (at
- * most {@link WRITE_ATTEMPTS} times, then `PROJECTION_WRITE_CONFLICT`).
+ * No explicit transaction (migrations 0008, 0011). With `claimed` (the snapshot the claim read),
+ * the first attempt is one statement: it merges from the claimed record with no unseen log rows,
+ * stamps with the claim's database time plus the time elapsed since on the local monotonic clock,
+ * and `mana_ai.write_back_write` writes only if the snapshot is still at the claimed version, no
+ * row of the mission arrived that it has not applied, and the stamp is not ahead of the database's
+ * now. Otherwise (and without `claimed`) the write-back reads: `mana_ai.write_back_read` returns the
+ * snapshot with its version, the database's time and the mission's log rows the snapshot has not
+ * applied yet, merged here (last writer wins, lww.ts), and `mana_ai.write_back_write` writes the
+ * result only if the snapshot is still at that version and no row arrived since, else it reads
+ * again (at most {@link WRITE_ATTEMPTS} reads, then `PROJECTION_WRITE_CONFLICT`).
  */
 export async function writeIteration(
   context: ProjectionContext,
@@ -138,9 +165,9 @@ export async function writeIteration(
   await assertWritable(input);
   assertUserId(input.userId);
   const { iteration } = input;
-  let outcome: Omit<WriteIterationResult, 'iterationId' | 'iteration'> | undefined;
+  let outcome = input.claimed ? await writeOnce(context, input, claimedBase(input.claimed)) : undefined;
   for (let attempt = 0; attempt < WRITE_ATTEMPTS && outcome === undefined; attempt++) {
-    outcome = await writeOnce(context, input);
+    outcome = await writeOnce(context, input, await readBase(context, input));
   }
   if (outcome === undefined) {
     throw new ProjectionError('PROJECTION_WRITE_CONFLICT', 'the mission kept changing while its iteration was written', {
@@ -160,26 +187,53 @@ export async function writeIteration(
   return result;
 }
 
-/** One read, merge and conditional write; undefined when the mission changed in between. */
-async function writeOnce(
-  context: ProjectionContext,
-  input: WriteIterationInput,
-): Promise<Omit<WriteIterationResult, 'iterationId' | 'iteration'> | undefined> {
-  const { iteration, actor } = input;
+/**
+ * The fast path's base: the claimed record with no unseen rows, stamped with the claim's database
+ * time plus the whole milliseconds elapsed since its answer arrived on the monotonic clock (at most
+ * the database's now, up to clock-rate drift; the write refuses a stamp ahead of it). A duplicate
+ * row that the claimed record does not hold yet would be an unseen row: the write refuses it too.
+ */
+function claimedBase(claimed: ClaimedSnapshot): WriteBase {
+  const stampMs = claimed.readAtMs + Math.floor(performance.now() - claimed.receivedAt);
+  return { record: claimed.record, version: claimed.version, newer: [], duplicate: false, stamp: new Date(stampMs).toISOString(), stampMs };
+}
+
+/** The read path's base: `mana_ai.write_back_read`, the snapshot and its unapplied rows at the database's now. */
+async function readBase(context: ProjectionContext, input: WriteIterationInput): Promise<WriteBase> {
   const rows = await context.sql<ReadRow[]>`
     SELECT op, data, field_meta, stamp, version, duplicate, stamp_ms
-    FROM mana_ai.write_back_read(${input.userId}, ${input.missionId}, ${iteration.id})`;
+    FROM mana_ai.write_back_read(${input.userId}, ${input.missionId}, ${input.iteration.id})`;
   const [snapshot, ...newer] = rows;
   if (!snapshot) {
     throw new ProjectionError('PROJECTION_MISSION_NOT_FOUND', 'mission has no snapshot (deleted or never projected)', {
       details: { missionId: input.missionId },
     });
   }
+  // The database's time at the read, truncated to the stamp's millisecond: one instant for the
+  // field stamps, the cadence math and the token usage.
+  return {
+    record: snapshot.data as Record<string, unknown>,
+    version: snapshot.version,
+    newer,
+    duplicate: snapshot.duplicate === true,
+    stamp: snapshot.stamp,
+    stampMs: Math.round(snapshot.stamp_ms ?? Date.parse(snapshot.stamp)),
+  };
+}
+
+/** One merge and conditional write against `base`; undefined when the mission changed since. */
+async function writeOnce(
+  context: ProjectionContext,
+  input: WriteIterationInput,
+  base: WriteBase,
+): Promise<Omit<WriteIterationResult, 'iterationId' | 'iteration'> | undefined> {
+  const { iteration, actor } = input;
   // The snapshot may lag behind the log: its newer rows are merged first so the array we rewrite
   // includes a client's latest iteration edits (narrows B20 to truly concurrent writes), and a
-  // nextRunAt the user set meanwhile is seen.
-  const state = mergeStateFromSnapshot(input.missionId, snapshot.data as Record<string, unknown>);
-  for (const row of newer) {
+  // nextRunAt the user set meanwhile is seen. The merge works on a copy: `base.record` (the claimed
+  // snapshot on the fast path) stays as it was.
+  const state = mergeStateFromSnapshot(input.missionId, base.record);
+  for (const row of base.newer) {
     applyChange(state, { op: row.op ?? '', recordId: input.missionId, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp });
   }
   if (state.deleted || state.record === null) {
@@ -188,7 +242,7 @@ async function writeOnce(
   const record = state.record;
   const iterations = Array.isArray(record.iterations) ? (record.iterations as MissionIteration[]) : [];
   const stored = typeof record.nextRunAt === 'string' ? record.nextRunAt : null;
-  if (snapshot.duplicate === true || iterations.some((existing) => existing?.id === iteration.id)) {
+  if (base.duplicate || iterations.some((existing) => existing?.id === iteration.id)) {
     // Final: the log only grows, so the iteration stays written.
     if (input.owner) {
       await context.sql`
@@ -196,10 +250,7 @@ async function writeOnce(
     }
     return { duplicate: true, nextRunAt: stored, nextRunAtWritten: false };
   }
-  // The database's time at the read, truncated to the stamp's millisecond: one instant for the
-  // field stamps, the cadence math and the token usage.
-  const stamp = snapshot.stamp;
-  const stampMs = Math.round(snapshot.stamp_ms ?? Date.parse(stamp));
+  const { stamp, stampMs } = base;
   // Planned for `dueSlot`; a different nextRunAt now is a user's edit made while the mission ran.
   // A cron mission without one ran at the slot the runner derived (snapshotNextRunAt).
   const rescheduled = !awaitsFirstCronRun(record) && canonicalInstant(record.nextRunAt) !== canonicalInstant(input.dueSlot);
@@ -212,7 +263,7 @@ async function writeOnce(
   const tokens = input.tokenUsage && input.tokenUsage.tokens > 0 ? Math.round(input.tokenUsage.tokens) : 0;
   const [written] = await context.sql<{ written: boolean }[]>`
     SELECT mana_ai.write_back_write(
-      ${input.userId}, ${input.missionId}, ${snapshot.version}, ${newer.length}::int, ${JSON.stringify(merged)}::text::jsonb,
+      ${input.userId}, ${input.missionId}, ${base.version}, ${base.newer.length}::int, ${JSON.stringify(merged)}::text::jsonb,
       ${canonicalInstant(merged.nextRunAt)}, ${JSON.stringify(data)}::text::jsonb, ${JSON.stringify(fieldMeta)}::text::jsonb,
       ${JSON.stringify(actor)}::text::jsonb, ${input.owner ?? null}::text, ${input.tokenUsage?.agentId ?? ''}, ${tokens}::int, ${stamp}
     ) AS written`;
