@@ -280,7 +280,7 @@ describe('two instances whose clocks are five minutes apart', () => {
       for (const [field, stamp] of stamps) {
         const stampMs = Date.parse(stamp);
         if (!(stampMs <= timeline.readAtMs!)) wrong.push(`${label} ${field}: ${stamp} is ahead of the database's now`);
-        // The write-back stamps at its read, just before the row's transaction starts (created_at).
+        // The write-back stamps with the database's time shortly before the row's transaction starts (created_at).
         if (Math.abs(stampMs - row.created_at_ms) > 1000) {
           wrong.push(`${label} ${field}: ${stamp} vs created_at ${new Date(row.created_at_ms).toISOString()}`);
         }
