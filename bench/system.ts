@@ -6,7 +6,7 @@
  * embedded PostgreSQL with pg_stat_statements. Scenarios, in order (all when none is named):
  *  - latency:    due → first LLM call, new mission and "run now" edit; the delay a hanging call adds
  *  - ideal:      1,000 due missions at 200 ms per call, concurrency 32, vs the ideal
- *  - backlog:    plans/s with 20,000 vs 1,000 due; runner and PostgreSQL CPU per plan
+ *  - backlog:    plans/s with 20,000 vs 1,000 due; runner and PostgreSQL CPU per plan (steady state)
  *  - instances:  3 runners vs 1 on one database
  *  - idle:       statements/s and CPU of an idle runner with 100,000 missions
  *  - memory:     resident memory of a runner while the LLM sends a 50 MB answer
