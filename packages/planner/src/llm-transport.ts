@@ -4,8 +4,12 @@ import { type BodyRead, readBodyUpTo } from './read-body.js';
 export interface LlmHttpRequest {
   url: string;
   headers: Readonly<Record<string, string>>;
-  /** The JSON body. */
-  body: string;
+  /**
+   * The JSON body, UTF-8 encoded (the tool catalog's part, the bulk of it, is encoded once per
+   * catalog). `node:http` and undici send it as given; `fetch` gets it as a `Blob`, which it can
+   * send again when it follows a 307/308 redirect (a typed array's buffer is consumed on the first send).
+   */
+  body: Uint8Array<ArrayBuffer>;
   /** Aborts the call, before the headers arrive or while the body is read. */
   signal: AbortSignal;
 }
@@ -38,7 +42,7 @@ export function createFetchTransport(fetchImplementation?: typeof fetch): LlmTra
   return async ({ url, headers, body, signal }) => {
     // Called unbound: a browser's fetch throws "Illegal invocation" when called as a method.
     const send = fetchImplementation ?? globalThis.fetch;
-    const response = await send(url, { method: 'POST', headers, body, signal });
+    const response = await send(url, { method: 'POST', headers, body: new Blob([body]), signal });
     return {
       status: response.status,
       header: (name) => response.headers.get(name) ?? undefined,

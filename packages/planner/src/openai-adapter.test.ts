@@ -219,7 +219,7 @@ describe('createOpenAiCompatibleAdapter', () => {
     expect(delays).toEqual([2000]);
     expect(sent).toHaveLength(2);
     expect(sent[0]).toMatchObject({ url: 'http://llm.test/v1/chat/completions', headers: { authorization: 'Bearer k-3', 'content-type': 'application/json' } });
-    expect(JSON.parse(sent[0]!.body)).toMatchObject({ model: 'mana/reasoning', messages: [{ role: 'user', content: 'Plane meine Woche' }] });
+    expect(JSON.parse(new TextDecoder().decode(sent[0]!.body))).toMatchObject({ model: 'mana/reasoning', messages: [{ role: 'user', content: 'Plane meine Woche' }] });
     expect(sent[0]!.signal).toBeInstanceOf(AbortSignal);
   });
 

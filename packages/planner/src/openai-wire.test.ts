@@ -9,7 +9,7 @@ const tools = [
 ];
 
 describe('toWireBody', () => {
-  it('writes the same bytes as JSON.stringify of the wire request, with and without tools', () => {
+  it('writes the UTF-8 bytes of JSON.stringify of the wire request, with and without tools', () => {
     const requests: LlmCompletionRequest[] = [
       {
         messages: [
@@ -22,10 +22,11 @@ describe('toWireBody', () => {
       } as LlmCompletionRequest,
       { messages: [{ role: 'user', content: 'hi' }], tools: [], model: 'other', temperature: 0 } as LlmCompletionRequest,
     ];
+    const expected = (request: LlmCompletionRequest) => new TextEncoder().encode(JSON.stringify(toWireRequest(request, defaults)));
     for (const request of requests) {
-      expect(toWireBody(request, defaults)).toBe(JSON.stringify(toWireRequest(request, defaults)));
+      expect(toWireBody(request, defaults)).toEqual(expected(request));
       // The second serialisation of the same tool list comes from the cache and is still identical.
-      expect(toWireBody(request, defaults)).toBe(JSON.stringify(toWireRequest(request, defaults)));
+      expect(toWireBody(request, defaults)).toEqual(expected(request));
     }
   });
 });

@@ -12,28 +12,36 @@ export function toWireRequest(request: LlmCompletionRequest, defaults: { model: 
   };
 }
 
-// A run offers one tool list in all its rounds (and an agent's runs share the catalog's): its JSON,
-// the bulk of every request, is serialised once per list.
-const toolsJson = new WeakMap<LlmCompletionRequest['tools'], string>();
+const encoder = new TextEncoder();
+
+// A run offers one tool list in all its rounds (and an agent's runs share the catalog's): its UTF-8
+// JSON, the bulk of every request (~28 KB for the webapp's catalog), is serialised and encoded once
+// per list.
+const toolsBytes = new WeakMap<LlmCompletionRequest['tools'], Uint8Array<ArrayBuffer>>();
 
 /**
- * The request body as JSON text, byte for byte `JSON.stringify(toWireRequest(request, defaults))`,
- * with the tool list's JSON reused across requests that offer the same list.
+ * The request body as UTF-8 JSON, byte for byte `JSON.stringify(toWireRequest(request, defaults))`
+ * encoded, with the tool list's bytes reused across requests that offer the same list.
  */
-export function toWireBody(request: LlmCompletionRequest, defaults: { model: string; temperature: number }): string {
-  let tools = '';
+export function toWireBody(request: LlmCompletionRequest, defaults: { model: string; temperature: number }): Uint8Array<ArrayBuffer> {
+  let tools: Uint8Array<ArrayBuffer> | undefined;
   if (request.tools.length > 0) {
-    let json = toolsJson.get(request.tools);
-    if (json === undefined) {
-      json = JSON.stringify(request.tools);
-      toolsJson.set(request.tools, json);
+    tools = toolsBytes.get(request.tools);
+    if (tools === undefined) {
+      tools = encoder.encode(`,"tools":${JSON.stringify(request.tools)},"tool_choice":"auto"`);
+      toolsBytes.set(request.tools, tools);
     }
-    tools = `,"tools":${json},"tool_choice":"auto"`;
   }
   const model = JSON.stringify(request.model ?? defaults.model);
   const messages = JSON.stringify(request.messages.map(toWireMessage));
   const temperature = JSON.stringify(request.temperature ?? defaults.temperature);
-  return `{"model":${model},"messages":${messages}${tools},"temperature":${temperature},"stream":false}`;
+  const head = encoder.encode(`{"model":${model},"messages":${messages}`);
+  const tail = encoder.encode(`,"temperature":${temperature},"stream":false}`);
+  const body = new Uint8Array(head.length + (tools?.length ?? 0) + tail.length);
+  body.set(head, 0);
+  if (tools) body.set(tools, head.length);
+  body.set(tail, body.length - tail.length);
+  return body;
 }
 
 function toWireMessage(message: ChatMessage): Record<string, unknown> {
