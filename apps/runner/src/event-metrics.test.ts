@@ -59,6 +59,15 @@ describe('observeEvents', () => {
     expect(await value('mana_ai_tick_errors_total', { stage: 'claim' })).toBe(1);
   });
 
+  it('counts the write-backs whose one-statement fast write was refused, from 0, when the projection reports them', async () => {
+    const { emit, value } = setup();
+    expect(await value('mana_ai_write_back_fast_refused_total')).toBe(0);
+    emit('write-back.fast-refused', { userId: 'u-1', missionId: 'm-1', iterationId: 'i-1' });
+    emit('write-back.fast-refused', { userId: 'u-2', missionId: 'm-2', iterationId: 'i-2' });
+    emit('iteration.written', { userId: 'u-1', missionId: 'm-1', iterationId: 'i-1', duplicate: false, nextRunAt: null, nextRunAtWritten: true, steps: 0 });
+    expect(await value('mana_ai_write_back_fast_refused_total')).toBe(2);
+  });
+
   it('observes every LLM request duration, answered or failed, when the planner reports calls', async () => {
     const { emit, value } = setup();
     const call = { context, purpose: 'plan' as const, round: 1, model: 'mana/reasoning' };

@@ -98,6 +98,7 @@ export function observeEvents(events: EventChannel<RunnerEvents>, metrics: Runne
     events.on('mission.written', ({ written }) => {
       if (written) metrics.plansWrittenBack.inc();
     }),
+    events.on('write-back.fast-refused', () => metrics.writeBackFastRefused.inc()),
     events.on('mission.error', () => metrics.missionErrors.inc()),
     events.on('tokens.used', ({ agentId, tokens }) => metrics.tokensUsed.inc({ agent_id: agentLabel(agentId) }, tokens)),
     events.on('row.skipped', () => metrics.snapshotBadRows.inc()),

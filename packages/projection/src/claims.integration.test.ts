@@ -4,6 +4,7 @@ import type { Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RUNNER_PASSWORD, ageLeases, clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData } from '../test/helpers.js';
 import { deriveIterationId } from './iteration-id.js';
+import type { MissionKey } from './claims.js';
 import { type Projection, createProjection } from './projection.js';
 
 let db: TestDatabase;
@@ -49,6 +50,9 @@ async function seedDueMissions(count: number, overrides: Record<string, unknown>
     FROM generate_series(1, ${count}) AS g`;
   await projection.refresh();
 }
+
+/** The keys of renewed leases. */
+const keysOf = (leases: readonly MissionKey[]) => leases.map(({ userId, missionId }) => ({ userId, missionId }));
 
 describe('claimDueMissions', () => {
   it('claims only active, undeleted missions whose next run has come on the database clock', async () => {
@@ -144,14 +148,14 @@ describe('claimDueMissions', () => {
     projection.events.on('missions.renewed', (event) => events.push(event));
     // Forty seconds into the lease the heartbeat pushes two of them a full lease ahead of the database's now.
     await ageLeases(db.sql, 40_000);
-    expect(await projection.renew({ owner: 'slow', missions: keys.slice(0, 2) })).toEqual(keys.slice(0, 2));
+    expect(keysOf(await projection.renew({ owner: 'slow', missions: keys.slice(0, 2) }))).toEqual(keys.slice(0, 2));
     await ageLeases(db.sql, 40_000);
     // The unrenewed third lease ran out and another instance took that mission; the renewed two did not.
     const taken = await projection.claimDue({ owner: 'other', limit: 10 });
     expect(taken.map((claim) => claim.mission.id)).toEqual([keys[2]!.missionId]);
     // A heartbeat cannot take back a lost lease, and reports it missing.
     const before = await databaseNowMs(db.sql);
-    expect(await projection.renew({ owner: 'slow', missions: keys, leaseMs: 30_000 })).toEqual(keys.slice(0, 2));
+    expect(keysOf(await projection.renew({ owner: 'slow', missions: keys, leaseMs: 30_000 }))).toEqual(keys.slice(0, 2));
     const after = await databaseNowMs(db.sql);
     const [leases] = await db.sql<{ slow_until: Date; other: string }[]>`
       SELECT max(lease_until) FILTER (WHERE lease_owner = 'slow') AS slow_until,
@@ -182,8 +186,43 @@ describe('claimDueMissions', () => {
     } finally {
       await stuck.end();
     }
-    expect(await projection.renew({ owner: 'slow', missions: [key] })).toEqual([key]);
+    expect(keysOf(await projection.renew({ owner: 'slow', missions: [key] }))).toEqual([key]);
   }, 30_000);
+
+  // The version before is the one the renewal replaced, also when a refresh or a write-back changed
+  // the row between the renewal's start and its lock: the renewal waits, then reads the row again.
+  it.each([
+    ['a refresh wrote the record', 'UPDATE mana_ai.mission_snapshots SET record = record || \'{"title": "edited"}\'', 1],
+    ['a write-back released the lease', 'UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL', 0],
+  ])('returns each row’s version before and after the renewal, the latest one when %s concurrently', async (_case, change, renewed) => {
+    await seedDueMissions(1);
+    const [claimed] = await projection.claimDue({ owner: 'slow', limit: 1 });
+    const key = { userId: claimed!.mission.userId, missionId: claimed!.mission.id };
+    const versionOf = async (sql: Pick<Sql, 'unsafe'>) =>
+      (await sql.unsafe<{ version: string }[]>(`SELECT xmin::text AS version FROM mana_ai.mission_snapshots WHERE mission_id = '${key.missionId}'`))[0]!.version;
+    const [quiet] = await projection.renew({ owner: 'slow', missions: [key] });
+    expect(quiet).toEqual({ ...key, version: await versionOf(db.sql), versionBefore: claimed!.snapshot.version });
+    const writer = await openTransaction(db.connect({ max: 1 }));
+    let changedVersion: string;
+    let renewal: ReturnType<Projection['renew']>;
+    try {
+      changedVersion = await writer.run(async (tx) => {
+        await tx.unsafe(`${change} WHERE mission_id = '${key.missionId}'`);
+        return versionOf(tx);
+      });
+      renewal = projection.renew({ owner: 'slow', missions: [key] });
+      await vi.waitFor(async () => {
+        const [waiting] = await db.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+        expect(waiting?.n).toBe(1);
+      });
+    } finally {
+      await writer.end();
+    }
+    const leases = await renewal;
+    expect(leases).toEqual(renewed ? [{ ...key, version: await versionOf(db.sql), versionBefore: changedVersion }] : []);
+    expect(changedVersion).not.toBe(quiet!.version);
+  });
 
   it('counts running and expired leases on the database clock when a claimer stops releasing', async () => {
     await seedDueMissions(4);

@@ -184,20 +184,35 @@ export interface RenewOptions {
 }
 
 /**
- * Extends `owner`'s leases on `missions` to the database's now + `leaseMs` (the heartbeat of a long run), and
- * returns the keys it still held. A key missing from the result lost its lease: it expired and
- * another claimer took the mission, or it was released.
+ * A lease {@link renewLeases} extended: the mission's key with its snapshot row's version after the
+ * renewal and right before it (migration 0012). The renewal changes the lease columns only, so a
+ * holder of a claimed snapshot at `versionBefore` may move it to `version`; a holder of any other
+ * version saw the row change otherwise (a refresh applied a user's edit, a write) and must not.
  */
-export async function renewLeases(context: ProjectionContext, options: RenewOptions & { defaultLeaseMs: number }): Promise<MissionKey[]> {
+export interface RenewedLease extends MissionKey {
+  /** The snapshot row's version (`xmin`) after the renewal. */
+  version: string;
+  /** The snapshot row's version the renewal replaced: locked first, so nothing changed the row in between. */
+  versionBefore: string;
+}
+
+/**
+ * Extends `owner`'s leases on `missions` to the database's now + `leaseMs` (the heartbeat of a long run), and
+ * returns the leases it still held, with the snapshot row's version before and after the renewal. A
+ * key missing from the result lost its lease: it expired and another claimer took the mission, or it
+ * was released.
+ */
+export async function renewLeases(context: ProjectionContext, options: RenewOptions & { defaultLeaseMs: number }): Promise<RenewedLease[]> {
   assertOwner(options.owner);
   const leaseMs = Math.round(options.leaseMs ?? options.defaultLeaseMs);
   assertLeaseMs(leaseMs);
   if (options.missions.length === 0) return [];
   // A heartbeat must not queue behind a row lock held by a stuck session: the function gives up
   // after its lock timeout (5 s) and the next beat tries again.
-  const rows = await context.sql<{ user_id: string; mission_id: string }[]>`
-    SELECT user_id, mission_id FROM mana_ai.renew_mission_leases(${options.owner}, ${keysJson(options.missions)}::text::jsonb, ${leaseMs}::float8)`;
-  const held = rows.map((row) => ({ userId: row.user_id, missionId: row.mission_id }));
+  const rows = await context.sql<{ user_id: string; mission_id: string; version: string; version_before: string }[]>`
+    SELECT user_id, mission_id, version, version_before
+    FROM mana_ai.renew_mission_leases(${options.owner}, ${keysJson(options.missions)}::text::jsonb, ${leaseMs}::float8)`;
+  const held = rows.map((row) => ({ userId: row.user_id, missionId: row.mission_id, version: row.version, versionBefore: row.version_before }));
   context.events.emit('missions.renewed', { owner: options.owner, requested: options.missions.length, renewed: held.length });
   return held;
 }

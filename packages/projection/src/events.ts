@@ -107,6 +107,17 @@ export interface IterationWrittenEvent {
   steps: number;
 }
 
+/**
+ * Payload of `write-back.fast-refused`: the first write of a claim, from the snapshot its claim read,
+ * was refused (the mission changed since the claim, or the stamp estimate was ahead of the
+ * database's now) and the write-back falls back to reading the mission. Ids only.
+ */
+export interface WriteBackFastRefusedEvent {
+  userId: string;
+  missionId: string;
+  iterationId: string;
+}
+
 /** Every event the projection emits, by name. */
 export interface ProjectionEvents {
   'refresh.progress': RefreshProgressEvent;
@@ -117,6 +128,7 @@ export interface ProjectionEvents {
   'missions.released': MissionsReleasedEvent;
   'missions.renewed': MissionsRenewedEvent;
   'iteration.written': IterationWrittenEvent;
+  'write-back.fast-refused': WriteBackFastRefusedEvent;
 }
 
 // The projection's slice of the shared bus (see ManaAiEvents in @mana-ai/core).

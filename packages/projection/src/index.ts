@@ -1,5 +1,5 @@
 export { type ApplyMigrationsOptions, MIGRATION_LOCK_KEY, type MigrationReport, applyMigrations } from './apply-migrations.js';
-export type { ClaimOptions, ClaimedMission, ClaimedSnapshot, LeaseStats, MissionKey, RenewOptions } from './claims.js';
+export type { ClaimOptions, ClaimedMission, ClaimedSnapshot, LeaseStats, MissionKey, RenewOptions, RenewedLease } from './claims.js';
 export { type ProjectionErrorCode, ProjectionError } from './errors.js';
 export type {
   EntrySkippedEvent,
@@ -13,6 +13,7 @@ export type {
   RefreshResult,
   RowSkipReason,
   RowSkippedEvent,
+  WriteBackFastRefusedEvent,
 } from './events.js';
 export { ITERATION_ID_NAMESPACE, deriveIterationId } from './iteration-id.js';
 // The LWW merge, exported once in the browser-safe `./merge` entry point.

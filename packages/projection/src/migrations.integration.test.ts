@@ -87,7 +87,8 @@ describe('migration 0011', () => {
     const claim = (max: number) => db.sql`
       SELECT mission_id, record FROM mana_ai.claim_missions('i-1', ${max}::int, ${max * 2}::int, 60000::float8)`;
     expect(await claim(1)).toEqual([{ mission_id: 'm-1', record: { state: 'active' } }]);
-    expect(await applyMigrations(db.sql, migrations)).toMatchObject({ applied: ['projection/0011_claim_versions'] });
+    const through0011 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0011_claim_versions') + 1);
+    expect(await applyMigrations(db.sql, through0011)).toMatchObject({ applied: ['projection/0011_claim_versions'] });
     // A runner of the previous release selects the columns of 0010 by name: they are unchanged.
     expect(await claim(1)).toEqual([{ mission_id: 'm-2', record: { state: 'active' } }]);
     await db.sql`UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL WHERE mission_id = 'm-1'`;
@@ -102,6 +103,35 @@ describe('migration 0011', () => {
       SELECT has_function_privilege('mana_ai_runner', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS runner,
              has_function_privilege('public', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS anyone`;
     expect(grant).toEqual({ runner: true, anyone: false });
+  });
+});
+
+describe('migration 0012', () => {
+  it('migrates a database migrated through 0011: renew_mission_leases returns the versions before and after, and its earlier columns', async () => {
+    await dropSchema();
+    const through0011 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0011_claim_versions') + 1);
+    expect((await applyMigrations(db.sql, through0011)).applied).toHaveLength(11);
+    await db.sql`
+      INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, next_run_at) VALUES
+        ('u-1', 'm-1', '{"state": "active"}', now() - interval '1 minute')`;
+    await db.sql`SELECT mission_id FROM mana_ai.claim_missions('i-1', 1, 2, 60000::float8)`;
+    const keys = JSON.stringify([{ user_id: 'u-1', mission_id: 'm-1' }]);
+    const renew = () => db.sql`SELECT user_id, mission_id FROM mana_ai.renew_mission_leases('i-1', ${keys}::text::jsonb, 60000::float8)`;
+    const version = async () => (await db.sql<{ version: string }[]>`SELECT xmin::text AS version FROM mana_ai.mission_snapshots`)[0]!.version;
+    expect(await renew()).toEqual([{ user_id: 'u-1', mission_id: 'm-1' }]);
+    expect(await applyMigrations(db.sql, migrations)).toMatchObject({ applied: ['projection/0012_renew_versions'] });
+    // A runner of the previous release selects the columns of 0006 by name: they are unchanged.
+    expect(await renew()).toEqual([{ user_id: 'u-1', mission_id: 'm-1' }]);
+    const before = await version();
+    const renewed = await db.sql`SELECT * FROM mana_ai.renew_mission_leases('i-1', ${keys}::text::jsonb, 60000::float8)`;
+    expect(renewed).toEqual([{ user_id: 'u-1', mission_id: 'm-1', version: await version(), version_before: before }]);
+    expect(renewed[0]?.version).not.toBe(before);
+    const [fn] = await db.sql<{ owner: string; definer: boolean; config: string[]; runner: boolean; anyone: boolean }[]>`
+      SELECT pg_get_userbyid(p.proowner) AS owner, p.prosecdef AS definer, p.proconfig AS config,
+             has_function_privilege('mana_ai_runner', p.oid, 'EXECUTE') AS runner,
+             has_function_privilege('public', p.oid, 'EXECUTE') AS anyone
+      FROM pg_proc p WHERE p.oid = 'mana_ai.renew_mission_leases(text, jsonb, double precision)'::regprocedure`;
+    expect(fn).toEqual({ owner: 'mana_ai_feed', definer: true, config: ['search_path=pg_catalog', 'lock_timeout=5s'], runner: true, anyone: false });
   });
 });
 

@@ -10,6 +10,7 @@ import writeBackFunctions from '../sql/0008_write_back_functions.sql';
 import refreshBatch from '../sql/0009_refresh_batch.sql';
 import claimRecords from '../sql/0010_claim_records.sql';
 import claimVersions from '../sql/0011_claim_versions.sql';
+import renewVersions from '../sql/0012_renew_versions.sql';
 
 /**
  * The projection's migrations, in order: the dev-only `sync_changes` log, the `mana_ai` schema, then
@@ -19,7 +20,8 @@ import claimVersions from '../sql/0011_claim_versions.sql';
  * functions, the token ledger's retention, the write-back's two statements, the refresh's batch
  * (the feed with the stored snapshots of its records, moving a snapshot past the runner's rows it
  * already holds), the claim with its records in one statement, and the claim's snapshot versions and
- * read time for the write-back's fast path (whose stamp may never be ahead of the database's now).
+ * read time for the write-back's fast path (whose stamp may never be ahead of the database's now),
+ * and the lease renewal's versions before and after (so a heartbeat keeps that fast path).
  * `previousChecksums`: files whose comments changed after release (citations of the original
  * service's document became docs/wire-contract.md links); a database that applied the released text
  * stays current.
@@ -36,4 +38,5 @@ export const migrations: readonly Migration[] = [
   { id: 'projection/0009_refresh_batch', sql: refreshBatch },
   { id: 'projection/0010_claim_records', sql: claimRecords },
   { id: 'projection/0011_claim_versions', sql: claimVersions },
+  { id: 'projection/0012_renew_versions', sql: renewVersions },
 ];

@@ -2,8 +2,9 @@ import { type MissionClaim, buildServerIteration, makeAgentActor } from '@mana-a
 import { type TestDatabase, agentRecord, createTestDatabase, runnerUrl } from '@mana-ai/test-postgres';
 import type { Sql } from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clearProjection, connectAsRunner, insertChanges, missionData } from '../test/helpers.js';
+import { clearProjection, connectAsRunner, databaseNowMs, insertChanges, isoAt, missionData, snapshotsOf } from '../test/helpers.js';
 import { deriveIterationId } from './iteration-id.js';
+import { mergeChanges } from './lww.js';
 import { createMissionStore } from './mission-store.js';
 import { type Projection, createProjection } from './projection.js';
 
@@ -31,6 +32,50 @@ async function leaseOwners(): Promise<Record<string, string | null>> {
   const rows = await db.sql<{ mission_id: string; lease_owner: string | null }[]>`
     SELECT mission_id, lease_owner FROM mana_ai.mission_snapshots WHERE user_id = 'u-1' ORDER BY mission_id`;
   return Object.fromEntries(rows.map((row) => [row.mission_id, row.lease_owner]));
+}
+
+/** A mission store over a runner client of its own that records the `mana_ai` functions each write calls. */
+async function countedStore() {
+  const statements: string[] = [];
+  const counted = createProjection({ sql: db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) }) }, { leaseMs: 60_000 });
+  const functionsCalledBy = async (write: Promise<unknown>) => {
+    statements.length = 0;
+    const result = await write;
+    return { result, calls: statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim()) };
+  };
+  return { store: createMissionStore(counted, { owner: 'i-1' }), projection: counted, functionsCalledBy };
+}
+
+/** What core's mission run hands to `writeIteration` for `claim`: an empty plan, no tokens. */
+function writeRequest(claim: MissionClaim) {
+  const now = new Date().toISOString();
+  return {
+    iteration: buildServerIteration({ iterationId: claim.iterationId, calls: [], summary: 'Fertig.', startedAt: now, finishedAt: now }),
+    actor: makeAgentActor({ agentId: 'a-1', displayName: 'Agent a-1', missionId: claim.mission.id, iterationId: claim.iterationId, rationale: '' }),
+    tokensUsed: 0,
+  };
+}
+
+/** The version (`xmin`) of each of u-1's mission snapshot rows. */
+async function rowVersions(): Promise<Record<string, string>> {
+  const rows = await db.sql<{ mission_id: string; version: string }[]>`
+    SELECT mission_id, xmin::text AS version FROM mana_ai.mission_snapshots WHERE user_id = 'u-1' ORDER BY mission_id`;
+  return Object.fromEntries(rows.map((row) => [row.mission_id, row.version]));
+}
+
+/** Refreshes, then expects the stored snapshot of u-1's `missionId` to equal a full replay of its log with the webapp's merge; returns it. */
+async function expectSnapshotIsReplay(missionId: string): Promise<Record<string, unknown>> {
+  await projection.refresh();
+  const rows = await db.sql<{ op: string; data: unknown; field_meta: unknown; stamp: string }[]>`
+    SELECT op, data, field_meta, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS stamp
+    FROM sync_changes WHERE user_id = 'u-1' AND record_id = ${missionId} ORDER BY created_at, id`;
+  const replayed = mergeChanges(
+    rows.map((row) => ({ op: row.op, recordId: missionId, data: row.data, fieldMeta: row.field_meta, createdAt: row.stamp })),
+    'mission',
+  );
+  const stored = (await snapshotsOf(db.sql, 'mission_snapshots')).get(`u-1/${missionId}`);
+  expect({ id: missionId, ...stored }).toEqual(replayed);
+  return stored!;
 }
 
 describe('createMissionStore', () => {
@@ -71,36 +116,64 @@ describe('createMissionStore', () => {
   });
 
   it('hands each claim’s snapshot to its first write-back, which then does not read the mission again', async () => {
-    const statements: string[] = [];
-    const counted = db.connect({ url: await runnerUrl(db), max: 1, debug: (_connection, query) => statements.push(query) });
-    const store = createMissionStore(createProjection({ sql: counted }, { leaseMs: 60_000 }), { owner: 'i-1' });
+    const { store, functionsCalledBy } = await countedStore();
     await store.refresh();
     const claims = await store.claimDue({ limit: 10 });
-    const request = (claim: MissionClaim) => {
-      const now = new Date().toISOString();
-      return {
-        iteration: buildServerIteration({ iterationId: claim.iterationId, calls: [], summary: 'Fertig.', startedAt: now, finishedAt: now }),
-        actor: makeAgentActor({ agentId: 'a-1', displayName: 'Agent a-1', missionId: claim.mission.id, iterationId: claim.iterationId, rationale: '' }),
-        tokensUsed: 0,
-      };
-    };
-    const functionsCalledBy = async (write: Promise<unknown>) => {
-      statements.length = 0;
-      const result = await write;
-      return { result, calls: statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim()) };
-    };
     const [first, second] = claims;
-    expect(await functionsCalledBy(store.writeIteration(first!, request(first!)))).toEqual({ result: { written: true }, calls: ['write_back_write'] });
+    expect(await functionsCalledBy(store.writeIteration(first!, writeRequest(first!)))).toEqual({ result: { written: true }, calls: ['write_back_write'] });
     // A second write of the same claim (a retry) and a claim the store did not hand out read first.
-    expect(await functionsCalledBy(store.writeIteration(first!, request(first!)))).toEqual({
+    expect(await functionsCalledBy(store.writeIteration(first!, writeRequest(first!)))).toEqual({
       result: { written: false },
       calls: ['write_back_read', 'release_mission_leases'],
     });
-    expect(await functionsCalledBy(store.writeIteration({ ...second! }, request(second!)))).toEqual({
+    expect(await functionsCalledBy(store.writeIteration({ ...second! }, writeRequest(second!)))).toEqual({
       result: { written: true },
       calls: ['write_back_read', 'write_back_write'],
     });
     expect(await leaseOwners()).toEqual({ 'with-agent': null, 'without-agent': null });
+  });
+
+  describe('a claim whose lease the heartbeat renewed (migration 0012)', () => {
+    it('still writes in one statement: the renewal moved the claimed snapshot to the row’s new version', async () => {
+      const { store, projection: counted, functionsCalledBy } = await countedStore();
+      const refused: unknown[] = [];
+      counted.events.on('write-back.fast-refused', (event) => refused.push(event));
+      await store.refresh();
+      const claims = await store.claimDue({ limit: 10 });
+      const versionsBefore = await rowVersions();
+      expect(await store.renew?.(claims)).toEqual(claims);
+      expect(await rowVersions()).not.toEqual(versionsBefore);
+      const claim = claims.find((each) => each.mission.id === 'with-agent')!;
+      expect(await functionsCalledBy(store.writeIteration(claim, writeRequest(claim)))).toEqual({ result: { written: true }, calls: ['write_back_write'] });
+      expect(refused).toEqual([]);
+      expect(await leaseOwners()).toEqual({ 'with-agent': null, 'without-agent': 'i-1' });
+      await expectSnapshotIsReplay('with-agent');
+    });
+
+    it('falls back to the read and keeps the user’s edit when a refresh changed the snapshot before the renewal', async () => {
+      const { store, projection: counted, functionsCalledBy } = await countedStore();
+      const refused: unknown[] = [];
+      counted.events.on('write-back.fast-refused', (event) => refused.push(event));
+      await store.refresh();
+      const claims = await store.claimDue({ limit: 10 });
+      const claim = claims.find((each) => each.mission.id === 'with-agent')!;
+      // A user's "run now" and a new title, applied to the snapshot by a refresh while the mission runs.
+      const now = await databaseNowMs(db.sql);
+      const runNow = isoAt(now);
+      await insertChanges(db.sql, [
+        { userId: 'u-1', recordId: 'with-agent', op: 'update', data: { nextRunAt: runNow, title: 'edited' }, fieldMeta: { nextRunAt: isoAt(now, 1), title: isoAt(now, 1) } },
+      ]);
+      expect(await store.refresh()).toMatchObject({ rowsApplied: 1 });
+      expect(await store.renew?.(claims)).toEqual(claims);
+      expect(await functionsCalledBy(store.writeIteration(claim, writeRequest(claim)))).toEqual({
+        result: { written: true },
+        calls: ['write_back_write', 'write_back_read', 'write_back_write'],
+      });
+      expect(refused).toEqual([{ userId: 'u-1', missionId: 'with-agent', iterationId: claim.iterationId }]);
+      const stored = await expectSnapshotIsReplay('with-agent');
+      expect(stored).toMatchObject({ nextRunAt: runNow, title: 'edited' });
+      expect((stored.iterations as { id: string }[]).map((iteration) => iteration.id)).toEqual([claim.iterationId]);
+    });
   });
 
   describe('token usage of a run whose write-back failed', () => {

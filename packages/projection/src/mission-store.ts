@@ -26,7 +26,8 @@ const keysOf = (claims: readonly { mission: { userId: string; id: string } }[]):
  * happens on the database's clock inside the projection. A claimed batch whose agent lookup fails
  * is released at once rather than held until its leases expire. The snapshot each claim read is kept
  * with its {@link MissionClaim} (weakly: nothing stays behind when a run ends without writing) and
- * handed to the first write-back of that claim, which then skips its read (the projection's fast path).
+ * handed to the first write-back of that claim, which then skips its read (the projection's fast path);
+ * a heartbeat's renewal moves it to the row's new version when the renewal was the only change since.
  */
 export function createMissionStore(projection: Projection, options: MissionStoreOptions): MissionStorePort {
   const { owner } = options;
@@ -104,9 +105,17 @@ export function createMissionStore(projection: Projection, options: MissionStore
       else await projection.renew({ owner, missions: keysOf([claim]), leaseMs: releaseOptions.retryAfterMs });
     },
     async renew(claims) {
-      const held = await projection.renew({ owner, missions: keysOf(claims) });
-      const heldKeys = new Set(held.map((key) => keyOf(key.userId, key.missionId)));
-      return claims.filter(({ mission }) => heldKeys.has(keyOf(mission.userId, mission.id)));
+      const held = new Map((await projection.renew({ owner, missions: keysOf(claims) })).map((lease) => [keyOf(lease.userId, lease.missionId), lease]));
+      return claims.filter((claim) => {
+        const lease = held.get(keyOf(claim.mission.userId, claim.mission.id));
+        if (!lease) return false;
+        // Only the lease changed since the version the store holds: the claimed snapshot stays valid
+        // at the new version. Any other version means the row changed otherwise (a user's edit, a
+        // write): the version is kept, so the fast write is refused and the write-back reads.
+        const claimed = claimedSnapshots.get(claim);
+        if (claimed?.version === lease.versionBefore) claimedSnapshots.set(claim, { ...claimed, version: lease.version });
+        return true;
+      });
     },
     nextDueInMs: () => projection.nextDueInMs(),
     watch: (onSignal) => projection.watch(onSignal),

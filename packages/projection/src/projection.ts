@@ -5,6 +5,7 @@ import {
   type LeaseStats,
   type MissionKey,
   type RenewOptions,
+  type RenewedLease,
   claimDueMissions,
   leaseStats,
   releaseMissions,
@@ -51,8 +52,8 @@ export interface Projection {
   claimDue(options: ClaimOptions): Promise<ClaimedMission[]>;
   /** Ends `owner`'s leases on `missions`, or all of them. */
   release(owner: string, missions?: readonly MissionKey[]): Promise<number>;
-  /** Extends `owner`'s leases on missions still running; returns the keys still held (see {@link renewLeases}). */
-  renew(options: RenewOptions): Promise<MissionKey[]>;
+  /** Extends `owner`'s leases on missions still running; returns the leases still held with their versions (see {@link renewLeases}). */
+  renew(options: RenewOptions): Promise<RenewedLease[]>;
   /** Running and expired leases across all users (ids and times only). */
   leaseStats(): Promise<LeaseStats>;
   /** Seconds the change feed is held back by the oldest open transaction (see {@link feedLagSeconds}). */

@@ -450,9 +450,12 @@ describe('writeIteration with the snapshot its claim read (the fast path)', () =
     const claim = await claimOne();
     const claimedRecord = structuredClone(claim.snapshot.record);
     const { projection: writer, calls } = await counted();
+    const refused: unknown[] = [];
+    writer.events.on('write-back.fast-refused', (event) => refused.push(event));
     const result = await write(claim, { claimed: claim.snapshot, tokenUsage: { agentId: 'a-1', tokens: 10 } }, writer);
     const after = await databaseNowMs(db.sql);
     expect(calls()).toEqual(['write_back_write']);
+    expect(refused).toEqual([]);
     expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: true });
     const [row] = await db.sql<{ field_meta: Record<string, string>; data: Record<string, unknown> }[]>`
       SELECT field_meta, data FROM sync_changes WHERE client_id = 'mana-ai-runner'`;
@@ -485,8 +488,11 @@ describe('writeIteration with the snapshot its claim read (the fast path)', () =
     ]);
     if (refreshed) expect((await projection.refresh()).rowsApplied).toBe(1);
     const { projection: writer, calls } = await counted();
+    const refused: unknown[] = [];
+    writer.events.on('write-back.fast-refused', (event) => refused.push(event));
     const result = await write(claim, { claimed: claim.snapshot }, writer);
     expect(calls()).toEqual(['write_back_write', 'write_back_read', 'write_back_write']);
+    expect(refused).toEqual([{ userId: 'u-1', missionId: 'm-1', iterationId: result.iterationId }]);
     expect(result).toMatchObject({ duplicate: false, nextRunAtWritten: false, nextRunAt: runNow });
     const stored = await expectSnapshotIsReplay();
     expect(stored).toMatchObject({ nextRunAt: runNow, title: 'edited' });

@@ -156,7 +156,8 @@ interface WriteBase {
  * snapshot with its version, the database's time and the mission's log rows the snapshot has not
  * applied yet, merged here (last writer wins, lww.ts), and `mana_ai.write_back_write` writes the
  * result only if the snapshot is still at that version and no row arrived since, else it reads
- * again (at most {@link WRITE_ATTEMPTS} reads, then `PROJECTION_WRITE_CONFLICT`).
+ * again (at most {@link WRITE_ATTEMPTS} reads, then `PROJECTION_WRITE_CONFLICT`). A refused fast
+ * write emits `write-back.fast-refused`; every write emits `iteration.written`.
  */
 export async function writeIteration(
   context: ProjectionContext,
@@ -166,6 +167,9 @@ export async function writeIteration(
   assertUserId(input.userId);
   const { iteration } = input;
   let outcome = input.claimed ? await writeOnce(context, input, claimedBase(input.claimed)) : undefined;
+  if (input.claimed && outcome === undefined) {
+    context.events.emit('write-back.fast-refused', { userId: input.userId, missionId: input.missionId, iterationId: iteration.id });
+  }
   for (let attempt = 0; attempt < WRITE_ATTEMPTS && outcome === undefined; attempt++) {
     outcome = await writeOnce(context, input, await readBase(context, input));
   }

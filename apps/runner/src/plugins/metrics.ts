@@ -48,6 +48,8 @@ export interface RunnerMetrics {
   plansProduced: Counter;
   /** `mana_ai_plans_written_back_total`: iterations written (retried duplicates excluded). */
   plansWrittenBack: Counter;
+  /** `mana_ai_write_back_fast_refused_total`: first write-backs from the claimed snapshot that were refused and read the mission instead. */
+  writeBackFastRefused: Counter;
   /** `mana_ai_parse_failures_total`: planner loops that failed (LLM unreachable, timeouts, errors). */
   parseFailures: Counter;
   /** `mana_ai_mission_errors_total`: missions whose run threw. */
@@ -164,6 +166,10 @@ export function createRunnerMetrics(): RunnerMetrics {
     tickDuration: histogram('mana_ai_tick_duration_seconds', 'Pass duration in seconds.', [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120]),
     plansProduced: counter('mana_ai_plans_produced_total', 'Planner loops that completed with a plan.'),
     plansWrittenBack: counter('mana_ai_plans_written_back_total', 'Iterations written back to the sync log.'),
+    writeBackFastRefused: counter(
+      'mana_ai_write_back_fast_refused_total',
+      'Write-backs whose one-statement write from the claimed snapshot was refused (the mission changed since its claim) and that read the mission first.',
+    ),
     parseFailures: counter('mana_ai_parse_failures_total', 'Planner loops that failed (LLM unreachable, timeout, error answer).'),
     missionErrors: counter('mana_ai_mission_errors_total', 'Mission runs that threw.'),
     researchSubmitted: researchCounter('mana_ai_research_jobs_submitted_total', 'Deep-research jobs submitted.'),
