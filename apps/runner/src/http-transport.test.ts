@@ -155,6 +155,23 @@ describe('createHttpTransport', () => {
     }
   });
 
+  it('reads the final answer after an informational 103 one', async () => {
+    const server = createTcpServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n');
+        socket.end(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(completion)}\r\nConnection: close\r\n\r\n${completion}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const hinted = createOpenAiCompatibleAdapter({ transport: http.transport }, { baseUrl: url, maxRetries: 0 });
+      expect((await hinted.complete(request)).content).toBe('ok');
+    } finally {
+      server.close();
+    }
+  });
+
   it('sends a call again on a new connection when the server closed the kept-alive one as the call went out', async () => {
     // A raw HTTP/1.1 server that answers on keep-alive connections, but closes its first connection
     // without an answer when a second request arrives on it (a server's idle timeout racing the call).
