@@ -122,6 +122,7 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'change_feed_lag_seconds', owner: 'mana_ai_feed', definer: true },
       { name: 'change_feed_pending', owner: 'mana_ai_feed', definer: true },
       { name: 'claim_due_missions', owner: 'mana_ai_feed', definer: true },
+      { name: 'claim_mission_snapshots', owner: owner.name, definer: false },
       { name: 'claim_missions', owner: owner.name, definer: false },
       { name: 'clear_mission_lanes', owner: owner.name, definer: false },
       { name: 'mission_lease_stats', owner: 'mana_ai_feed', definer: true },

@@ -4,14 +4,14 @@
 -- the database's time of that read. The write-back's first attempt writes with these (write_back_write
 -- refuses it when anything changed since, and the runner falls back to the read). Safe to run again.
 
--- mana_ai.claim_missions as in 0010 (SECURITY INVOKER, each record read with app.current_user_id
--- set to its user), plus `version` (the snapshot row's xmin, read in the same statement after the
--- lease update: the version a write-back finds when nothing changed since) and `read_at_ms` (the
--- database's time of the read, epoch milliseconds truncated to the millisecond). A new result type
--- needs DROP and CREATE; a runner selecting the columns of 0010 by name keeps working.
-DROP FUNCTION IF EXISTS mana_ai.claim_missions(TEXT, INTEGER, INTEGER, DOUBLE PRECISION);
-
-CREATE FUNCTION mana_ai.claim_missions(
+-- mana_ai.claim_mission_snapshots: mana_ai.claim_missions of 0010 (SECURITY INVOKER, each record
+-- read with app.current_user_id set to its user), plus `version` (the snapshot row's xmin, read in
+-- the same statement after the lease update: the version a write-back finds when nothing changed
+-- since) and `read_at_ms` (the database's time of the read, epoch milliseconds truncated to the
+-- millisecond). A new function rather than a new result type for claim_missions: every migration
+-- stays safe to run again after the later ones, and a runner of the previous release keeps calling
+-- claim_missions, which is left as it is.
+CREATE OR REPLACE FUNCTION mana_ai.claim_mission_snapshots(
   claim_owner TEXT, max_claims INTEGER, max_candidates INTEGER, lease_ms DOUBLE PRECISION)
 RETURNS TABLE (user_id TEXT, mission_id TEXT, due_slot TEXT, lease_until TEXT, candidates BIGINT, healed BIGINT, record JSONB,
                version TEXT, read_at_ms DOUBLE PRECISION)
@@ -40,8 +40,8 @@ BEGIN
 END
 $fn$;
 
-REVOKE ALL ON FUNCTION mana_ai.claim_missions(TEXT, INTEGER, INTEGER, DOUBLE PRECISION) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mana_ai.claim_missions(TEXT, INTEGER, INTEGER, DOUBLE PRECISION) TO mana_ai_runner;
+REVOKE ALL ON FUNCTION mana_ai.claim_mission_snapshots(TEXT, INTEGER, INTEGER, DOUBLE PRECISION) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mana_ai.claim_mission_snapshots(TEXT, INTEGER, INTEGER, DOUBLE PRECISION) TO mana_ai_runner;
 
 -- mana_ai.write_back_write as in 0008, plus one check: a p_stamp later than the database's now
 -- (truncated to the millisecond) writes nothing and returns false. The read path's stamp is the

@@ -398,7 +398,7 @@ describe('claimDueMissions', () => {
     await counted`SELECT 1`;
     statements.length = 0;
     const claimed = await createProjection({ sql: counted }, { leaseMs: 60_000 }).claimDue({ owner: 'i-1', limit: 10 });
-    expect(statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim())).toEqual(['claim_missions']);
+    expect(statements.map((query) => /mana_ai\.(\w+)\(/.exec(query)?.[1] ?? query.trim())).toEqual(['claim_mission_snapshots']);
     expect(claimed.map((claim) => [claim.mission.userId, claim.mission.objective])).toEqual([
       ['u-3', 'u-3/m-2'],
       ['u-3', 'u-3/m-1'],

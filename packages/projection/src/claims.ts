@@ -138,18 +138,19 @@ interface ClaimRow {
 type ClaimedRow = ClaimRow & { user_id: string; record: Record<string, unknown>; version: string; read_at_ms: number; receivedAt: number };
 
 /**
- * One claim, one statement: `mana_ai.claim_missions` (migration 0010, `SECURITY INVOKER`) calls the
+ * One claim, one statement: `mana_ai.claim_mission_snapshots` (migration 0011, `SECURITY INVOKER`;
+ * `claim_missions` of migration 0010 plus the snapshot version and read time) calls the
  * definer function `mana_ai.claim_due_missions` (the walk over every user's due missions returns
  * keys, due slots and lease ends only, see migration 0006), then reads each claimed record with
  * `app.current_user_id` set to its user, so row-level security returns that user's rows and nothing
  * else. The records are read under the claim's row locks: what is returned is the record that was
  * claimed, with the snapshot row's version after the lease update and the database's time of the
- * read (migration 0011), for the write-back's fast path.
+ * read, for the write-back's fast path.
  */
 async function claimOnce(context: ProjectionContext, owner: string, limit: number, candidates: number, leaseMs: number) {
   const result = await context.sql<ClaimRow[]>`
     SELECT user_id, mission_id, due_slot, lease_until, candidates::text, healed::text, record, version, read_at_ms
-    FROM mana_ai.claim_missions(${owner}, ${limit}::int, ${candidates}::int, ${leaseMs}::float8)`;
+    FROM mana_ai.claim_mission_snapshots(${owner}, ${limit}::int, ${candidates}::int, ${leaseMs}::float8)`;
   const receivedAt = performance.now();
   const claimed = result
     .filter((row): row is Omit<ClaimedRow, 'receivedAt'> => row.user_id !== null && row.record !== null && row.version !== null && row.read_at_ms !== null)

@@ -19,8 +19,6 @@ async function dropSchema(): Promise<void> {
 }
 
 describe('migrations', () => {
-  // Each one right after itself: a later migration may replace what an earlier one made (0011
-  // changes the result type of 0010's claim_missions), and applyMigrations never runs one twice.
   it('applies each migration again without error or change when its schema already exists', async () => {
     await dropSchema();
     const state = () => db.sql`
@@ -76,7 +74,7 @@ describe('migration 0009', () => {
 });
 
 describe('migration 0011', () => {
-  it('migrates a database migrated through 0010: claim_missions returns the snapshot version and the read time, and its earlier columns', async () => {
+  it('migrates a database migrated through 0010: claim_mission_snapshots returns the snapshot version and the read time, and claim_missions stays', async () => {
     await dropSchema();
     const through0010 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0010_claim_records') + 1);
     expect((await applyMigrations(db.sql, through0010)).applied).toHaveLength(10);
@@ -89,19 +87,19 @@ describe('migration 0011', () => {
     expect(await claim(1)).toEqual([{ mission_id: 'm-1', record: { state: 'active' } }]);
     const through0011 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0011_claim_versions') + 1);
     expect(await applyMigrations(db.sql, through0011)).toMatchObject({ applied: ['projection/0011_claim_versions'] });
-    // A runner of the previous release selects the columns of 0010 by name: they are unchanged.
+    // A runner of the previous release still claims with claim_missions.
     expect(await claim(1)).toEqual([{ mission_id: 'm-2', record: { state: 'active' } }]);
     await db.sql`UPDATE mana_ai.mission_snapshots SET lease_owner = NULL, lease_until = NULL WHERE mission_id = 'm-1'`;
     const [claimed] = await db.sql<{ version: string; read_at_ms: number; now_ms: number }[]>`
       SELECT c.version, c.read_at_ms, (extract(epoch FROM date_trunc('milliseconds', clock_timestamp())) * 1000)::float8 AS now_ms
-      FROM mana_ai.claim_missions('i-1', 1, 2, 60000::float8) AS c`;
+      FROM mana_ai.claim_mission_snapshots('i-1', 1, 2, 60000::float8) AS c`;
     const [row] = await db.sql<{ version: string }[]>`SELECT xmin::text AS version FROM mana_ai.mission_snapshots WHERE mission_id = 'm-1'`;
     expect(claimed?.version).toBe(row?.version);
     expect(Number.isInteger(claimed?.read_at_ms)).toBe(true);
     expect(claimed!.read_at_ms).toBeLessThanOrEqual(claimed!.now_ms);
     const [grant] = await db.sql<{ runner: boolean; anyone: boolean }[]>`
-      SELECT has_function_privilege('mana_ai_runner', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS runner,
-             has_function_privilege('public', 'mana_ai.claim_missions(text, integer, integer, double precision)', 'EXECUTE') AS anyone`;
+      SELECT has_function_privilege('mana_ai_runner', 'mana_ai.claim_mission_snapshots(text, integer, integer, double precision)', 'EXECUTE') AS runner,
+             has_function_privilege('public', 'mana_ai.claim_mission_snapshots(text, integer, integer, double precision)', 'EXECUTE') AS anyone`;
     expect(grant).toEqual({ runner: true, anyone: false });
   });
 });
