@@ -132,6 +132,7 @@ describe('migrate as the owner of mana_sync', () => {
       { name: 'refresh_batch', owner: 'mana_ai_feed', definer: true },
       { name: 'refresh_write_snapshots', owner: 'mana_ai_feed', definer: true },
       { name: 'release_mission_leases', owner: 'mana_ai_feed', definer: true },
+      { name: 'renew_mission_lease_versions', owner: 'mana_ai_feed', definer: true },
       { name: 'renew_mission_leases', owner: 'mana_ai_feed', definer: true },
       { name: 'research_job_keys', owner: 'mana_ai_feed', definer: true },
       { name: 'research_job_of', owner: owner.name, definer: false },

@@ -1,24 +1,11 @@
 -- The lease heartbeat keeps the write-back's fast path (issue 13: PostgreSQL and runner CPU per
 -- plan). A renewal updates the snapshot row, so its version (xmin) changes and the claim's version
--- no longer matches: every run that crossed a beat lost the fast path. mana_ai.renew_mission_leases
--- now also returns, per renewed row, its version before and after the renewal; a runner holding the
--- version from before moves to the one after (nothing but the lease changed), while a runner holding
--- another one (a refresh or a write changed the row since) keeps it and falls back to the read.
+-- no longer matches: every run that crossed a beat lost the fast path. mana_ai.renew_mission_lease_versions
+-- is renew_mission_leases of 0006 that also returns, per renewed row, its version before and after
+-- the renewal; a runner holding the version from before moves to the one after (nothing but the
+-- lease changed), while a runner holding another one (a refresh or a write changed the row since)
+-- keeps it and falls back to the read.
 -- Safe to run again.
-
--- Dropped as its owner mana_ai_feed (a new result type needs DROP and CREATE): on the owner path the
--- migrating role may SET ROLE to it but does not inherit its rights (docs/database.md, step 1).
-DO $drop$
-DECLARE
-  migrating TEXT := current_user;
-BEGIN
-  IF to_regprocedure('mana_ai.renew_mission_leases(text, jsonb, double precision)') IS NOT NULL THEN
-    SET LOCAL ROLE mana_ai_feed;
-    DROP FUNCTION mana_ai.renew_mission_leases(TEXT, JSONB, DOUBLE PRECISION);
-    EXECUTE format('SET LOCAL ROLE %I', migrating);
-  END IF;
-END
-$drop$;
 
 -- Extends claim_owner's leases on the given keys to the database's now + lease_ms; returns the keys
 -- it still held, each with the row's version after the renewal (`version`) and before it
@@ -26,8 +13,10 @@ $drop$;
 -- write-back changed is waited for and read again at its latest version), so `version_before` is the
 -- version this update replaced, with no change in between. A heartbeat must not queue behind a row
 -- lock held by a stuck session: it fails after the lock timeout and the next beat tries again. A
--- runner selecting the columns of 0006 (user_id, mission_id) by name keeps working.
-CREATE FUNCTION mana_ai.renew_mission_leases(claim_owner TEXT, keys JSONB, lease_ms DOUBLE PRECISION)
+-- new function rather than a new result type for renew_mission_leases: every migration stays safe to
+-- run again after the later ones, and a runner of the previous release keeps calling
+-- renew_mission_leases, which is left as it is.
+CREATE OR REPLACE FUNCTION mana_ai.renew_mission_lease_versions(claim_owner TEXT, keys JSONB, lease_ms DOUBLE PRECISION)
 RETURNS TABLE (user_id TEXT, mission_id TEXT, version TEXT, version_before TEXT)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog
@@ -53,8 +42,8 @@ $fn$;
 
 DO $owner$
 BEGIN
-  ALTER FUNCTION mana_ai.renew_mission_leases(TEXT, JSONB, DOUBLE PRECISION) OWNER TO mana_ai_feed;
+  ALTER FUNCTION mana_ai.renew_mission_lease_versions(TEXT, JSONB, DOUBLE PRECISION) OWNER TO mana_ai_feed;
 END
 $owner$;
-REVOKE ALL ON FUNCTION mana_ai.renew_mission_leases(TEXT, JSONB, DOUBLE PRECISION) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION mana_ai.renew_mission_leases(TEXT, JSONB, DOUBLE PRECISION) TO mana_ai_runner;
+REVOKE ALL ON FUNCTION mana_ai.renew_mission_lease_versions(TEXT, JSONB, DOUBLE PRECISION) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mana_ai.renew_mission_lease_versions(TEXT, JSONB, DOUBLE PRECISION) TO mana_ai_runner;

@@ -212,7 +212,7 @@ export async function renewLeases(context: ProjectionContext, options: RenewOpti
   // after its lock timeout (5 s) and the next beat tries again.
   const rows = await context.sql<{ user_id: string; mission_id: string; version: string; version_before: string }[]>`
     SELECT user_id, mission_id, version, version_before
-    FROM mana_ai.renew_mission_leases(${options.owner}, ${keysJson(options.missions)}::text::jsonb, ${leaseMs}::float8)`;
+    FROM mana_ai.renew_mission_lease_versions(${options.owner}, ${keysJson(options.missions)}::text::jsonb, ${leaseMs}::float8)`;
   const held = rows.map((row) => ({ userId: row.user_id, missionId: row.mission_id, version: row.version, versionBefore: row.version_before }));
   context.events.emit('missions.renewed', { owner: options.owner, requested: options.missions.length, renewed: held.length });
   return held;

@@ -105,7 +105,7 @@ describe('migration 0011', () => {
 });
 
 describe('migration 0012', () => {
-  it('migrates a database migrated through 0011: renew_mission_leases returns the versions before and after, and its earlier columns', async () => {
+  it('migrates a database migrated through 0011: renew_mission_lease_versions returns the versions before and after, and renew_mission_leases stays', async () => {
     await dropSchema();
     const through0011 = migrations.slice(0, migrations.findIndex((m) => m.id === 'projection/0011_claim_versions') + 1);
     expect((await applyMigrations(db.sql, through0011)).applied).toHaveLength(11);
@@ -118,17 +118,17 @@ describe('migration 0012', () => {
     const version = async () => (await db.sql<{ version: string }[]>`SELECT xmin::text AS version FROM mana_ai.mission_snapshots`)[0]!.version;
     expect(await renew()).toEqual([{ user_id: 'u-1', mission_id: 'm-1' }]);
     expect(await applyMigrations(db.sql, migrations)).toMatchObject({ applied: ['projection/0012_renew_versions'] });
-    // A runner of the previous release selects the columns of 0006 by name: they are unchanged.
+    // A runner of the previous release still renews with renew_mission_leases.
     expect(await renew()).toEqual([{ user_id: 'u-1', mission_id: 'm-1' }]);
     const before = await version();
-    const renewed = await db.sql`SELECT * FROM mana_ai.renew_mission_leases('i-1', ${keys}::text::jsonb, 60000::float8)`;
+    const renewed = await db.sql`SELECT * FROM mana_ai.renew_mission_lease_versions('i-1', ${keys}::text::jsonb, 60000::float8)`;
     expect(renewed).toEqual([{ user_id: 'u-1', mission_id: 'm-1', version: await version(), version_before: before }]);
     expect(renewed[0]?.version).not.toBe(before);
     const [fn] = await db.sql<{ owner: string; definer: boolean; config: string[]; runner: boolean; anyone: boolean }[]>`
       SELECT pg_get_userbyid(p.proowner) AS owner, p.prosecdef AS definer, p.proconfig AS config,
              has_function_privilege('mana_ai_runner', p.oid, 'EXECUTE') AS runner,
              has_function_privilege('public', p.oid, 'EXECUTE') AS anyone
-      FROM pg_proc p WHERE p.oid = 'mana_ai.renew_mission_leases(text, jsonb, double precision)'::regprocedure`;
+      FROM pg_proc p WHERE p.oid = 'mana_ai.renew_mission_lease_versions(text, jsonb, double precision)'::regprocedure`;
     expect(fn).toEqual({ owner: 'mana_ai_feed', definer: true, config: ['search_path=pg_catalog', 'lock_timeout=5s'], runner: true, anyone: false });
   });
 });
